@@ -1,0 +1,73 @@
+# StudyBuddy developer commands. `make run` and `make test` set themselves up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 8000
+HOST   ?= 127.0.0.1
+
+.PHONY: help install run test test-fast lint fmt typecheck migrate migration worker bench clean lock
+
+help:
+	@echo "make run        serve on http://$(HOST):$(PORT) (embedded default: SQLite, in-process bus)"
+	@echo "make test       full test suite against PostgreSQL and Redis, with coverage gates"
+	@echo "make lint       ruff format --check, ruff check, mypy --strict, bandit"
+	@echo "make fmt        ruff format and ruff check --fix"
+	@echo "make migrate    apply database migrations (DATABASE_URL or the SQLite default)"
+	@echo "make worker     run the taskiq worker"
+	@echo "make bench      run the load benchmarks in loadtests/"
+	@echo "make lock       re-resolve requirements/lock.txt from pyproject.toml"
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || (echo "Python >= 3.11 is required" && exit 1)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/alembic upgrade head
+
+run: migrate
+	$(BIN)/python -m server.serve --host $(HOST) --port $(PORT)
+
+worker: $(STAMP)
+	$(BIN)/taskiq worker server.tasks.worker:broker
+
+test: $(STAMP)
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
+	$(BIN)/coverage report --fail-under=100 --include='server/security/*,server/services/auth.py,server/services/users.py,server/store/users.py,server/store/accounts.py,server/api/auth.py,server/api/users.py,server/api/cookies.py,server/api/upload.py,protocol/*'
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -x -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r server protocol
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migration: $(STAMP)
+	@test -n "$(m)" || (echo 'usage: make migration m=create_things' && exit 1)
+	$(BIN)/alembic revision --autogenerate -m "$(m)"
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[load]'
+	$(BIN)/python -m loadtests.fanout
+
+lock:
+	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --no-emit-index-url \
+		--no-emit-find-links --strip-extras --allow-unsafe -o requirements/lock.txt pyproject.toml
+
+clean:
+	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache htmlcov

@@ -1,0 +1,171 @@
+"""Bring up a benchmark cluster on 127.0.0.1: a fresh database, a Redis prefix, N nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+from redis.asyncio import Redis
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class Node:
+    """One node process."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def http(self) -> str:
+        """HTTP root."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        """Socket endpoint."""
+        return f"ws://127.0.0.1:{self.port}/api/v1/ws"
+
+
+@dataclass
+class Cluster:
+    """A database, a Redis namespace and the nodes using them."""
+
+    database: str
+    prefix: str
+    nodes: list[Node] = field(default_factory=list)
+    logs: Path = ROOT / "loadtests" / "results"
+
+    @classmethod
+    async def start(cls, count: int, **env: str) -> Cluster:
+        """Create the database, migrate, start ``count`` nodes and wait until they answer."""
+        name = f"sbbench_{uuid.uuid4().hex[:10]}"
+        admin = await asyncpg.connect(ADMIN_URL)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        cluster = cls(name, f"sbbench:{uuid.uuid4().hex[:8]}:")
+        cluster.logs.mkdir(parents=True, exist_ok=True)
+        base = {
+            **os.environ,
+            "DATABASE_URL": ADMIN_URL.rsplit("/", 1)[0] + f"/{name}",
+            "REDIS_URL": REDIS_URL,
+            "REDIS_PREFIX": cluster.prefix,
+            "BCRYPT_ROUNDS": "4",
+            "RATE_LIMIT_AUTH": "1000000/60",
+            "RATE_LIMIT_USER": "1000000/60",
+            "RATE_LIMIT_ANON": "1000000/60",
+            "WS_MESSAGE_RATE": "100000",
+            "WS_MESSAGE_BURST": "100000",
+            "WS_FRAME_RATE": "100000",
+            "WS_FRAME_BURST": "100000",
+            "LOG_LEVEL": "WARNING",
+            "MEDIA_DIR": str(cluster.logs / "media"),
+            **env,
+        }
+        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], env=base, cwd=ROOT, check=True, capture_output=True)  # noqa: S603
+        for index in range(count):
+            port = free_port()
+            log = (cluster.logs / f"node{index}.log").open("wb")
+            process = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "server.serve", "--host", "127.0.0.1", "--port", str(port)],
+                env=base, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            cluster.nodes.append(Node(port, process))
+        for node in cluster.nodes:
+            await _wait_healthy(node)
+        return cluster
+
+    async def stop(self) -> None:
+        """Stop the nodes, drop the database and the Redis keys."""
+        for node in self.nodes:
+            node.process.terminate()
+        for node in self.nodes:
+            node.process.wait(30)
+        admin = await asyncpg.connect(ADMIN_URL)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        await admin.close()
+        redis = Redis.from_url(REDIS_URL)
+        async for key in redis.scan_iter(match=f"{self.prefix}*", count=1000):
+            await redis.delete(key)
+        await redis.aclose()
+
+
+async def _wait_healthy(node: Node) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(f"{node.http}/health/ready")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"node on port {node.port} did not start")
+
+
+async def register_users(base_url: str, count: int, concurrency: int = 20) -> list[tuple[str, str]]:
+    """Register and log in ``count`` users; return ``(user_id, access_token)`` pairs."""
+    slots = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+
+        async def one(index: int) -> tuple[str, str]:
+            async with slots:
+                tag = uuid.uuid4().hex[:10]
+                body = {"email": f"b{tag}@bench.example", "username": f"b_{tag}", "password": "bench-passphrase-123"}
+                created = await http.post("/api/v1/auth/register", json=body)
+                created.raise_for_status()
+                login = await http.post("/api/v1/auth/login", json={"email": body["email"], "password": body["password"]})
+                login.raise_for_status()
+                return created.json()["data"]["id"], login.json()["data"]["access_token"]
+
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def group_with_members(base_url: str, owner_token: str, tokens: list[str]) -> str:
+    """A public group everyone joins; returns its id."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        created = await http.post(
+            "/api/v1/study-groups",
+            headers={"Authorization": f"Bearer {owner_token}"},
+            json={"name": "Benchmark", "visibility": "public"},
+        )
+        created.raise_for_status()
+        group_id = str(created.json()["data"]["id"])
+        for token in tokens:
+            joined = await http.post(f"/api/v1/study-groups/{group_id}/join", headers={"Authorization": f"Bearer {token}"})
+            joined.raise_for_status()
+        return group_id

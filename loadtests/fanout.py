@@ -1,0 +1,191 @@
+"""Fan-out benchmarks with budgets (issue 5): ``python -m loadtests.fanout [scenario ...]``.
+
+Scenarios (all on 127.0.0.1, persistence on, a fresh database and Redis namespace each):
+
+- ``fanout``: two nodes, 200 sockets in one group spread over both, 5 senders at 50 msg/s
+  each (50,000 deliveries/s): p99 publish-to-delivery, order and loss, server CPU per
+  200,000 deliveries.
+- ``saturation``: the same with senders at 200 msg/s (200,000 deliveries/s offered):
+  delivered per second and p99.
+- ``idle``: one node; memory per idle authenticated socket, and 10,000 sockets held.
+
+The client shares the machine with the nodes, Redis and PostgreSQL; its own CPU is reported
+so the figures can be read honestly. Budgets are at the top; each figure prints PASS/FAIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from loadtests.cluster import Cluster, cpu_seconds, group_with_members, register_users, rss_bytes
+from loadtests.lean_client import LeanSocket, record_messages
+
+BUDGETS = {
+    "fanout_p99_ms": 10.0,
+    "fanout_cpu_s_per_200k": 2.5,
+    "saturation_delivered_per_s": 190_000.0,
+    "saturation_p99_ms": 100.0,
+    "idle_kib_per_socket": 24.0,
+    "held_sockets": 10_000,
+}
+RECEIVERS = 200
+SENDERS = 5
+
+
+@dataclass
+class Figure:
+    """One measured figure against its budget."""
+
+    name: str
+    value: float
+    budget: float
+    lower_is_better: bool = True
+
+    @property
+    def ok(self) -> bool:
+        """Whether the figure meets its budget."""
+        return self.value <= self.budget if self.lower_is_better else self.value >= self.budget
+
+    def line(self) -> str:
+        """A printable line."""
+        sign = "<=" if self.lower_is_better else ">="
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.name:<34} {self.value:>12.2f}  (budget {sign} {self.budget:g})"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _sockets(cluster: Cluster, tokens: list[str], group: str | None, record: bool) -> list[LeanSocket]:
+    sockets = []
+    for index, token in enumerate(tokens):
+        node = cluster.nodes[index % len(cluster.nodes)]
+        sock = await LeanSocket.connect(node.ws, record_messages if record else None)
+        await sock.request(json.dumps({"type": "auth", "token": token}).encode(), "ready")
+        if group is not None:
+            await sock.request(json.dumps({"type": "subscribe", "group_id": group}).encode(), "subscribed")
+        sockets.append(sock)
+    return sockets
+
+
+async def _send_at_rate(sock: LeanSocket, group: str, rate: float, duration: float, tag: str) -> int:
+    interval, sent, started = 1.0 / rate, 0, time.monotonic()
+    while (elapsed := time.monotonic() - started) < duration:
+        due = int(elapsed / interval) + 1
+        while sent < due:
+            frame = {"type": "send", "group_id": group, "body": f"benchmark message {tag}-{sent}", "client_msg_id": f"{tag}-{sent}"}
+            sock.send(json.dumps(frame).encode())
+            sent += 1
+        await asyncio.sleep(interval / 2)
+    return sent
+
+
+async def _traffic(rate: float, duration: float) -> dict[str, Any]:
+    cluster = await Cluster.start(2)
+    try:
+        users = await register_users(cluster.nodes[0].http, RECEIVERS + SENDERS)
+        tokens = [token for _, token in users]
+        group = await group_with_members(cluster.nodes[0].http, tokens[0], tokens[1:])
+        receivers = await _sockets(cluster, tokens[:RECEIVERS], group, record=True)
+        senders = await _sockets(cluster, tokens[RECEIVERS:], None, record=False)
+        pids = [node.process.pid for node in cluster.nodes]
+        cpu_before, client_before, started = [cpu_seconds(p) for p in pids], time.process_time(), time.monotonic()
+        sent = sum(await asyncio.gather(*(_send_at_rate(s, group, rate, duration, f"s{i}") for i, s in enumerate(senders))))
+        expected = sent * RECEIVERS
+        deadline = time.monotonic() + 30
+        while sum(len(r.tally.seqs) for r in receivers) < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        elapsed = time.monotonic() - started
+        cpu = sum(cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True))
+        client_cpu = time.process_time() - client_before
+        delivered = sum(len(r.tally.seqs) for r in receivers)
+        ordered = all(r.tally.seqs == list(range(1, len(r.tally.seqs) + 1)) for r in receivers)
+        latencies = [lat for r in receivers for lat in r.tally.latencies]
+        for sock in receivers + senders:
+            sock.close()
+        return {
+            "sent": sent, "expected": expected, "delivered": delivered, "ordered_gapless": ordered,
+            "elapsed_s": elapsed, "send_window_s": duration, "server_cpu_s": cpu, "client_cpu_s": client_cpu,
+            "p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+            "max_ms": max(latencies) * 1000 if latencies else float("nan"),
+        }  # fmt: skip
+    finally:
+        await cluster.stop()
+
+
+async def fanout(duration: float) -> list[Figure]:
+    """5 senders x 50 msg/s into 200 subscribers over two nodes."""
+    result = await _traffic(50.0, duration)
+    print("fanout:", json.dumps(result, indent=1))
+    per_200k = result["server_cpu_s"] / max(result["delivered"], 1) * 200_000
+    lost = result["expected"] - result["delivered"]
+    return [
+        Figure("fanout p99 publish-to-delivery ms", result["p99_ms"], BUDGETS["fanout_p99_ms"]),
+        Figure("fanout server CPU-s per 200k", per_200k, BUDGETS["fanout_cpu_s_per_200k"]),
+        Figure("fanout lost deliveries", lost, 0),
+        Figure("fanout order and gaps (1 = ok)", float(result["ordered_gapless"]), 1.0, lower_is_better=False),
+    ]
+
+
+async def saturation(duration: float) -> list[Figure]:
+    """5 senders x 200 msg/s: 200,000 deliveries/s offered."""
+    result = await _traffic(200.0, duration)
+    print("saturation:", json.dumps(result, indent=1))
+    rate = result["delivered"] / result["send_window_s"]
+    return [
+        Figure("saturation delivered per second", rate, BUDGETS["saturation_delivered_per_s"], lower_is_better=False),
+        Figure("saturation p99 ms", result["p99_ms"], BUDGETS["saturation_p99_ms"]),
+    ]
+
+
+async def idle(count: int) -> list[Figure]:
+    """Memory per idle authenticated socket on one node, and ``count`` sockets held."""
+    cluster = await Cluster.start(1, WS_MAX_SOCKETS_PER_USER="100000")
+    try:
+        (_, token), = await register_users(cluster.nodes[0].http, 1)
+        pid = cluster.nodes[0].process.pid
+        warm = await _sockets(cluster, [token] * 50, None, record=False)
+        await asyncio.sleep(1)
+        before = rss_bytes(pid)
+        sockets = await _sockets(cluster, [token] * count, None, record=False)
+        await asyncio.sleep(2)
+        after = rss_bytes(pid)
+        alive = sum(1 for s in sockets if not s.closed.done())
+        per_socket_kib = (after - before) / count / 1024
+        print(f"idle: {count} sockets, RSS {before / 2**20:.1f} -> {after / 2**20:.1f} MiB, alive {alive}")
+        for sock in warm + sockets:
+            sock.close()
+        return [
+            Figure("idle KiB per socket", per_socket_kib, BUDGETS["idle_kib_per_socket"]),
+            Figure("sockets held by one node", alive, BUDGETS["held_sockets"], lower_is_better=False),
+        ]
+    finally:
+        await cluster.stop()
+
+
+async def main() -> int:
+    """Run the chosen scenarios and print each figure against its budget."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("scenarios", nargs="*", default=["fanout", "saturation", "idle"])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--sockets", type=int, default=10_000)
+    args = parser.parse_args()
+    runners = {"fanout": lambda: fanout(args.duration), "saturation": lambda: saturation(args.duration), "idle": lambda: idle(args.sockets)}
+    figures: list[Figure] = []
+    for name in args.scenarios:
+        figures += await runners[name]()
+    print("\n".join(f.line() for f in figures))
+    return 0 if all(f.ok for f in figures) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

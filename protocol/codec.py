@@ -1,0 +1,102 @@
+"""Frame codecs: one encoder and one decoder per format, built once and reused.
+
+``studybuddy.v1.json`` carries text frames, ``studybuddy.v1.msgpack`` binary frames with the
+same fields (UUIDs and times as strings in both).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from protocol.errors import CloseCode
+from protocol.frames import MAX_FRAME_BYTES, ClientFrames, Ref, ServerFrame
+
+JSON_SUBPROTOCOL = "studybuddy.v1.json"
+MSGPACK_SUBPROTOCOL = "studybuddy.v1.msgpack"
+SUBPROTOCOLS = (JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL)
+
+
+class FrameError(Exception):
+    """A client frame that cannot be used."""
+
+
+class InvalidFrame(FrameError):
+    """Well-formed but not a valid frame: answered with ``VALIDATION_ERROR``, socket stays."""
+
+    def __init__(self, message: str, ref: Ref | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.ref = ref
+
+
+class FatalFrame(FrameError):
+    """A frame that ends the connection with ``close_code``."""
+
+    def __init__(self, close_code: CloseCode, reason: str) -> None:
+        super().__init__(reason)
+        self.close_code = close_code
+        self.reason = reason
+
+
+class _RefProbe(msgspec.Struct):
+    ref: Ref | None = None
+
+
+class Codec:
+    """Decode client frames and encode server frames in one format."""
+
+    def __init__(self, subprotocol: str, *, binary: bool) -> None:
+        self.subprotocol = subprotocol
+        self.binary = binary
+        module: Any = msgspec.msgpack if binary else msgspec.json
+        self._decoder = module.Decoder(ClientFrames)
+        self._probe = module.Decoder(_RefProbe)
+        self._encoder = module.Encoder()
+
+    def decode(self, data: bytes) -> ClientFrames:
+        """Decode one client frame.
+
+        Raises:
+            InvalidFrame: valid data that is not a valid frame (unknown type, bad fields).
+            FatalFrame: too big (1009), invalid UTF-8 (1007) or unparseable (4000).
+        """
+        if len(data) > MAX_FRAME_BYTES:
+            raise FatalFrame(CloseCode.MESSAGE_TOO_BIG, "frame over 64 KiB")
+        try:
+            frame: ClientFrames = self._decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            raise InvalidFrame(str(exc), self._ref(data)) from None
+        except UnicodeDecodeError:
+            raise FatalFrame(CloseCode.INVALID_PAYLOAD, "invalid UTF-8") from None
+        except (msgspec.DecodeError, RecursionError):
+            raise FatalFrame(CloseCode.UNPARSEABLE, "unparseable frame") from None
+        return frame
+
+    def encode(self, frame: ServerFrame) -> bytes:
+        """Encode one server frame."""
+        if self.binary:
+            return self._encoder.encode(msgspec.to_builtins(frame))  # type: ignore[no-any-return]
+        return self._encoder.encode(frame)  # type: ignore[no-any-return]
+
+    def _ref(self, data: bytes) -> Ref | None:
+        try:
+            probe: _RefProbe = self._probe.decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return None
+        return probe.ref
+
+
+JSON = Codec(JSON_SUBPROTOCOL, binary=False)
+MSGPACK = Codec(MSGPACK_SUBPROTOCOL, binary=True)
+CODECS = {JSON.subprotocol: JSON, MSGPACK.subprotocol: MSGPACK}
+
+
+def negotiate(offered: list[str]) -> Codec:
+    """The first supported subprotocol the client offered; JSON when none is."""
+    for name in offered:
+        codec = CODECS.get(name.strip())
+        if codec is not None:
+            return codec
+    return JSON

@@ -1,0 +1,132 @@
+"""The contract's objects (section 2), shared by REST responses and socket frames."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+Role = Literal["owner", "admin", "member"]
+Visibility = Literal["public", "private"]
+InviteStatus = Literal["pending", "accepted", "declined", "expired"]
+DeliveryStatus = Literal["pending", "succeeded", "failed", "dead"]
+
+
+class UserPublic(msgspec.Struct, frozen=True, kw_only=True):
+    """A user as anyone sees them."""
+
+    id: uuid.UUID
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    created_at: datetime
+
+
+class UserPrivate(UserPublic, frozen=True, kw_only=True):
+    """The caller's own user, with account fields."""
+
+    email: str
+    mfa_enabled: bool
+    updated_at: datetime
+
+
+class Group(msgspec.Struct, frozen=True, kw_only=True):
+    """A study group, with the caller's role in it (or null)."""
+
+    id: uuid.UUID
+    name: str
+    description: str
+    subject: str
+    visibility: Visibility
+    max_members: int | None
+    member_count: int
+    owner_id: uuid.UUID | None
+    role: Role | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Member(msgspec.Struct, frozen=True, kw_only=True):
+    """A membership as listed."""
+
+    user_id: uuid.UUID
+    username: str
+    display_name: str
+    role: Role
+    joined_at: datetime
+
+
+class Invite(msgspec.Struct, frozen=True, kw_only=True):
+    """An invitation into a group."""
+
+    id: uuid.UUID
+    group_id: uuid.UUID
+    inviter_id: uuid.UUID | None
+    invitee_id: uuid.UUID
+    status: InviteStatus
+    expires_at: datetime
+    created_at: datetime
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """A chat message."""
+
+    id: uuid.UUID
+    group_id: uuid.UUID
+    seq: int
+    author_id: uuid.UUID | None
+    body: str
+    client_msg_id: str
+    created_at: datetime
+    edited_at: datetime | None
+
+
+class Assignment(msgspec.Struct, frozen=True, kw_only=True):
+    """A group assignment."""
+
+    id: uuid.UUID
+    group_id: uuid.UUID
+    title: str
+    description: str
+    due_at: datetime
+    created_by: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Webhook(msgspec.Struct, frozen=True, kw_only=True):
+    """A webhook subscription; ``secret`` only in the creation response."""
+
+    id: uuid.UUID
+    group_id: uuid.UUID
+    url: str
+    events: list[str]
+    active: bool
+    created_at: datetime
+    secret: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """One webhook delivery and its attempts."""
+
+    id: uuid.UUID
+    webhook_id: uuid.UUID
+    event: str
+    status: DeliveryStatus
+    attempts: int
+    response_status: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class UnreadCount(msgspec.Struct, frozen=True, kw_only=True):
+    """Unread state of one group for the caller."""
+
+    group_id: uuid.UUID
+    unread: int
+    last_seq: int
+    last_read_seq: int

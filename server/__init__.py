@@ -1,0 +1,1 @@
+"""StudyBuddy server: REST API, WebSocket hub and background jobs."""

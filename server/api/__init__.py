@@ -1,0 +1,1 @@
+"""REST edge: parse, authorise, call a service, serialise. Thin by design."""

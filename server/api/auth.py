@@ -1,0 +1,253 @@
+"""``/api/v1/auth``: register, login, refresh, logout, MFA."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from starlette.responses import Response
+
+from protocol.errors import ErrorCode
+from protocol.objects import UserPrivate
+from server.api.cookies import clear_session_cookies, read_refresh_cookie, set_session_cookies
+from server.api.operation import Bucket, Call, Operation
+from server.api.responses import created, no_content, ok
+from server.services.auth import SessionTokens
+from server.services.views import user_private
+
+EMAIL_META = msgspec.Meta(
+    max_length=254,
+    pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    examples=["jane@example.com"],
+    extra={"message": "Email format invalid", "suggestion": "Use format: user@example.com"},
+)
+Email = Annotated[str, EMAIL_META]
+Password = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=12,
+        max_length=128,
+        examples=["correct-horse-battery-staple"],
+        extra={
+            "message": "Password must be 12..128 characters",
+            "suggestion": "Use a passphrase of several words",
+        },
+    ),
+]
+Username = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9_.-]{3,32}$",
+        examples=["jane_doe"],
+        extra={
+            "message": "Username must be 3..32 characters of a-z, 0-9, '_', '.', '-'",
+            "suggestion": "Use letters, digits, '_', '.' or '-', e.g. jane_doe",
+        },
+    ),
+]
+TotpCode = Annotated[str, msgspec.Meta(max_length=10, examples=["123456"])]
+AnyPassword = Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class RegisterBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A new account."""
+
+    email: Email
+    username: Username
+    password: Password
+    display_name: (
+        Annotated[str, msgspec.Meta(min_length=1, extra_json_schema={"maxLength": 100})] | None
+    ) = None
+
+
+class LoginBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Credentials; ``totp_code`` when MFA is on."""
+
+    email: Annotated[str, msgspec.Meta(max_length=254, examples=["jane@example.com"])]
+    password: AnyPassword
+    totp_code: TotpCode | None = None
+
+
+class TokenResult(msgspec.Struct, frozen=True, kw_only=True):
+    """An access token and the user it belongs to."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    user: UserPrivate
+
+
+class MfaSetupResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A TOTP secret to load into an authenticator app."""
+
+    secret: str
+    otpauth_uri: str
+
+
+class MfaCodeBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A TOTP code."""
+
+    code: TotpCode
+
+
+class MfaDisableBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A TOTP code and the password."""
+
+    code: TotpCode
+    password: AnyPassword
+
+
+def token_result(tokens: SessionTokens) -> TokenResult:
+    """The login/refresh payload."""
+    return TokenResult(
+        access_token=tokens.access.token,
+        token_type="Bearer",  # noqa: S106  # nosec B106 - a token type, not a secret
+        expires_in=tokens.access.expires_in,
+        user=user_private(tokens.user),
+    )
+
+
+def _session_response(call: Call[Any], tokens: SessionTokens) -> Response:
+    response = ok(token_result(tokens))
+    set_session_cookies(response, call.services.settings, tokens.refresh_token)
+    return response
+
+
+async def register(call: Call[RegisterBody]) -> Response:
+    """Create an account."""
+    body = call.body
+    user = await call.services.auth.register(
+        email=body.email,
+        username=body.username,
+        password=body.password,
+        display_name=body.display_name,
+    )
+    return created(user_private(user))
+
+
+async def login(call: Call[LoginBody]) -> Response:
+    """Exchange credentials for an access token and session cookies."""
+    body = call.body
+    tokens = await call.services.auth.login(
+        email=body.email, password=body.password, totp_code=body.totp_code
+    )
+    return _session_response(call, tokens)
+
+
+async def refresh(call: Call[None]) -> Response:
+    """Rotate the refresh cookie and issue a new access token."""
+    token = read_refresh_cookie(call.request, call.services.settings)
+    tokens = await call.services.auth.refresh(token)
+    return _session_response(call, tokens)
+
+
+async def logout(call: Call[None]) -> Response:
+    """Revoke the session family and clear the cookies."""
+    await call.services.auth.logout(read_refresh_cookie(call.request, call.services.settings))
+    response = no_content()
+    clear_session_cookies(response, call.services.settings)
+    return response
+
+
+async def mfa_setup(call: Call[None]) -> Response:
+    """Start MFA enrolment."""
+    setup = await call.services.auth.setup_mfa(call.user_id)
+    return ok(MfaSetupResult(secret=setup.secret, otpauth_uri=setup.otpauth_uri))
+
+
+async def mfa_enable(call: Call[MfaCodeBody]) -> Response:
+    """Confirm enrolment with a current code."""
+    user = await call.services.auth.enable_mfa(call.user_id, call.body.code)
+    return ok(user_private(user))
+
+
+async def mfa_disable(call: Call[MfaDisableBody]) -> Response:
+    """Turn MFA off."""
+    user = await call.services.auth.disable_mfa(call.user_id, call.body.code, call.body.password)
+    return ok(user_private(user))
+
+
+PREFIX = "/api/v1/auth"
+OPERATIONS: list[Operation[Any]] = [
+    Operation(
+        "POST",
+        f"{PREFIX}/register",
+        register,
+        "Register an account",
+        "auth",
+        body=RegisterBody,
+        response=UserPrivate,
+        status=201,
+        auth=False,
+        bucket=Bucket.AUTH,
+        errors=(ErrorCode.CONFLICT,),
+    ),
+    Operation(
+        "POST",
+        f"{PREFIX}/login",
+        login,
+        "Log in",
+        "auth",
+        body=LoginBody,
+        response=TokenResult,
+        auth=False,
+        bucket=Bucket.AUTH,
+        errors=(ErrorCode.UNAUTHORIZED, ErrorCode.MFA_REQUIRED),
+        description="Sets the refresh cookie and the csrf_token cookie.",
+    ),
+    Operation(
+        "POST",
+        f"{PREFIX}/refresh",
+        refresh,
+        "Rotate the refresh token",
+        "auth",
+        response=TokenResult,
+        auth=False,
+        bucket=Bucket.AUTH,
+        csrf=True,
+        errors=(ErrorCode.UNAUTHORIZED,),
+    ),
+    Operation(
+        "POST",
+        f"{PREFIX}/logout",
+        logout,
+        "Log out",
+        "auth",
+        status=204,
+        auth=False,
+        bucket=Bucket.AUTH,
+        csrf=True,
+    ),
+    Operation(
+        "POST",
+        f"{PREFIX}/mfa/setup",
+        mfa_setup,
+        "Start TOTP enrolment",
+        "auth",
+        response=MfaSetupResult,
+        bucket=Bucket.AUTH,
+        errors=(ErrorCode.CONFLICT,),
+    ),
+    Operation(
+        "POST",
+        f"{PREFIX}/mfa/enable",
+        mfa_enable,
+        "Enable TOTP",
+        "auth",
+        body=MfaCodeBody,
+        response=UserPrivate,
+        bucket=Bucket.AUTH,
+        errors=(ErrorCode.CONFLICT,),
+    ),
+    Operation(
+        "POST",
+        f"{PREFIX}/mfa/disable",
+        mfa_disable,
+        "Disable TOTP",
+        "auth",
+        body=MfaDisableBody,
+        response=UserPrivate,
+        bucket=Bucket.AUTH,
+        errors=(ErrorCode.CONFLICT, ErrorCode.FORBIDDEN, ErrorCode.MFA_REQUIRED),
+    ),
+]

@@ -1,0 +1,128 @@
+"""Strict JSON request bodies: media type, size, depth, types, and field-level errors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Generic, TypeVar, cast
+
+import msgspec
+
+from server.errors import FieldProblem, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+
+T = TypeVar("T")
+
+MAX_DEPTH = 16
+_JSON_TYPE = re.compile(r"^application/([\w.+-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
+_AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_any_decoder = msgspec.json.Decoder()
+_MALFORMED = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+class BodyDecoder(Generic[T]):
+    """Decode request bodies into ``model``; reports every bad field, not just the first.
+
+    A field's ``Meta(extra={"message": ..., "suggestion": ...})`` supplies the text shown to
+    clients when that field's constraints are broken.
+    """
+
+    def __init__(self, model: type[T], max_bytes: int = 64 * 1024) -> None:
+        self.model = model
+        self.max_bytes = max_bytes
+        self._decoder = msgspec.json.Decoder(model)
+        info = msgspec.inspect.type_info(model)
+        if not isinstance(info, msgspec.inspect.StructType):
+            raise TypeError(f"{model!r} is not a msgspec Struct")
+        self._fields = {field.encode_name: field for field in info.fields}
+        self._field_decoders = {
+            field.encode_name: msgspec.json.Decoder(spec.type)
+            for field, spec in zip(
+                info.fields, msgspec.structs.fields(cast(Any, model)), strict=True
+            )
+        }
+
+    def decode(self, raw: bytes, content_type: str | None) -> T:
+        """Return the decoded body.
+
+        Raises:
+            UnsupportedMediaType: not ``application/json``.
+            PayloadTooLarge: over ``max_bytes``.
+            ValidationFailed: malformed JSON or bad fields, listed in ``details.fields``.
+        """
+        if len(raw) > self.max_bytes:
+            raise PayloadTooLarge(f"JSON bodies are limited to {self.max_bytes} bytes")
+        if not raw.strip():
+            raw = b"{}"
+        elif not content_type or not _JSON_TYPE.match(content_type):
+            raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json")
+        try:
+            return self._decoder.decode(raw)
+        except msgspec.ValidationError:
+            raise self._diagnose(raw) from None
+        except _MALFORMED as exc:
+            raise _malformed(exc) from None
+
+    def _diagnose(self, raw: bytes) -> ValidationFailed:
+        try:
+            value = _any_decoder.decode(raw)
+        except _MALFORMED as exc:
+            return _malformed(exc)
+        if not isinstance(value, dict):
+            return ValidationFailed("The body must be a JSON object")
+        if _depth(value) > MAX_DEPTH:
+            return ValidationFailed(f"JSON nesting deeper than {MAX_DEPTH} levels")
+        problems = [
+            FieldProblem(name, "Unknown field", "Remove this field")
+            for name in value
+            if name not in self._fields
+        ]
+        for name, field in self._fields.items():
+            problem = self._check_field(name, field, value)
+            if problem:
+                problems.append(problem)
+        if not problems:  # a cross-field rule of the model itself
+            try:
+                self._decoder.decode(raw)
+            except msgspec.ValidationError as exc:
+                return ValidationFailed(str(exc))
+        return ValidationFailed("Request validation failed", problems)
+
+    def _check_field(
+        self, name: str, field: msgspec.inspect.Field, body: dict[str, Any]
+    ) -> FieldProblem | None:
+        if name not in body:
+            return FieldProblem(name, "Field required") if field.required else None
+        try:
+            self._field_decoders[name].decode(msgspec.json.encode(body[name]))
+        except msgspec.ValidationError as exc:
+            return _problem(name, field.type, str(exc))
+        return None
+
+
+def _problem(name: str, spec: msgspec.inspect.Type, error: str) -> FieldProblem:
+    extra = spec.extra if isinstance(spec, msgspec.inspect.Metadata) and spec.extra else {}
+    match = _AT_PATH.search(error)
+    suffix = match.group("path") if match else ""
+    path = name + ("." if suffix and not suffix.startswith("[") else "") + suffix
+    plain = _AT_PATH.sub("", error)
+    return FieldProblem(path, extra.get("message", plain), extra.get("suggestion"))
+
+
+def _malformed(exc: Exception) -> ValidationFailed:
+    if isinstance(exc, RecursionError):
+        reason = "nesting too deep"
+    elif isinstance(exc, UnicodeDecodeError):
+        reason = "invalid UTF-8"
+    else:
+        reason = str(exc)
+    return ValidationFailed(f"Malformed JSON: {reason}")
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            stack.extend((child, level + 1) for child in children)
+    return deepest

@@ -1,0 +1,111 @@
+"""Admission of a REST call: client address, authentication and rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from server.api.operation import Bucket, Operation
+from server.errors import AppError, RateLimited, Unauthorized
+from server.observability.context import user_id_var
+from server.security.client_ip import Network, client_ip
+from server.security.ratelimit import Decision, Rate, RateLimiter
+from server.security.tokens import Principal
+
+Authenticate = Callable[[str], Awaitable[Principal]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """The three REST buckets."""
+
+    auth: Rate
+    user: Rate
+    anon: Rate
+
+
+class Rejected(Exception):
+    """Admission refused: the error to answer with, and the rate-limit headers."""
+
+    def __init__(self, error: AppError, headers: dict[str, str]) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.headers = headers
+
+
+def bearer_token(request: Request) -> str:
+    """The token of an ``Authorization: Bearer`` header.
+
+    Raises:
+        Unauthorized: absent or not a bearer credential.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send an access token as 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+class Gate:
+    """Decides who the caller is and whether they may call now."""
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        rates: Rates,
+        trusted_proxies: tuple[Network, ...],
+        authenticate: Authenticate,
+    ) -> None:
+        self._limiter = limiter
+        self._rates = rates
+        self._trusted = trusted_proxies
+        self._authenticate = authenticate
+
+    def client_ip(self, request: Request) -> str:
+        """The caller's address, honouring ``TRUSTED_PROXIES``."""
+        peer = request.client.host if request.client else None
+        return client_ip(peer, request.headers.get("x-forwarded-for"), self._trusted)
+
+    async def admit(
+        self, request: Request, op: Operation[Any]
+    ) -> tuple[Principal | None, dict[str, str]]:
+        """Rate-limit and authenticate one call.
+
+        Auth-bucket operations are limited per address before anything else; other
+        operations are limited per user once authenticated, or per address when anonymous
+        or when authentication fails (so 401 answers count).
+
+        Returns:
+            The caller (None for anonymous operations) and the rate-limit headers.
+
+        Raises:
+            Rejected: unauthenticated or over a limit.
+        """
+        ip = self.client_ip(request)
+        headers: dict[str, str] = {}
+        if op.bucket is Bucket.AUTH:
+            headers = self._enforce(await self._limiter.hit(f"auth:{ip}", self._rates.auth))
+        if not op.auth:
+            if op.bucket is Bucket.DEFAULT:
+                headers = self._enforce(await self._limiter.hit(f"ip:{ip}", self._rates.anon))
+            return None, headers
+        try:
+            principal = await self._authenticate(bearer_token(request))
+        except Unauthorized as exc:
+            if op.bucket is Bucket.DEFAULT:
+                headers = self._enforce(await self._limiter.hit(f"ip:{ip}", self._rates.anon))
+            raise Rejected(exc, headers) from None
+        user_id_var.set(str(principal.user_id))
+        if op.bucket is Bucket.DEFAULT:
+            key = f"user:{principal.user_id}"
+            headers = self._enforce(await self._limiter.hit(key, self._rates.user))
+        return principal, headers
+
+    @staticmethod
+    def _enforce(decision: Decision) -> dict[str, str]:
+        headers = decision.headers()
+        if not decision.allowed:
+            raise Rejected(RateLimited(decision.retry_after), headers)
+        return headers

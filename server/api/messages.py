@@ -1,0 +1,173 @@
+"""Message history and REST sends; read markers and unread counts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from starlette.responses import Response
+
+from protocol.errors import ErrorCode
+from protocol.frames import Body, ClientMsgId
+from protocol.objects import Message, UnreadCount
+from server.api.operation import Call, Operation, QueryParam
+from server.api.responses import Pagination, created, no_content, ok, page
+from server.errors import FieldProblem, ValidationFailed
+from server.services.messages import MESSAGE_LIST
+from server.store.listing import parse_list_query
+
+BASE = "/api/v1/study-groups/{group_id:uuid}/messages"
+ONE = BASE + "/{message_id:uuid}"
+SEQ_PARAMS = (
+    QueryParam("after_seq", "Only messages with seq > this.", {"type": "integer", "minimum": 0}),
+    QueryParam("before_seq", "Only messages with seq < this.", {"type": "integer", "minimum": 0}),
+)
+
+
+class MessageCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A message; resending the same ``client_msg_id`` returns the first one."""
+
+    body: Body
+    client_msg_id: ClientMsgId
+
+
+class MessagePatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A new body."""
+
+    body: Body
+
+
+class ReadMark(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything up to ``seq`` is read."""
+
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ReadState(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the read marker is now."""
+
+    group_id: str
+    last_read_seq: int
+
+
+def _seq_param(call: Call[None], name: str, problems: list[FieldProblem]) -> int | None:
+    raw = call.query.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        problems.append(
+            FieldProblem(name, f"{name} must be a non-negative integer", "Use e.g. 120")
+        )
+        return None
+    return int(raw)
+
+
+async def list_messages(call: Call[None]) -> Response:
+    """History: newest first (``sort=seq`` for oldest first), ``after_seq``/``before_seq``."""
+    query = parse_list_query(call.query, MESSAGE_LIST, call.user_id)
+    problems: list[FieldProblem] = []
+    after, before = (
+        _seq_param(call, "after_seq", problems),
+        _seq_param(call, "before_seq", problems),
+    )
+    if problems:
+        raise ValidationFailed("Invalid query parameters", problems)
+    items, total = await call.services.messages.history(
+        call.user_id, call.path_id("group_id"), query, after, before
+    )
+    return page(items, Pagination.of(query.page, query.page_size, total))
+
+
+async def post_message(call: Call[MessageCreate]) -> Response:
+    """Send a message (201), or get the first copy of a repeated ``client_msg_id`` (200)."""
+    message, new = await call.services.messages.post(
+        call.user_id, call.path_id("group_id"), call.body.body, call.body.client_msg_id
+    )
+    return created(message) if new else ok(message)
+
+
+async def edit_message(call: Call[MessagePatch]) -> Response:
+    """Edit your message."""
+    message = await call.services.messages.edit(
+        call.user_id, call.path_id("group_id"), call.path_id("message_id"), call.body.body
+    )
+    return ok(message)
+
+
+async def delete_message(call: Call[None]) -> Response:
+    """Delete a message (author, owner or admin; soft)."""
+    await call.services.messages.delete(
+        call.user_id, call.path_id("group_id"), call.path_id("message_id")
+    )
+    return no_content()
+
+
+async def mark_read(call: Call[ReadMark]) -> Response:
+    """Move your read marker forward."""
+    group_id = call.path_id("group_id")
+    marker = await call.services.messages.mark_read(call.user_id, group_id, call.body.seq)
+    return ok(ReadState(group_id=str(group_id), last_read_seq=marker))
+
+
+async def unread(call: Call[None]) -> Response:
+    """Unread counts of all your groups."""
+    return ok(await call.services.messages.unread(call.user_id))
+
+
+MEMBER = (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN)
+OPERATIONS: list[Operation[Any]] = [
+    Operation(
+        "GET",
+        BASE,
+        list_messages,
+        "Message history",
+        "messages",
+        response=list[Message],
+        listing=MESSAGE_LIST,
+        params=SEQ_PARAMS,
+        errors=MEMBER,
+    ),
+    Operation(
+        "POST",
+        BASE,
+        post_message,
+        "Send a message",
+        "messages",
+        body=MessageCreate,
+        response=Message,
+        status=201,
+        errors=MEMBER,
+        description="A repeated client_msg_id answers 200 with the first message.",
+    ),
+    Operation(
+        "PATCH",
+        ONE,
+        edit_message,
+        "Edit your message",
+        "messages",
+        body=MessagePatch,
+        response=Message,
+        errors=MEMBER,
+    ),
+    Operation(
+        "DELETE", ONE, delete_message, "Delete a message", "messages", status=204, errors=MEMBER
+    ),
+    Operation(
+        "PUT",
+        "/api/v1/study-groups/{group_id:uuid}/read",
+        mark_read,
+        "Mark read up to a seq",
+        "messages",
+        body=ReadMark,
+        response=ReadState,
+        errors=MEMBER,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/users/me/unread",
+        unread,
+        "Unread counts",
+        "messages",
+        response=list[UnreadCount],
+    ),
+]

@@ -1,0 +1,197 @@
+"""``/api/v1/users``: the caller's account and other people's public profiles."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from starlette.responses import Response
+
+from protocol.errors import ErrorCode
+from protocol.objects import UserPrivate, UserPublic
+from server.api.auth import AnyPassword, TokenResult, TotpCode
+from server.api.cookies import clear_session_cookies
+from server.api.operation import Call, Operation
+from server.api.responses import Pagination, no_content, ok, page
+from server.api.upload import read_upload
+from server.services.users import MAX_AVATAR_BYTES, USER_LIST
+from server.store.listing import parse_list_query
+
+
+class ProfilePatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Fields to change; omitted ones stay."""
+
+    display_name: (
+        Annotated[
+            str,
+            msgspec.Meta(min_length=1, extra_json_schema={"maxLength": 100}, examples=["Jane D."]),
+        ]
+        | None
+    ) = None
+    bio: (
+        Annotated[
+            str, msgspec.Meta(extra_json_schema={"maxLength": 1000}, examples=["Maths, mostly."])
+        ]
+        | None
+    ) = None
+
+
+class PasswordChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Re-authentication and the new password."""
+
+    current_password: AnyPassword
+    new_password: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=12,
+            max_length=128,
+            extra={
+                "message": "Password must be 12..128 characters",
+                "suggestion": "Use a passphrase of several words",
+            },
+        ),
+    ]
+    totp_code: TotpCode | None = None
+
+
+class AccountDeletion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Re-authentication for erasing the account."""
+
+    password: AnyPassword
+    totp_code: TotpCode | None = None
+
+
+async def get_me(call: Call[None]) -> Response:
+    """The caller's account."""
+    return ok(await call.services.users.me(call.user_id))
+
+
+async def update_me(call: Call[ProfilePatch]) -> Response:
+    """Change display name or bio."""
+    user = await call.services.users.update_profile(
+        call.user_id, display_name=call.body.display_name, bio=call.body.bio
+    )
+    return ok(user)
+
+
+async def change_password(call: Call[PasswordChange]) -> Response:
+    """Set a new password; other sessions, tokens and sockets end."""
+    body, principal = call.body, call.principal
+    issued = await call.services.users.change_password(
+        call.user_id,
+        current=body.current_password,
+        new=body.new_password,
+        totp_code=body.totp_code,
+        session_id=principal.session_id if principal else None,
+    )
+    user = await call.services.users.me(call.user_id)
+    return ok(
+        TokenResult(
+            access_token=issued.token,
+            token_type="Bearer",  # noqa: S106  # nosec B106 - a token type, not a secret
+            expires_in=issued.expires_in,
+            user=user,
+        )
+    )
+
+
+async def upload_avatar(call: Call[None]) -> Response:
+    """Replace the avatar (PNG, JPEG or WebP, at most 2 MiB)."""
+    data = await read_upload(call.request, "file", MAX_AVATAR_BYTES)
+    return ok(await call.services.users.set_avatar(call.user_id, data))
+
+
+async def export_me(call: Call[None]) -> Response:
+    """Everything held about the caller (GDPR access)."""
+    return ok(await call.services.users.export(call.user_id))
+
+
+async def delete_me(call: Call[AccountDeletion]) -> Response:
+    """Erase the account and personal data."""
+    await call.services.users.delete_account(
+        call.user_id, password=call.body.password, totp_code=call.body.totp_code
+    )
+    response = no_content()
+    clear_session_cookies(response, call.services.settings)
+    return response
+
+
+async def get_user(call: Call[None]) -> Response:
+    """Someone's public profile."""
+    return ok(await call.services.users.public(call.path_id("user_id")))
+
+
+async def list_users(call: Call[None]) -> Response:
+    """Find users by username or display name."""
+    query = parse_list_query(call.query, USER_LIST, call.user_id)
+    users, total = await call.services.users.search(query)
+    return page(users, Pagination.of(query.page, query.page_size, total))
+
+
+PREFIX = "/api/v1/users"
+NOT_FOUND = (ErrorCode.NOT_FOUND,)
+OPERATIONS: list[Operation[Any]] = [
+    Operation("GET", f"{PREFIX}/me", get_me, "Your account", "users", response=UserPrivate),
+    Operation(
+        "PATCH",
+        f"{PREFIX}/me",
+        update_me,
+        "Update your profile",
+        "users",
+        body=ProfilePatch,
+        response=UserPrivate,
+    ),
+    Operation(
+        "PUT",
+        f"{PREFIX}/me/password",
+        change_password,
+        "Change your password",
+        "users",
+        body=PasswordChange,
+        response=TokenResult,
+        errors=(ErrorCode.FORBIDDEN, ErrorCode.MFA_REQUIRED),
+        description=(
+            "Revokes your other sessions, invalidates earlier access tokens and closes "
+            "your sockets. Returns a new access token."
+        ),
+    ),
+    Operation(
+        "PUT",
+        f"{PREFIX}/me/avatar",
+        upload_avatar,
+        "Upload an avatar",
+        "users",
+        response=UserPrivate,
+        multipart=True,
+        errors=(ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE),
+    ),
+    Operation("GET", f"{PREFIX}/me/export", export_me, "Export your data (GDPR)", "users"),
+    Operation(
+        "DELETE",
+        f"{PREFIX}/me",
+        delete_me,
+        "Delete your account",
+        "users",
+        body=AccountDeletion,
+        status=204,
+        errors=(ErrorCode.FORBIDDEN, ErrorCode.MFA_REQUIRED),
+    ),
+    Operation(
+        "GET",
+        f"{PREFIX}/{{user_id:uuid}}",
+        get_user,
+        "A public profile",
+        "users",
+        response=UserPublic,
+        errors=NOT_FOUND,
+    ),
+    Operation(
+        "GET",
+        PREFIX,
+        list_users,
+        "Search users",
+        "users",
+        response=list[UserPublic],
+        listing=USER_LIST,
+    ),
+]

@@ -1,0 +1,53 @@
+"""The bus interface shared by the Redis and in-process implementations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+Handler = Callable[[str, bytes], None]
+"""Called with ``(channel, payload)`` on the event loop; must not block or raise."""
+
+
+class BusUnavailable(ConnectionError):
+    """The bus cannot subscribe or publish right now."""
+
+
+class Bus(Protocol):
+    """Ordered pub/sub between nodes. Channels are plain names; payloads are bytes."""
+
+    async def start(self) -> None:
+        """Connect and begin delivering."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop delivering and release connections."""
+        ...
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        """Send ``payload`` to every node subscribed to ``channel``.
+
+        Raises:
+            BusUnavailable: or the backend's connection error.
+        """
+        ...
+
+    async def publish_many(self, channels: list[str], payload: bytes) -> None:
+        """Send the same ``payload`` to several channels in one round trip."""
+        ...
+
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        """Deliver ``channel`` to ``handler``; returns once delivery is guaranteed.
+
+        Raises:
+            BusUnavailable: the backend cannot confirm the subscription.
+        """
+        ...
+
+    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+        """Stop delivering ``channel`` to ``handler``."""
+        ...
+
+    def on_resync(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after a reconnect: messages may have been missed meanwhile."""
+        ...

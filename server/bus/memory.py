@@ -1,0 +1,61 @@
+"""In-process bus for the embedded default (one node) and tests."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from server.bus.base import Handler
+
+log = logging.getLogger(__name__)
+
+
+class MemoryBus:
+    """Delivers synchronously, in publish order, to this process's handlers."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = {}
+
+    async def start(self) -> None:
+        """Nothing to connect."""
+
+    async def stop(self) -> None:
+        """Drop every subscription."""
+        self._handlers.clear()
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        """Deliver to this process's handlers of ``channel``."""
+        dispatch(self._handlers.get(channel, ()), channel, payload)
+
+    async def publish_many(self, channels: list[str], payload: bytes) -> None:
+        """Deliver to each channel in turn."""
+        for channel in channels:
+            await self.publish(channel, payload)
+
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        """Add ``handler`` to ``channel``."""
+        self._handlers.setdefault(channel, []).append(handler)
+
+    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+        """Remove ``handler`` from ``channel``."""
+        handlers = self._handlers.get(channel, [])
+        if handler in handlers:
+            handlers.remove(handler)
+        if not handlers:
+            self._handlers.pop(channel, None)
+
+    def on_resync(self, callback: Callable[[], None]) -> None:
+        """An in-process bus never loses messages; nothing to register."""
+
+    def subscriber_count(self, channel: str) -> int:
+        """How many handlers ``channel`` has (for tests and metrics)."""
+        return len(self._handlers.get(channel, ()))
+
+
+def dispatch(handlers: list[Handler] | tuple[Handler, ...], channel: str, payload: bytes) -> None:
+    """Call every handler; one failing handler never stops the others."""
+    for handler in tuple(handlers):
+        try:
+            handler(channel, payload)
+        except Exception:
+            log.exception("bus handler failed", extra={"channel": channel})

@@ -1,0 +1,1 @@
+"""The connection hub: local subscribers per group, bounded queues, non-blocking fan-out."""

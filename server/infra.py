@@ -1,0 +1,28 @@
+"""Translate infrastructure failures (database, Redis) into ``SERVICE_UNAVAILABLE`` once."""
+
+from __future__ import annotations
+
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as sa_errors
+
+from server.errors import ServiceUnavailable
+
+_DB_ERRORS = (sa_errors.OperationalError, sa_errors.InterfaceError, sa_errors.TimeoutError)
+_REDIS_ERRORS = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+)
+
+
+def as_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """Return the client-facing error for an infrastructure failure, or None if it is not one."""
+    if isinstance(exc, _REDIS_ERRORS):
+        return ServiceUnavailable("Redis is unavailable; try again shortly")
+    if isinstance(exc, _DB_ERRORS) or (
+        isinstance(exc, sa_errors.DBAPIError) and exc.connection_invalidated
+    ):
+        return ServiceUnavailable("The database is unavailable; try again shortly")
+    if isinstance(exc, OSError | TimeoutError):
+        return ServiceUnavailable("A backing service is unreachable; try again shortly")
+    return None

@@ -1,0 +1,1 @@
+"""Security primitives: passwords, tokens, MFA, rate limits, CSRF, sanitising, scanning."""

@@ -1,0 +1,133 @@
+"""Rate limiting by GCRA (generic cell rate algorithm).
+
+Two implementations of one interface: :class:`RedisRateLimiter` (atomic Lua, clock from the
+Redis server, so limits hold across nodes) and :class:`MemoryRateLimiter`, its in-process twin
+for the embedded default and unit tests.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``limit`` requests per ``period_s`` seconds, bursting up to ``limit``."""
+
+    limit: int
+    period_s: float
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """Parse ``"<limit>/<seconds>"``, e.g. ``"100/60"``.
+
+        Raises:
+            ValueError: malformed or non-positive.
+        """
+        limit, _, period = text.partition("/")
+        rate = cls(int(limit), float(period or 60))
+        if rate.limit < 1 or rate.period_s <= 0:
+            raise ValueError(f"invalid rate {text!r}")
+        return rate
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one hit, with what the ``X-RateLimit-*`` headers report."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: int
+    retry_after: int
+
+    def headers(self) -> dict[str, str]:
+        """The rate-limit headers, plus ``Retry-After`` when refused."""
+        out = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_at),
+        }
+        if not self.allowed:
+            out["Retry-After"] = str(self.retry_after)
+        return out
+
+
+class RateLimiter(Protocol):
+    """Counts hits on named buckets."""
+
+    async def hit(self, key: str, rate: Rate) -> Decision:
+        """Record one request on ``key``; say whether it is allowed."""
+        ...
+
+
+def _decide(tat_ms: float, now_ms: float, rate: Rate) -> tuple[Decision, float | None]:
+    """GCRA step shared by both implementations; returns the decision and the new TAT."""
+    period = rate.period_s * 1000
+    interval = period / rate.limit
+    new_tat = max(tat_ms, now_ms) + interval
+    allow_at = new_tat - period
+    if allow_at > now_ms:
+        reset = math.ceil(max(tat_ms, now_ms) / 1000)
+        retry = max(1, math.ceil((allow_at - now_ms) / 1000))
+        return Decision(False, rate.limit, 0, reset, retry), None
+    remaining = int((now_ms - allow_at) // interval)
+    return Decision(True, rate.limit, remaining, math.ceil(new_tat / 1000), 0), new_tat
+
+
+class MemoryRateLimiter:
+    """In-process GCRA; exact for one process."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._tat: dict[str, float] = {}
+
+    async def hit(self, key: str, rate: Rate) -> Decision:
+        """Record one request on ``key``."""
+        now = self._clock() * 1000
+        self._prune(now)
+        decision, new_tat = _decide(self._tat.get(key, now), now, rate)
+        if new_tat is not None:
+            self._tat[key] = new_tat
+        return decision
+
+    def _prune(self, now: float) -> None:
+        if len(self._tat) > 10_000:  # noqa: PLR2004 - bound memory; expired buckets are full
+            self._tat = {k: v for k, v in self._tat.items() if v > now}
+
+
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = tonumber(ARGV[1])
+local interval = period / tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - period > now then
+  return {0, tostring(tat), tostring(now)}
+end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now))
+return {1, tostring(tat), tostring(now)}
+"""
+
+
+class RedisRateLimiter:
+    """GCRA in one Lua script: atomic, and timed by the Redis server's clock."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._script = redis.register_script(_GCRA)
+        self._prefix = prefix + "rl:"
+
+    async def hit(self, key: str, rate: Rate) -> Decision:
+        """Record one request on ``key``."""
+        period_ms = rate.period_s * 1000
+        _, tat, now = await self._script(keys=[self._prefix + key], args=[period_ms, rate.limit])
+        decision, _ = _decide(float(tat), float(now), rate)
+        return decision

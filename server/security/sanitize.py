@@ -1,0 +1,84 @@
+r"""User text sanitising, shared by every field that stores what people type.
+
+Order (contract section 1): strip C0/C1 control characters and DEL (keeping ``\n`` and
+``\t``), normalise to NFC, check length in code points, then HTML-escape.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+from server.errors import ValidationFailed
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_EMAIL = re.compile(
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
+_USERNAME = re.compile(r"^[a-z0-9_.-]{3,32}$")
+EMAIL_SUGGESTION = "Use format: user@example.com"
+
+
+def normalise(value: str) -> str:
+    """Remove control characters (except newline and tab) and normalise to NFC."""
+    return unicodedata.normalize("NFC", _CONTROL.sub("", value))
+
+
+def clean_text(
+    value: str,
+    *,
+    field: str,
+    max_length: int,
+    min_length: int = 0,
+    not_blank: bool = False,
+) -> str:
+    """Sanitise one text field and return the string to store.
+
+    Raises:
+        ValidationFailed: too short, too long, or blank when ``not_blank``.
+    """
+    text = normalise(value)
+    if not_blank and not text.strip():
+        raise ValidationFailed.field(field, f"{field} must not be empty", "Write some text")
+    if not min_length <= len(text) <= max_length:
+        raise ValidationFailed.field(
+            field,
+            f"{field} must be {min_length}..{max_length} characters",
+            f"Use between {min_length} and {max_length} characters",
+        )
+    return html.escape(text, quote=True)
+
+
+def escape_for_search(value: str) -> str:
+    """Sanitise a search term the way stored text was, so the two compare."""
+    return html.escape(normalise(value), quote=True)
+
+
+def clean_email(value: str) -> str:
+    """Validate an email address and return it lower-cased.
+
+    Raises:
+        ValidationFailed: not a plausible address.
+    """
+    email = value.strip().lower()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):  # noqa: PLR2004 - RFC 5321 path limit
+        raise ValidationFailed.field("email", "Email format invalid", EMAIL_SUGGESTION)
+    return email
+
+
+def clean_username(value: str) -> str:
+    """Validate a username and return it lower-cased (unique case-insensitively).
+
+    Raises:
+        ValidationFailed: not 3..32 of ``[a-z0-9_.-]``.
+    """
+    username = value.lower()
+    if not _USERNAME.fullmatch(username):
+        raise ValidationFailed.field(
+            "username",
+            "Username must be 3..32 characters of a-z, 0-9, '_', '.', '-'",
+            "Use letters, digits, '_', '.' or '-', e.g. jane_doe",
+        )
+    return username

@@ -1,0 +1,1 @@
+"""Use cases. They own transactions and know nothing about HTTP or sockets."""

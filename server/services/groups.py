@@ -1,0 +1,309 @@
+"""Study groups and their membership: create, find, change, join, leave, kick, roles."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol.frames import MemberNotice, ServerFrame
+from protocol.objects import Group, Member
+from server.errors import Conflict, Forbidden, NotFound
+from server.observability.metrics import GROUPS_CREATED
+from server.services import policy
+from server.services.clock import Clock
+from server.services.membership import MembershipCache
+from server.services.notify import Notifier
+from server.services.policy import Action
+from server.services.views import group_view, member_view
+from server.store import groups as repo
+from server.store.db import Database
+from server.store.listing import (
+    FilterDef,
+    ListQuery,
+    ListSpec,
+    choice_filter,
+    fetch_page,
+    text_filter,
+)
+from server.store.models import Membership, Role, StudyGroup, User, Visibility
+
+
+def _member_filter(value: str, _viewer: uuid.UUID | None) -> ColumnElement[bool]:
+    if value != "me":
+        raise ValueError("the only supported value is 'me'")
+    return Membership.user_id.is_not(None)
+
+
+GROUP_LIST = ListSpec(
+    sorts={
+        "created_at": StudyGroup.created_at,
+        "name": StudyGroup.name,
+        "member_count": StudyGroup.member_count,
+    },
+    default_sort="-created_at",
+    tiebreak=StudyGroup.id,
+    filters={
+        "visibility": choice_filter(StudyGroup.visibility, ("public", "private")),
+        "subject": text_filter(StudyGroup.subject, "Exact subject, case-insensitive."),
+        "member": FilterDef(_member_filter, "'me': only groups you belong to."),
+    },
+    search=(StudyGroup.name, StudyGroup.description),
+    created=StudyGroup.created_at,
+)
+MEMBER_LIST = ListSpec(
+    sorts={"joined_at": Membership.joined_at, "username": User.username, "role": Membership.role},
+    default_sort="joined_at",
+    tiebreak=Membership.user_id,
+    filters={"role": choice_filter(Membership.role, ("owner", "admin", "member"))},
+    search=(User.username, User.display_name),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFields:
+    """Editable group fields; None means unchanged."""
+
+    name: str | None = None
+    description: str | None = None
+    subject: str | None = None
+    visibility: str | None = None
+    max_members: int | None = None
+    clear_max_members: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A group and the caller's role in it."""
+
+    group: StudyGroup
+    role: Role | None
+
+
+class GroupService:
+    """Groups and memberships."""
+
+    def __init__(
+        self, db: Database, membership: MembershipCache, notifier: Notifier, clock: Clock
+    ) -> None:
+        self._db = db
+        self._membership = membership
+        self._notifier = notifier
+        self._clock = clock
+
+    async def create(self, owner_id: uuid.UUID, fields: GroupFields) -> Group:
+        """Create a group; the caller becomes its owner."""
+        group = StudyGroup(
+            name=fields.name,
+            description=fields.description or "",
+            subject=fields.subject or "",
+            visibility=fields.visibility or Visibility.PUBLIC.value,
+            max_members=fields.max_members,
+            member_count=0,
+            owner_id=owner_id,
+        )
+        async with self._db.session() as session, session.begin():
+            session.add(group)
+            await session.flush()
+            await repo.add_member(session, group, owner_id, Role.OWNER.value)
+        GROUPS_CREATED.inc()
+        self._membership.forget(group.id, owner_id)
+        return group_view(group, Role.OWNER.value)
+
+    async def find(self, viewer: uuid.UUID, query: ListQuery) -> tuple[list[Group], int]:
+        """Public groups and the viewer's own."""
+        async with self._db.session() as session:
+            rows, total = await fetch_page(session, repo.groups_visible_to(viewer), query)
+        return [group_view(group, role) for group, role in rows], total
+
+    async def get(self, viewer: uuid.UUID, group_id: uuid.UUID) -> Group:
+        """One group the viewer may see.
+
+        Raises:
+            NotFound: absent, deleted, or private and the viewer is not a member.
+        """
+        async with self._db.session() as session:
+            loaded = await self.load(session, group_id, viewer)
+        policy.require(loaded.role, Action.VIEW_GROUP, Visibility(loaded.group.visibility))
+        return group_view(loaded.group, loaded.role)
+
+    async def update(self, viewer: uuid.UUID, group_id: uuid.UUID, fields: GroupFields) -> Group:
+        """Change a group's details (owner and admins).
+
+        Raises:
+            Conflict: ``max_members`` below the current member count.
+        """
+        async with self._db.session() as session, session.begin():
+            loaded = await self.authorize(session, group_id, viewer, Action.UPDATE_GROUP, lock=True)
+            group = loaded.group
+            if fields.max_members is not None and fields.max_members < group.member_count:
+                raise Conflict(f"The group already has {group.member_count} members")
+            for name in ("name", "description", "subject", "visibility", "max_members"):
+                value = getattr(fields, name)
+                if value is not None:
+                    setattr(group, name, value)
+            if fields.clear_max_members:
+                group.max_members = None
+        return group_view(group, loaded.role)
+
+    async def delete(self, viewer: uuid.UUID, group_id: uuid.UUID) -> None:
+        """Soft-delete a group (owner only); its members stop receiving at once."""
+        async with self._db.session() as session, session.begin():
+            loaded = await self.authorize(session, group_id, viewer, Action.DELETE_GROUP, lock=True)
+            loaded.group.deleted_at = self._clock.now()
+        self._membership.forget(group_id)
+        await self._notifier.membership_changed(group_id, None)
+
+    async def members(
+        self, viewer: uuid.UUID, group_id: uuid.UUID, query: ListQuery
+    ) -> tuple[list[Member], int]:
+        """A group's members."""
+        async with self._db.session() as session:
+            await self.authorize(session, group_id, viewer, Action.VIEW_MEMBERS)
+            rows, total = await fetch_page(session, repo.members_of(group_id), query)
+        return [member_view(m, username, name) for m, username, name in rows], total
+
+    async def join(self, user_id: uuid.UUID, group_id: uuid.UUID) -> Member:
+        """Join a public group.
+
+        Raises:
+            NotFound: private (and not a member) or absent.
+            Conflict: already a member, or the group is full.
+        """
+        async with self._db.session() as session, session.begin():
+            loaded = await self.load(session, group_id, user_id, lock=True)
+            if loaded.role is not None:
+                raise Conflict("You are already a member of this group")
+            if loaded.group.visibility != Visibility.PUBLIC.value:
+                raise NotFound("Study group not found")
+            membership = await self.admit(session, loaded.group, user_id)
+            member = await self._member(session, membership)
+        await self._announce(group_id, user_id, "joined", Role.MEMBER)
+        return member
+
+    async def admit(
+        self, session: AsyncSession, group: StudyGroup, user_id: uuid.UUID
+    ) -> Membership:
+        """Add a member within the caller's transaction, respecting the cap.
+
+        Raises:
+            Conflict: the group is full.
+        """
+        if group.max_members is not None and group.member_count >= group.max_members:
+            raise Conflict("The group is full")
+        return await repo.add_member(session, group, user_id, Role.MEMBER.value)
+
+    async def remove(self, actor_id: uuid.UUID, group_id: uuid.UUID, target_id: uuid.UUID) -> None:
+        """Leave (``actor_id == target_id``) or kick.
+
+        Raises:
+            Conflict: the owner tries to leave without handing over.
+            Forbidden: the actor's role may not kick the target.
+            NotFound: the target is not a member.
+        """
+        async with self._db.session() as session, session.begin():
+            loaded = await self.authorize(session, group_id, actor_id, Action.LEAVE, lock=True)
+            target = await repo.get_membership(session, group_id, target_id)
+            if target is None:
+                raise NotFound("That user is not a member")
+            target_role = Role(target.role)
+            self._check_removal(loaded.role, target_role, actor_id == target_id)
+            await repo.remove_member(session, loaded.group, target_id)
+        action = "left" if actor_id == target_id else "kicked"
+        await self._after_removal(group_id, target_id, action)
+
+    async def change_role(
+        self, actor_id: uuid.UUID, group_id: uuid.UUID, target_id: uuid.UUID, role: Role
+    ) -> Member:
+        """Set a member's role (owner only); ``owner`` hands the group over.
+
+        Raises:
+            Conflict: the owner tries to demote themselves.
+            NotFound: the target is not a member.
+        """
+        async with self._db.session() as session, session.begin():
+            loaded = await self.authorize(
+                session, group_id, actor_id, Action.CHANGE_ROLES, lock=True
+            )
+            target = await repo.get_membership(session, group_id, target_id)
+            if target is None:
+                raise NotFound("That user is not a member")
+            if target_id == actor_id:
+                raise Conflict("Hand ownership to another member instead of changing your own role")
+            if role is Role.OWNER:
+                owner = await repo.get_membership(session, group_id, actor_id)
+                if owner is not None:
+                    owner.role = Role.ADMIN.value
+                loaded.group.owner_id = target_id
+            target.role = role.value
+            member = await self._member(session, target)
+        for user in (actor_id, target_id):
+            self._membership.forget(group_id, user)
+        await self._announce(group_id, target_id, "role_changed", role)
+        return member
+
+    async def load(
+        self, session: AsyncSession, group_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
+    ) -> Loaded:
+        """The live group and the user's role.
+
+        Raises:
+            NotFound: no live group with this id.
+        """
+        group = await repo.get_group(session, group_id, lock=lock)
+        if group is None:
+            raise NotFound("Study group not found")
+        membership = await repo.get_membership(session, group_id, user_id)
+        return Loaded(group, Role(membership.role) if membership else None)
+
+    async def authorize(
+        self,
+        session: AsyncSession,
+        group_id: uuid.UUID,
+        user_id: uuid.UUID,
+        action: Action,
+        *,
+        lock: bool = False,
+    ) -> Loaded:
+        """Load the group and check ``action`` against the policy (404 before 403)."""
+        loaded = await self.load(session, group_id, user_id, lock=lock)
+        policy.require(loaded.role, action, Visibility(loaded.group.visibility))
+        return loaded
+
+    async def notify_members(self, group_id: uuid.UUID, frame: ServerFrame) -> None:
+        """Send a user-directed frame to every member's sockets."""
+        async with self._db.session() as session:
+            users = await repo.member_ids(session, group_id)
+        await self._notifier.to_users(users, frame)
+
+    @staticmethod
+    def _check_removal(actor: Role | None, target: Role, leaving: bool) -> None:
+        if leaving and target is Role.OWNER:
+            raise Conflict("The owner cannot leave; hand ownership to another member first")
+        if not leaving and not policy.can_kick(actor, target):
+            raise Forbidden("Your role may not remove this member")
+
+    async def _after_removal(self, group_id: uuid.UUID, user_id: uuid.UUID, action: str) -> None:
+        self._membership.forget(group_id, user_id)
+        await self._notifier.membership_changed(group_id, user_id)
+        frame = MemberNotice(group_id=group_id, user_id=user_id, action=action, role=None)  # type: ignore[arg-type]
+        await self.notify_members(group_id, frame)
+        await self._notifier.to_user(user_id, frame)
+
+    async def _announce(
+        self, group_id: uuid.UUID, user_id: uuid.UUID, action: str, role: Role
+    ) -> None:
+        self._membership.forget(group_id, user_id)
+        frame = MemberNotice(group_id=group_id, user_id=user_id, action=action, role=role.value)  # type: ignore[arg-type]
+        await self.notify_members(group_id, frame)
+
+    @staticmethod
+    async def _member(session: AsyncSession, membership: Membership) -> Member:
+        row = (
+            await session.execute(
+                select(User.username, User.display_name).where(User.id == membership.user_id)
+            )
+        ).one()
+        return member_view(membership, row[0], row[1])

@@ -1,0 +1,219 @@
+"""Profiles, avatars, password changes, and the account's GDPR export and erasure."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol.objects import UserPrivate, UserPublic
+from server.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from server.security.images import EXTENSIONS, sniff_image
+from server.security.sanitize import clean_text
+from server.security.scanner import Scanner
+from server.security.tokens import IssuedToken
+from server.services.auth import AuthService
+from server.services.clock import Clock
+from server.services.notify import Notifier
+from server.services.views import user_private, user_public
+from server.store import accounts
+from server.store import users as repo
+from server.store.cache import Cache
+from server.store.db import Database
+from server.store.listing import ListQuery, ListSpec, fetch_page
+from server.store.models import User
+
+MAX_AVATAR_BYTES = 2 * 1024 * 1024
+USER_LIST = ListSpec(
+    sorts={
+        "created_at": User.created_at,
+        "username": User.username,
+        "display_name": User.display_name,
+    },
+    default_sort="username",
+    tiebreak=User.id,
+    search=(User.username, User.display_name),
+    created=User.created_at,
+)
+_public_codec = msgspec.json.Decoder(UserPublic)
+
+
+class UserService:
+    """What a user can do with their own account, and what others can see of it."""
+
+    def __init__(
+        self,
+        db: Database,
+        auth: AuthService,
+        cache: Cache,
+        scanner: Scanner,
+        notifier: Notifier,
+        clock: Clock,
+        *,
+        media_dir: str,
+        media_url_prefix: str,
+        cache_ttl_s: int,
+    ) -> None:
+        self._db = db
+        self._auth = auth
+        self._cache = cache
+        self._scanner = scanner
+        self._notifier = notifier
+        self._clock = clock
+        self._media = Path(media_dir)
+        self._media_url = media_url_prefix.rstrip("/")
+        self._ttl = cache_ttl_s
+
+    async def me(self, user_id: uuid.UUID) -> UserPrivate:
+        """The caller's account."""
+        return user_private(await self._get(user_id))
+
+    async def public(self, user_id: uuid.UUID) -> UserPublic:
+        """Anyone's public profile, cached for a few minutes and invalidated on change.
+
+        Raises:
+            NotFound: no such user.
+        """
+        key = f"user:{user_id}"
+        cached = await self._cache.get(key)
+        if cached is not None:
+            return _public_codec.decode(cached)
+        profile = user_public(await self._get(user_id))
+        await self._cache.set(key, msgspec.json.encode(profile), self._ttl)
+        return profile
+
+    async def search(self, query: ListQuery) -> tuple[list[UserPublic], int]:
+        """Users matching a list query."""
+        async with self._db.session() as session:
+            rows, total = await fetch_page(session, select(User), query)
+        return [user_public(row[0]) for row in rows], total
+
+    async def update_profile(
+        self, user_id: uuid.UUID, *, display_name: str | None, bio: str | None
+    ) -> UserPrivate:
+        """Change display name and/or bio (sanitised)."""
+        name = (
+            clean_text(
+                display_name, field="display_name", min_length=1, max_length=100, not_blank=True
+            )
+            if display_name is not None
+            else None
+        )
+        text = clean_text(bio, field="bio", max_length=1000) if bio is not None else None
+        changes = {"display_name": name, "bio": text}
+        async with self._db.session() as session, session.begin():
+            user = await self._get_in(session, user_id)
+            for field, value in changes.items():
+                setattr(user, field, getattr(user, field) if value is None else value)
+        await self._forget(user_id)
+        return user_private(user)
+
+    async def change_password(
+        self,
+        user_id: uuid.UUID,
+        *,
+        current: str,
+        new: str,
+        totp_code: str | None,
+        session_id: uuid.UUID | None,
+    ) -> IssuedToken:
+        """Replace the password after re-authentication; other sessions and sockets end.
+
+        Raises:
+            Forbidden: wrong current password.
+            MfaRequired: MFA on and the code is missing or wrong.
+            ValidationFailed: the new password breaks the policy.
+        """
+        user = await self._get(user_id)
+        await self._auth.verify_password(user, current)
+        await self._auth.require_second_factor(user, totp_code)
+        issued = await self._auth.set_password(user_id, new, session_id)
+        await self._notifier.disconnect_user(user_id, "password changed")
+        return issued
+
+    async def set_avatar(self, user_id: uuid.UUID, data: bytes) -> UserPrivate:
+        """Store an avatar after size, malware and type checks (in that order).
+
+        Raises:
+            PayloadTooLarge: over 2 MiB.
+            ValidationFailed: the scanner found malware.
+            UnsupportedMediaType: not PNG, JPEG or WebP by magic bytes.
+        """
+        if len(data) > MAX_AVATAR_BYTES:
+            raise PayloadTooLarge("Avatars are limited to 2 MiB")
+        verdict = await self._scanner.scan(data)
+        if not verdict.clean:
+            raise ValidationFailed.field(
+                "file", f"The file was rejected by the malware scanner ({verdict.signature})"
+            )
+        kind = sniff_image(data)
+        if kind is None:
+            raise UnsupportedMediaType("Avatars must be PNG, JPEG or WebP images")
+        name = f"{user_id}-{secrets.token_hex(8)}.{EXTENSIONS[kind]}"
+        folder = self._media / "avatars"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        async with self._db.session() as session, session.begin():
+            user = await self._get_in(session, user_id)
+            old, user.avatar_url = user.avatar_url, f"{self._media_url}/avatars/{name}"
+        self._remove_file(old)
+        await self._forget(user_id)
+        return user_private(user)
+
+    async def export(self, user_id: uuid.UUID) -> dict[str, Any]:
+        """Everything held about the caller (GDPR right of access)."""
+        async with self._db.session() as session:
+            user = await self._get_in(session, user_id)
+            rows = await accounts.export_rows(session, user_id)
+        return {
+            "user": msgspec.to_builtins(user_private(user)),
+            "exported_at": self._clock.now(),
+            **rows,
+        }
+
+    async def delete_account(
+        self, user_id: uuid.UUID, *, password: str, totp_code: str | None
+    ) -> None:
+        """Erase the account and personal data (see docs/architecture/accounts.md).
+
+        Raises:
+            Forbidden: wrong password.
+            MfaRequired: MFA on and the code is missing or wrong.
+        """
+        user = await self._get(user_id)
+        await self._auth.verify_password(user, password)
+        await self._auth.require_second_factor(user, totp_code)
+        now = self._clock.now()
+        async with self._db.session() as session, session.begin():
+            await accounts.hand_over_groups(session, user_id, now)
+            groups = await accounts.leave_all_groups(session, user_id)
+            await accounts.erase_messages(session, user_id, now)
+            await accounts.delete_user(session, user_id)
+        self._remove_file(user.avatar_url)
+        await self._forget(user_id)
+        for group_id in groups:
+            await self._notifier.membership_changed(group_id, user_id)
+        await self._notifier.disconnect_user(user_id, "account deleted")
+
+    async def _get(self, user_id: uuid.UUID) -> User:
+        async with self._db.session() as session:
+            return await self._get_in(session, user_id)
+
+    @staticmethod
+    async def _get_in(session: AsyncSession, user_id: uuid.UUID) -> User:
+        user = await repo.get_user(session, user_id)
+        if user is None:
+            raise NotFound("User not found")
+        return user
+
+    async def _forget(self, user_id: uuid.UUID) -> None:
+        await self._cache.delete(f"user:{user_id}")
+
+    def _remove_file(self, url: str | None) -> None:
+        if url and url.startswith(f"{self._media_url}/avatars/"):
+            (self._media / "avatars" / url.rsplit("/", 1)[1]).unlink(missing_ok=True)

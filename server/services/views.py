@@ -1,0 +1,107 @@
+"""Rows to contract objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from protocol import objects
+from server.store import models
+
+
+def user_public(user: models.User) -> objects.UserPublic:
+    """What anyone may see of a user."""
+    return objects.UserPublic(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        bio=user.bio,
+        avatar_url=user.avatar_url,
+        created_at=user.created_at,
+    )
+
+
+def user_private(user: models.User) -> objects.UserPrivate:
+    """The caller's own view of their account."""
+    return objects.UserPrivate(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        bio=user.bio,
+        avatar_url=user.avatar_url,
+        created_at=user.created_at,
+        email=user.email,
+        mfa_enabled=user.mfa_enabled,
+        updated_at=user.updated_at,
+    )
+
+
+def group_view(group: models.StudyGroup, role: str | None) -> objects.Group:
+    """A group as the caller sees it, with their role."""
+    return objects.Group(
+        id=group.id,
+        name=group.name,
+        description=group.description,
+        subject=group.subject,
+        visibility=group.visibility,  # type: ignore[arg-type]
+        max_members=group.max_members,
+        member_count=group.member_count,
+        owner_id=group.owner_id,
+        role=role,  # type: ignore[arg-type]
+        created_at=group.created_at,
+        updated_at=group.updated_at,
+    )
+
+
+def member_view(membership: models.Membership, username: str, display_name: str) -> objects.Member:
+    """A listed member."""
+    return objects.Member(
+        user_id=membership.user_id,
+        username=username,
+        display_name=display_name,
+        role=membership.role,  # type: ignore[arg-type]
+        joined_at=membership.joined_at,
+    )
+
+
+def invite_view(invite: models.Invite, now: datetime) -> objects.Invite:
+    """An invite; a pending one past its expiry reads as expired."""
+    status = invite.status
+    if status == models.InviteStatus.PENDING.value and invite.expires_at <= now:
+        status = models.InviteStatus.EXPIRED.value
+    return objects.Invite(
+        id=invite.id,
+        group_id=invite.group_id,
+        inviter_id=invite.inviter_id,
+        invitee_id=invite.invitee_id,
+        status=status,  # type: ignore[arg-type]
+        expires_at=invite.expires_at,
+        created_at=invite.created_at,
+    )
+
+
+def assignment_view(assignment: models.Assignment) -> objects.Assignment:
+    """An assignment."""
+    return objects.Assignment(
+        id=assignment.id,
+        group_id=assignment.group_id,
+        title=assignment.title,
+        description=assignment.description,
+        due_at=assignment.due_at,
+        created_by=assignment.created_by,
+        created_at=assignment.created_at,
+        updated_at=assignment.updated_at,
+    )
+
+
+def message_view(message: models.Message) -> objects.Message:
+    """A message."""
+    return objects.Message(
+        id=message.id,
+        group_id=message.group_id,
+        seq=message.seq,
+        author_id=message.author_id,
+        body=message.body,
+        client_msg_id=message.client_msg_id,
+        created_at=message.created_at,
+        edited_at=message.edited_at,
+    )

@@ -1,0 +1,160 @@
+"""The one typed settings object, read from the environment.
+
+Every setting is a field of :class:`Settings`; its environment variable is the field name in
+upper case. Lists are comma-separated. With nothing set, a node runs on the embedded default:
+a SQLite file and in-process fan-out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"  # noqa: S105  # nosec B105
+DEV_DATA_KEY = "dev-only-insecure-data-key-change-me-0123456789"
+MIN_SECRET_LENGTH = 32
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./studybuddy.db"
+
+
+class Env(StrEnum):
+    """Deployment environment."""
+
+    DEV = "dev"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable node."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Configuration of one node. See the README's configuration table."""
+
+    env: Env = Env.DEV
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    redis_prefix: str = "sb:"
+    cors_origins: tuple[str, ...] = ()
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_algorithm: str = "HS256"
+    jwt_private_key_file: str | None = None
+    jwt_public_key_file: str | None = None
+    jwt_key_id: str = "k1"
+    jwt_previous_keys: tuple[str, ...] = ()
+    jwt_issuer: str = "studybuddy"
+    jwt_audience: str = "studybuddy-api"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 7 * 24 * 3600
+    data_encryption_key: str = DEV_DATA_KEY
+    sentry_dsn: str | None = None
+    log_level: str = "INFO"
+    db_pool_min: int = 5
+    db_pool_max: int = 20
+    db_echo: bool = False
+    bcrypt_rounds: int = 12
+    bcrypt_max_concurrency: int = 4
+    rate_limit_auth: str = "5/60"
+    rate_limit_user: str = "100/60"
+    rate_limit_anon: str = "20/60"
+    ws_message_rate: float = 10.0
+    ws_message_burst: int = 30
+    ws_frame_rate: float = 50.0
+    ws_frame_burst: int = 100
+    ws_heartbeat_s: float = 20.0
+    ws_auth_timeout_s: float = 5.0
+    ws_max_sockets_per_user: int = 3
+    ws_lease_ttl_s: float = 30.0
+    ws_queue_max_frames: int = 1000
+    ws_queue_max_bytes: int = 1024 * 1024
+    max_body_bytes: int = 3 * 1024 * 1024
+    max_json_bytes: int = 64 * 1024
+    media_dir: str = "./media"
+    media_url_prefix: str = "/media"
+    clamd_url: str | None = None
+    profile_cache_ttl_s: int = 300
+    webhook_retry_base_s: float = 1.0
+    webhook_timeout_s: float = 5.0
+    recovery_window_size: int = 1000
+    recovery_window_s: int = 24 * 3600
+    shutdown_grace_s: float = 10.0
+
+    @property
+    def is_dev(self) -> bool:
+        """True on a developer's machine (plain HTTP, relaxed defaults)."""
+        return self.env is Env.DEV
+
+    @property
+    def uses_sqlite(self) -> bool:
+        """True when the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default: the process environment).
+
+        Raises:
+            SettingsError: a value has the wrong type, or production is misconfigured.
+        """
+        source = os.environ if environ is None else environ
+        raw: dict[str, Any] = {}
+        for name, field_type in _FIELD_TYPES.items():
+            value = source.get(name.upper())
+            if value is None or value == "":
+                continue
+            raw[name] = _split(value) if field_type == "list" else value
+        try:
+            settings = msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(_env_error(str(exc))) from exc
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse configurations that are unsafe outside development.
+
+        Raises:
+            SettingsError: with every problem found.
+        """
+        if self.is_dev:
+            return
+        problems = []
+        key_files = (self.jwt_private_key_file, self.jwt_public_key_file)
+        if any(key_files) and not all(key_files):
+            problems.append("JWT_PRIVATE_KEY_FILE and JWT_PUBLIC_KEY_FILE must be set together")
+        uses_secret = not all(key_files)
+        if uses_secret and (
+            self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < MIN_SECRET_LENGTH
+        ):
+            problems.append("JWT_SECRET must be set to a random value of at least 32 characters")
+        if self.data_encryption_key == DEV_DATA_KEY:
+            problems.append("DATA_ENCRYPTION_KEY must be set")
+        if any("*" in origin for origin in self.cors_origins):
+            problems.append("CORS_ORIGINS must not contain a wildcard")
+        if problems:
+            raise SettingsError(f"refusing to start in {self.env}: " + "; ".join(problems))
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _env_error(message: str) -> str:
+    # msgspec says "... - at `$.db_pool_max`"; name the environment variable instead.
+    head, _, path = message.partition(" - at `$.")
+    return f"{path.rstrip('`').upper()}: {head}" if path else message
+
+
+def _field_kind(annotation: str) -> str:
+    return "list" if annotation.startswith("tuple[") else "scalar"
+
+
+_FIELD_TYPES: dict[str, str] = {
+    name: _field_kind(str(annotation)) for name, annotation in Settings.__annotations__.items()
+}

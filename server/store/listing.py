@@ -1,0 +1,231 @@
+"""One helper for every list endpoint: pagination, filters, sort, search and date range.
+
+A resource declares a :class:`ListSpec` (which names clients may use and what they mean in
+SQL); :func:`parse_list_query` validates query parameters against it and
+:func:`apply_list_query` turns the result into a statement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+
+from server.errors import FieldProblem, ValidationFailed
+from server.security.sanitize import escape_for_search
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+ClauseBuilder = Callable[[str, uuid.UUID | None], ColumnElement[bool]]
+Column = ColumnElement[Any] | QueryableAttribute[Any]
+"""A mapped attribute or SQL expression usable in WHERE and ORDER BY."""
+AnySelect = Select[*tuple[Any, ...]]
+"""A SELECT of any columns."""
+
+
+@dataclass(frozen=True, slots=True)
+class FilterDef:
+    """A ``filter[<name>]`` parameter: builds a WHERE clause from the raw value.
+
+    The builder receives the value and the viewer's id and raises ``ValueError`` on a bad
+    value.
+    """
+
+    build: ClauseBuilder
+    description: str = ""
+
+
+def text_filter(column: Column, description: str = "") -> FilterDef:
+    """Exact, case-insensitive match on a text column of sanitised user text."""
+
+    def build(value: str, _viewer: uuid.UUID | None) -> ColumnElement[bool]:
+        return func.lower(column) == escape_for_search(value).lower()
+
+    return FilterDef(build, description)
+
+
+def choice_filter(column: Column, choices: tuple[str, ...], description: str = "") -> FilterDef:
+    """Exact match on a column holding one of ``choices`` (stored lower-case; index-friendly)."""
+
+    def build(value: str, _viewer: uuid.UUID | None) -> ColumnElement[bool]:
+        wanted = value.lower()
+        if wanted not in choices:
+            raise ValueError(f"use one of {', '.join(choices)}")
+        return column == wanted
+
+    return FilterDef(build, description or f"One of: {', '.join(choices)}.")
+
+
+def datetime_filter(column: Column, *, before: bool, description: str = "") -> FilterDef:
+    """``>=`` (or ``<`` when ``before``) a date or datetime."""
+
+    def build(value: str, _viewer: uuid.UUID | None) -> ColumnElement[bool]:
+        moment = parse_moment(value)
+        return column < moment if before else column >= moment
+
+    return FilterDef(build, description)
+
+
+@dataclass(frozen=True, slots=True)
+class ListSpec:
+    """What a list endpoint lets clients filter, sort and search on."""
+
+    sorts: Mapping[str, Column]
+    default_sort: str
+    tiebreak: Column
+    filters: Mapping[str, FilterDef] = field(default_factory=dict)
+    search: tuple[Column, ...] = ()
+    created: Column | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A validated list request: WHERE clauses, ORDER BY and the page window."""
+
+    page: int
+    page_size: int
+    where: tuple[ColumnElement[bool], ...]
+    order_by: tuple[Column, ...]
+
+    @property
+    def offset(self) -> int:
+        """Rows to skip."""
+        return (self.page - 1) * self.page_size
+
+
+def parse_moment(value: str) -> datetime:
+    """Parse a date (midnight UTC) or an ISO-8601 datetime (naive taken as UTC)."""
+    text = value.strip()
+    if len(text) == len("2024-01-31"):
+        return datetime.combine(date.fromisoformat(text), time(), UTC)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_list_query(
+    params: Mapping[str, str], spec: ListSpec, viewer: uuid.UUID | None = None
+) -> ListQuery:
+    """Validate query parameters against ``spec``.
+
+    Raises:
+        ValidationFailed: bad page values, unknown filter or sort fields, bad dates; every
+            problem is listed.
+    """
+    problems: list[FieldProblem] = []
+    page = _int_param(params, "page", 1, 1, None, problems)
+    size = _int_param(params, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE, problems)
+    where = [*_filters(params, spec, viewer, problems), *_date_range(params, spec, problems)]
+    search = params.get("search")
+    if search and spec.search:
+        pattern = f"%{_like_escape(escape_for_search(search))}%"
+        where.append(or_(*(column.ilike(pattern, escape="\\") for column in spec.search)))
+    order_by = _order_by(params.get("sort") or spec.default_sort, spec, problems)
+    if problems:
+        raise ValidationFailed("Invalid query parameters", problems)
+    return ListQuery(page, size, tuple(where), (*order_by, spec.tiebreak))
+
+
+def apply_list_query(statement: AnySelect, query: ListQuery) -> AnySelect:
+    """Add the query's WHERE clauses (no ordering or window) to ``statement``."""
+    return statement.where(and_(*query.where)) if query.where else statement
+
+
+async def fetch_page(
+    session: AsyncSession, statement: AnySelect, query: ListQuery
+) -> tuple[list[Any], int]:
+    """Run ``statement`` filtered, ordered and windowed; return ``(rows, total)``."""
+    filtered = apply_list_query(statement, query)
+    total = await session.scalar(select(func.count()).select_from(filtered.subquery()))
+    windowed = filtered.order_by(*query.order_by).limit(query.page_size).offset(query.offset)
+    rows = list((await session.execute(windowed)).all())
+    return rows, int(total or 0)
+
+
+def _int_param(
+    params: Mapping[str, str],
+    name: str,
+    default: int,
+    low: int,
+    high: int | None,
+    problems: list[FieldProblem],
+) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    bounds = f"{low}..{high}" if high else f">= {low}"
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        problems.append(FieldProblem(name, f"{name} must be an integer {bounds}", f"Use {bounds}"))
+        return default
+    return value
+
+
+def _filters(
+    params: Mapping[str, str],
+    spec: ListSpec,
+    viewer: uuid.UUID | None,
+    problems: list[FieldProblem],
+) -> list[ColumnElement[bool]]:
+    clauses = []
+    for key, value in params.items():
+        if not (key.startswith("filter[") and key.endswith("]")):
+            continue
+        name = key[len("filter[") : -1]
+        definition = spec.filters.get(name)
+        if definition is None:
+            allowed = ", ".join(sorted(spec.filters)) or "none"
+            problems.append(FieldProblem(key, f"Unknown filter '{name}'", f"Allowed: {allowed}"))
+            continue
+        try:
+            clauses.append(definition.build(value, viewer))
+        except ValueError as exc:
+            problems.append(FieldProblem(key, f"Invalid value: {exc}"))
+    return clauses
+
+
+def _date_range(
+    params: Mapping[str, str], spec: ListSpec, problems: list[FieldProblem]
+) -> list[ColumnElement[bool]]:
+    clauses = []
+    for name, before in (("created_after", False), ("created_before", True)):
+        raw = params.get(name)
+        if raw is None or spec.created is None:
+            continue
+        try:
+            moment = parse_moment(raw)
+        except ValueError:
+            problems.append(
+                FieldProblem(name, "Invalid date", "Use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
+            )
+            continue
+        clauses.append(spec.created < moment if before else spec.created >= moment)
+    return clauses
+
+
+def _order_by(raw: str, spec: ListSpec, problems: list[FieldProblem]) -> list[Column]:
+    order: list[Column] = []
+    for part in (item.strip() for item in raw.split(",")):
+        name = part.removeprefix("-")
+        column = spec.sorts.get(name)
+        if column is None:
+            allowed = ", ".join(sorted(spec.sorts))
+            problems.append(
+                FieldProblem("sort", f"Unknown sort field '{name}'", f"Allowed: {allowed}")
+            )
+            continue
+        order.append(column.desc() if part.startswith("-") else column.asc())
+    return order
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,97 @@
+"""Message queries and the persister's idempotent batch insert."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.store.listing import AnySelect
+from server.store.models import Message, StudyGroup, User
+
+ROWS_PER_STATEMENT = 2000
+"""7 columns x 2,000 rows stays far below asyncpg's 32,767 bind parameters."""
+
+
+def messages_of(group_id: uuid.UUID) -> AnySelect:
+    """A group's live messages."""
+    return select(Message).where(Message.group_id == group_id, Message.deleted_at.is_(None))
+
+
+async def get_message(
+    session: AsyncSession, group_id: uuid.UUID, message_id: uuid.UUID
+) -> Message | None:
+    """A live message of a group."""
+    return await session.scalar(
+        select(Message).where(
+            Message.id == message_id, Message.group_id == group_id, Message.deleted_at.is_(None)
+        )
+    )
+
+
+async def find_by_client_id(
+    session: AsyncSession, group_id: uuid.UUID, author_id: uuid.UUID, client_msg_id: str
+) -> Message | None:
+    """The first message an author sent to a group with ``client_msg_id``."""
+    return await session.scalar(
+        select(Message)
+        .where(
+            Message.group_id == group_id,
+            Message.author_id == author_id,
+            Message.client_msg_id == client_msg_id,
+        )
+        .order_by(Message.seq)
+        .limit(1)
+    )
+
+
+async def max_seq(session: AsyncSession, group_id: uuid.UUID) -> int:
+    """The highest persisted seq of a group (0 without messages)."""
+    value = await session.scalar(select(func.max(Message.seq)).where(Message.group_id == group_id))
+    return int(value or 0)
+
+
+async def messages_after(
+    session: AsyncSession, group_id: uuid.UUID, after_seq: int, upto_seq: int
+) -> list[Message]:
+    """Messages with ``after_seq < seq <= upto_seq``, deleted ones included, in seq order."""
+    result = await session.scalars(
+        select(Message)
+        .where(Message.group_id == group_id, Message.seq > after_seq, Message.seq <= upto_seq)
+        .order_by(Message.seq)
+    )
+    return list(result)
+
+
+async def insert_ignoring_duplicates(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert message rows; rows whose ``(group_id, seq)`` exists already are skipped.
+
+    Rows of groups that no longer exist are dropped; authors deleted meanwhile become null.
+    """
+    if not rows:
+        return
+    groups = {row["group_id"] for row in rows}
+    authors = {row["author_id"] for row in rows if row["author_id"] is not None}
+    live_groups = set(await session.scalars(select(StudyGroup.id).where(StudyGroup.id.in_(groups))))
+    live_authors = (
+        set(await session.scalars(select(User.id).where(User.id.in_(authors))))
+        if authors
+        else set()
+    )
+    kept = [
+        {**row, "author_id": row["author_id"] if row["author_id"] in live_authors else None}
+        for row in rows
+        if row["group_id"] in live_groups
+    ]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for start in range(0, len(kept), ROWS_PER_STATEMENT):
+        chunk = kept[start : start + ROWS_PER_STATEMENT]
+        statement = (
+            insert(Message).values(chunk).on_conflict_do_nothing(index_elements=["group_id", "seq"])
+        )
+        await session.execute(statement)

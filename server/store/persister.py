@@ -1,0 +1,92 @@
+"""The persister: copies logged messages into the database in batches, idempotently.
+
+Every node runs one, as a consumer of the log's persistence stream. A batch is acknowledged
+only after its transaction commits; a failed write (database down) is retried with backoff,
+and the entries stay pending meanwhile. Entries of a dead node's consumer are claimed by the
+others once idle for a few seconds. ``ON CONFLICT DO NOTHING`` on ``(group_id, seq)`` makes
+replays harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from server.observability.metrics import PERSISTER_BATCHES, PERSISTER_LAG_SECONDS
+from server.store.db import Database
+from server.store.message_log import MessageLog, PersistEntry
+from server.store.messages import insert_ignoring_duplicates
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 5.0
+
+
+class Persister:
+    """Moves messages from the log to the database."""
+
+    def __init__(
+        self,
+        message_log: MessageLog,
+        db: Database,
+        consumer: str,
+        *,
+        batch: int = 500,
+        block_s: float = 0.25,
+    ) -> None:
+        self._log = message_log
+        self._db = db
+        self._consumer = consumer
+        self._batch = batch
+        self._block_s = block_s
+        self._task: asyncio.Task[None] | None = None
+        self.healthy = True
+
+    def start(self) -> None:
+        """Run in the background."""
+        self._task = asyncio.create_task(self._run(), name="persister")
+
+    async def stop(self, drain_s: float = 5.0) -> None:
+        """Stop, after writing what is pending for this consumer (bounded by ``drain_s``)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        deadline = time.monotonic() + drain_s
+        while time.monotonic() < deadline:
+            try:
+                if not await self.step(block_s=0.01):
+                    return
+            except Exception:
+                log.exception("persister could not drain")
+                return
+
+    async def step(self, block_s: float | None = None) -> int:
+        """Persist one batch; return how many entries it held."""
+        entries = await self._log.pending(
+            self._consumer, self._batch, self._block_s if block_s is None else block_s
+        )
+        if entries:
+            await self._write(entries)
+            await self._log.acknowledge([entry.entry_id for entry in entries])
+            PERSISTER_BATCHES.inc()
+            PERSISTER_LAG_SECONDS.observe(max(0.0, time.time() - entries[0].logged_at))
+        return len(entries)
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.healthy = False
+                log.warning("persister retrying", extra={"error": repr(exc), "backoff_s": backoff})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            self.healthy, backoff = True, 0.1
+
+    async def _write(self, entries: list[PersistEntry]) -> None:
+        async with self._db.session() as session, session.begin():
+            await insert_ignoring_duplicates(session, [entry.row for entry in entries])

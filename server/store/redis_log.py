@@ -1,0 +1,220 @@
+"""The message log on Redis: one Lua script per append (ADR 0008).
+
+Keys (under ``REDIS_PREFIX``): ``seq:<group>`` the counter, ``idem:<group>:<author>:<id>``
+the first ack of a ``client_msg_id`` (24 h), ``rec:<group>`` the recovery stream (entry id
+``<seq>-0``, trimmed to about the window size, expiring a day after the last message),
+``persist`` the persistence stream read by the persisters' consumer group, ``rl:msg:<user>``
+the author's GCRA state. The script publishes the bus envelope itself, so publish order is seq
+order on every node. Redis must run with ``appendonly yes`` and ``appendfsync always`` for an
+ack to survive a Redis crash.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from server.errors import RateLimited
+from server.security.ratelimit import Rate
+from server.store.message_log import (
+    IDEMPOTENCY_TTL_S,
+    Accepted,
+    NewMessage,
+    PersistEntry,
+    Recent,
+    Seeder,
+    parse_ack,
+    utc_from_ms,
+)
+
+GROUP = "persisters"
+
+_APPEND = """
+local prior = redis.call('GET', KEYS[2])
+if prior then return {1, prior} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = tonumber(ARGV[13])
+local interval = period / tonumber(ARGV[14])
+local tat = tonumber(redis.call('GET', KEYS[5]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - period > now then
+  return {3, tostring(math.ceil((new_tat - period - now) / 1000))}
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {2, ''} end
+redis.call('SET', KEYS[5], tostring(new_tat), 'PX', math.ceil(new_tat - now))
+local seq = redis.call('INCR', KEYS[1])
+local frame = ARGV[1] .. seq .. ARGV[2]
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'f', frame, 't', ARGV[12])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+redis.call('XADD', KEYS[4], '*', 'g', ARGV[8], 's', seq, 'i', ARGV[7], 'a', ARGV[9],
+  'b', ARGV[10], 'c', ARGV[11], 't', ARGV[12])
+local ack = seq .. '|' .. ARGV[7] .. '|' .. ARGV[15]
+redis.call('SET', KEYS[2], ack, 'EX', ARGV[4])
+redis.call('PUBLISH', ARGV[3], '0 ' .. seq .. ' - ' .. ARGV[12] .. '\\n' .. frame)
+return {0, ack}
+"""
+
+
+class RedisMessageLog:
+    """Messages made durable in Redis, persisted to PostgreSQL by the persisters."""
+
+    def __init__(
+        self, redis: Redis, prefix: str, seeder: Seeder, *, window: int, window_s: int
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._seeder = seeder
+        self._window = window
+        self._window_s = window_s
+        self._append = redis.register_script(_APPEND)
+        self._stream = f"{prefix}persist"
+        self._group_ready = False
+
+    async def append(self, message: NewMessage, rate: Rate) -> Accepted:
+        """Run the append script; seed the group's counter from the database if needed."""
+        for _ in range(3):
+            code, value = await self._append(
+                keys=self._keys(message), args=self._args(message, rate)
+            )
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            if code in (0, 1):
+                accepted = parse_ack(text)
+                return Accepted(accepted.seq, accepted.message_id, accepted.created_at, code == 1)
+            if code == 3:  # noqa: PLR2004 - rate limited
+                raise RateLimited(max(1, int(text)), "Slow down: too many messages")
+            await self._seed(message.group_id)
+        raise RuntimeError("the group's sequence could not be seeded")
+
+    async def last_seq(self, group_id: uuid.UUID) -> int:
+        """The counter, seeded from the database if Redis has none."""
+        value = await self._redis.get(self._key("seq", group_id))
+        if value is None:
+            await self._seed(group_id)
+            value = await self._redis.get(self._key("seq", group_id))
+        return int(value or 0)
+
+    async def recent(self, group_id: uuid.UUID, after_seq: int, limit: int) -> list[Recent]:
+        """Recovery-window frames after ``after_seq``, within the time window."""
+        horizon = (time.time() - self._window_s) * 1000
+        out: list[Recent] = []
+        start = after_seq
+        while len(out) < limit:  # entries past the time window are skipped, not counted
+            entries: Any = await self._redis.xrange(
+                self._key("rec", group_id), min=f"({start}-0", max="+", count=limit
+            )
+            for entry_id, fields in entries:
+                start = int(entry_id.split(b"-")[0])
+                created = int(fields[b"t"])
+                if created >= horizon and len(out) < limit:
+                    out.append(Recent(start, fields[b"f"], created))
+            if len(entries) < limit:
+                break
+        return out
+
+    async def pending(self, consumer: str, count: int, block_s: float) -> list[PersistEntry]:
+        """Own unacknowledged entries, then stale ones of dead consumers, then new ones."""
+        await self._ensure_group()
+        own = await self._read(consumer, "0", count, None)
+        if own:
+            return own
+        claimed: Any = await self._redis.xautoclaim(
+            self._stream, GROUP, consumer, min_idle_time=5000, start_id="0-0", count=count
+        )
+        if claimed[1]:
+            return [self._entry(entry_id, fields) for entry_id, fields in claimed[1] if fields]
+        return await self._read(consumer, ">", count, max(1, int(block_s * 1000)))
+
+    async def acknowledge(self, entry_ids: list[str]) -> None:
+        """XACK and delete persisted entries."""
+        if entry_ids:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.xack(self._stream, GROUP, *entry_ids)
+            pipe.xdel(self._stream, *entry_ids)
+            await pipe.execute()
+
+    async def lag(self) -> tuple[int, float]:
+        """Entries in the persistence stream and the age of the oldest."""
+        length = await self._redis.xlen(self._stream)
+        if not length:
+            return 0, 0.0
+        first: Any = await self._redis.xrange(self._stream, count=1)
+        oldest_ms = int(first[0][0].split(b"-")[0]) if first else int(time.time() * 1000)
+        return int(length), max(0.0, time.time() - oldest_ms / 1000)
+
+    async def _read(
+        self, consumer: str, start: str, count: int, block_ms: int | None
+    ) -> list[PersistEntry]:
+        response: Any = await self._redis.xreadgroup(
+            GROUP, consumer, {self._stream: start}, count=count, block=block_ms
+        )
+        entries: list[PersistEntry] = []
+        for _stream, items in response or []:
+            entries.extend(self._entry(entry_id, fields) for entry_id, fields in items if fields)
+        return entries
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self._redis.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def _seed(self, group_id: uuid.UUID) -> None:
+        await self._redis.set(self._key("seq", group_id), await self._seeder(group_id), nx=True)
+
+    def _key(self, kind: str, group_id: uuid.UUID) -> str:
+        return f"{self._prefix}{kind}:{group_id}"
+
+    def _keys(self, message: NewMessage) -> list[str]:
+        group = message.group_id
+        return [
+            self._key("seq", group),
+            f"{self._prefix}idem:{group}:{message.author_id}:{message.client_msg_id}",
+            self._key("rec", group),
+            self._stream,
+            f"{self._prefix}rl:msg:{message.author_id}",
+        ]
+
+    def _args(self, message: NewMessage, rate: Rate) -> list[Any]:
+        prefix, suffix = message.frame_template()
+        created_ms = int(message.created_at.timestamp() * 1000)
+        return [
+            prefix,
+            suffix,
+            f"{self._prefix}g:{message.group_id}",
+            IDEMPOTENCY_TTL_S,
+            self._window,
+            self._window_s,
+            str(message.message_id),
+            str(message.group_id),
+            str(message.author_id),
+            message.body,
+            message.client_msg_id,
+            created_ms,
+            rate.period_s * 1000,
+            rate.limit,
+            message.created_at.isoformat(),
+        ]
+
+    @staticmethod
+    def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> PersistEntry:
+        created = int(fields[b"t"])
+        row = {
+            "id": uuid.UUID(fields[b"i"].decode()),
+            "group_id": uuid.UUID(fields[b"g"].decode()),
+            "seq": int(fields[b"s"]),
+            "author_id": uuid.UUID(fields[b"a"].decode()),
+            "body": fields[b"b"].decode(),
+            "client_msg_id": fields[b"c"].decode(),
+            "created_at": utc_from_ms(created),
+        }
+        return PersistEntry(entry_id.decode(), row, created / 1000)

@@ -1,0 +1,1 @@
+"""Background jobs on taskiq: a Redis stream broker, or in-process in the embedded default."""

@@ -1,0 +1,42 @@
+"""Entry point of the worker process: ``taskiq worker server.tasks.worker:broker``.
+
+The taskiq CLI imports a broker object, so this module (an edge, like the app factory) builds
+one from the environment. Nothing connects at import time: the broker and the services are
+opened by the worker's start-up event and closed by its shutdown event.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+from taskiq import TaskiqEvents, TaskiqState
+
+from server.container import Services
+from server.hub.notifier import BusNotifier
+from server.observability.logging import configure_logging
+from server.observability.sentry import init_sentry
+from server.resources import open_resources
+from server.settings import Settings
+from server.tasks.broker import build_broker
+from server.tasks.jobs import register_jobs
+
+settings = Settings.from_env()
+broker = build_broker(settings)
+register_jobs(broker)
+
+
+@broker.on_event(TaskiqEvents.WORKER_STARTUP)
+async def startup(state: TaskiqState) -> None:
+    """Open the worker's resources and services."""
+    configure_logging(settings.log_level)
+    init_sentry(settings.sentry_dsn, settings.env.value)
+    stack = AsyncExitStack()
+    resources = await stack.enter_async_context(open_resources(settings))
+    state.stack = stack
+    state.services = Services(resources, BusNotifier(resources.bus))
+
+
+@broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
+async def shutdown(state: TaskiqState) -> None:
+    """Close what start-up opened."""
+    await state.stack.aclose()

@@ -1,0 +1,292 @@
+"""``GET /api/v1/ws``: the only code that receives and sends on sockets.
+
+It checks the Origin, negotiates the subprotocol, waits (5 s) for ``auth``, takes a connection
+slot, then moves frames: decode, ask the session what they mean, carry out the effects with
+the services and the hub, and write replies through the connection's queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, cast
+
+from protocol.codec import Codec, FatalFrame, InvalidFrame, negotiate
+from protocol.errors import CloseCode, ErrorCode
+from protocol.frames import Ack, ClientFrames, Unsubscribed
+from server.errors import AppError, RateLimited
+from server.hub.connection import Connection
+from server.infra import as_unavailable
+from server.observability.context import user_id_var
+from server.observability.metrics import FRAMES
+from server.ws.session import (
+    Authenticate,
+    Close,
+    DoRead,
+    DoSend,
+    DoSubscribe,
+    DoTyping,
+    DoUnsubscribe,
+    Effect,
+    FrameBudget,
+    Phase,
+    Reply,
+    Session,
+)
+
+if TYPE_CHECKING:
+    from starlette.types import Message, Receive, Scope, Send
+
+    from server.container import Services
+
+log = logging.getLogger(__name__)
+
+
+def origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
+    """Browsers send Origin: it must be listed. Non-browser clients send none."""
+    for name, value in scope.get("headers", ()):
+        if name == b"origin":
+            return value.decode("latin-1") in allowed
+    return True
+
+
+class SocketEndpoint:
+    """The ASGI app mounted at ``/api/v1/ws``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handshake, then hand over to a :class:`SocketRun`."""
+        services = cast("Services", scope["state"]["services"])
+        if (await receive())["type"] != "websocket.connect":
+            return
+        if services.draining or not origin_allowed(scope, services.settings.cors_origins):
+            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+            return
+        offered = list(scope.get("subprotocols") or [])
+        codec = negotiate(offered)
+        accept: dict[str, Any] = {"type": "websocket.accept"}
+        if codec.subprotocol in offered:
+            accept["subprotocol"] = codec.subprotocol
+        await send(accept)
+        await SocketRun(services, codec, receive, send).serve()
+
+
+class SocketRun:
+    """One accepted socket, from ``auth`` to close."""
+
+    def __init__(self, services: Services, codec: Codec, receive: Receive, send: Send) -> None:
+        settings = services.settings
+        self.services = services
+        self.codec = codec
+        self.receive = receive
+        self.send = send
+        self.session = Session(
+            session_id=uuid.uuid4().hex,
+            heartbeat_s=settings.ws_heartbeat_s,
+            budget=FrameBudget(settings.ws_frame_rate, settings.ws_frame_burst),
+        )
+        self.conn: Connection | None = None
+        self.expiry: asyncio.TimerHandle | None = None
+        self.task = asyncio.current_task()
+
+    async def serve(self) -> None:
+        """Authenticate, then run the frame loop until either side closes."""
+        try:
+            conn = await self._authenticate_first()
+            if conn is not None:
+                await self._loop(conn)
+        except asyncio.CancelledError:
+            if self.conn is None or self.conn.close_code is None:
+                raise
+        finally:
+            await self._cleanup()
+
+    async def _authenticate_first(self) -> Connection | None:
+        try:
+            message = await asyncio.wait_for(
+                self.receive(), self.services.settings.ws_auth_timeout_s
+            )
+        except TimeoutError:
+            await self._close_now(CloseCode.UNAUTHORIZED, "no auth frame within 5 s")
+            return None
+        frame = await self._decode(message, first=True)
+        if frame is None:
+            return None
+        effect = self.session.first(frame)
+        if isinstance(effect, Close):
+            await self._close_now(effect.code, effect.reason)
+            return None
+        return await self._open(effect)
+
+    async def _open(self, effect: Authenticate) -> Connection | None:
+        settings = self.services.settings
+        try:
+            principal = await self.services.auth.authenticate(effect.token)
+            conn = Connection(
+                self.send,
+                self.codec,
+                principal.user_id,
+                self.session.session_id,
+                settings.ws_queue_max_frames,
+                settings.ws_queue_max_bytes,
+                on_closed=self._on_closed,
+            )
+            admitted = await self.services.hub.admit(conn)
+        except AppError:
+            await self._close_now(CloseCode.UNAUTHORIZED, "invalid or expired token")
+            return None
+        except Exception as exc:
+            if as_unavailable(exc) is None:
+                raise
+            await self._close_now(CloseCode.SERVICE_RESTART, "service unavailable; retry shortly")
+            return None
+        if not admitted:
+            await self._close_now(CloseCode.CONNECTION_LIMIT, "too many connections for this user")
+            return None
+        self.conn = conn
+        conn.start()
+        user_id_var.set(str(principal.user_id))
+        self._run(self.session.authenticated(principal.user_id, principal.expires_at, effect.ref))
+        self._arm_expiry(principal.expires_at)
+        return conn
+
+    async def _loop(self, conn: Connection) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            frame = await self._decode(message, first=False)
+            if frame is None:
+                if self.session.phase is Phase.CLOSED:
+                    return
+                continue
+            FRAMES.add("in", str(frame.__struct_config__.tag))
+            for effect in self.session.handle(frame, time.monotonic()):
+                await self._carry_out(conn, effect)
+
+    async def _decode(self, message: Message, *, first: bool) -> ClientFrames | None:
+        if message["type"] != "websocket.receive":
+            return None
+        data = message.get("bytes") if self.codec.binary else message.get("text")
+        if data is None:
+            await self._close(CloseCode.UNSUPPORTED_DATA, "wrong frame type for the subprotocol")
+            return None
+        try:
+            return self.codec.decode(data)
+        except FatalFrame as exc:
+            await self._close(exc.close_code, exc.reason)
+        except InvalidFrame as exc:
+            if first:
+                await self._close(CloseCode.UNAUTHORIZED, "the first frame must be auth")
+            else:
+                self._run(self.session.invalid(exc, time.monotonic()))
+        return None
+
+    async def _carry_out(self, conn: Connection, effect: Effect) -> None:
+        try:
+            await self._dispatch(conn, effect)
+        except RateLimited:
+            self._run(self.session.rate_limited(getattr(effect, "ref", None), time.monotonic()))
+        except AppError as exc:
+            self._run([self.session.error(exc.code, exc.message, getattr(effect, "ref", None))])
+        except Exception as exc:
+            unavailable = as_unavailable(exc)
+            if unavailable is None:
+                raise
+            self._run(
+                [
+                    self.session.error(
+                        ErrorCode.SERVICE_UNAVAILABLE,
+                        unavailable.message,
+                        getattr(effect, "ref", None),
+                    )
+                ]
+            )
+
+    async def _dispatch(self, conn: Connection, effect: Effect) -> None:
+        match effect:
+            case Reply() | Close():
+                self._run([effect])
+            case DoSend(group_id=group, body=body, client_msg_id=cmid, ref=ref):
+                _, accepted = await self.services.pipeline.submit(conn.user_id, group, body, cmid)
+                conn.reply(
+                    Ack(
+                        client_msg_id=cmid,
+                        message_id=accepted.message_id,
+                        seq=accepted.seq,
+                        created_at=accepted.created_at,
+                        **_ref(ref),
+                    )
+                )
+            case DoSubscribe(group_id=group, since_seq=since, ref=ref):
+                subscribed = await self.services.hub.subscribe(conn, group, since, ref)
+                self.session.subscribed(subscribed.group_id)
+            case DoUnsubscribe(group_id=group, ref=ref):
+                await self.services.hub.unsubscribe(conn, group)
+                self.session.unsubscribed(group)
+                conn.reply(Unsubscribed(group_id=group, **_ref(ref)))
+            case DoTyping(group_id=group):
+                await self.services.hub.typing(conn, group, time.monotonic())
+            case DoRead(group_id=group, seq=seq):
+                await self.services.messages.mark_read(
+                    conn.user_id, group, seq, exclude=conn.session_id
+                )
+            case Authenticate(token=token, ref=ref):
+                await self._refresh(token, ref)
+
+    async def _refresh(self, token: str, ref: object) -> None:
+        try:
+            principal = await self.services.auth.authenticate(token)
+        except AppError:
+            await self._close(CloseCode.UNAUTHORIZED, "invalid refresh token")
+            return
+        self._run(self.session.authenticated(principal.user_id, principal.expires_at, ref))  # type: ignore[arg-type]
+        self._arm_expiry(principal.expires_at)
+
+    def _run(self, effects: list[Effect]) -> None:
+        """Carry out effects that need no service: replies and closes."""
+        for effect in effects:
+            if isinstance(effect, Reply) and self.conn is not None:
+                self.conn.reply(effect.frame)
+            elif isinstance(effect, Close) and self.conn is not None:
+                self.conn.close(effect.code, effect.reason)
+
+    def _arm_expiry(self, expires_at: float) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        delay = max(0.0, expires_at - time.time())
+        conn = self.conn
+        if conn is not None:
+            self.expiry = asyncio.get_running_loop().call_later(
+                delay, conn.close, CloseCode.UNAUTHORIZED, "token expired"
+            )
+
+    def _on_closed(self) -> None:
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self.conn is not None:
+            self.conn.close(code, reason)
+            await self.conn.closed.wait()
+        else:
+            await self._close_now(code, reason)
+        self.session.phase = Phase.CLOSED
+
+    async def _close_now(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.send({"type": "websocket.close", "code": code, "reason": reason})
+
+    async def _cleanup(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                await self.services.hub.release(self.conn)
+            await self.conn.stop()
+
+
+def _ref(ref: object) -> dict[str, Any]:
+    return {} if ref is None else {"ref": ref}

@@ -1,0 +1,51 @@
+"""Fixtures for the real-time contract suite: the same tests on Redis and in process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.fixtures.server import RunningServer, serve
+from tests.fixtures.services import REDIS_URL, migrate
+from tests.fixtures.settings import make_settings
+
+
+@dataclass
+class Realtime:
+    """A node, an HTTP client of it, and its socket URL."""
+
+    node: RunningServer
+    http: httpx.AsyncClient
+    kind: str
+
+    @property
+    def ws(self) -> str:
+        """The socket endpoint."""
+        return f"{self.node.ws_url}/api/v1/ws"
+
+
+@pytest.fixture(scope="session")
+async def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
+    """A node on the embedded default: SQLite and in-process twins."""
+    folder = tmp_path_factory.mktemp("embedded-rt")
+    url = f"sqlite:///{folder / 'rt.db'}"
+    await asyncio.to_thread(migrate, url)
+    async with serve(make_settings(url, None, "sb:", folder / "media")) as running:
+        yield running
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def rt(
+    request: pytest.FixtureRequest, node: RunningServer, embedded_node: RunningServer
+) -> AsyncIterator[Realtime]:
+    """The contract suite's subject: the Redis-backed node, then the embedded one."""
+    chosen = node if request.param == "redis" else embedded_node
+    async with httpx.AsyncClient(base_url=chosen.base_url, timeout=10) as http:
+        yield Realtime(chosen, http, request.param)
+
+
+__all__ = ["REDIS_URL", "Realtime"]

@@ -1,0 +1,411 @@
+"""The bus contract, run against ``MemoryBus`` and ``RedisBus``; then RedisBus under outages.
+
+Every guarantee broadcaster's Redis backend breaks (ADR 0005,
+``test_broadcaster_defects.py``) is asserted here for our own bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from server.bus.base import Bus, BusUnavailable
+from server.bus.memory import MemoryBus
+from server.bus.redis import RedisBus
+from server.redis_client import create_redis
+from tests.fixtures.processes import free_port
+from tests.fixtures.services import REDIS_URL
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+class Inbox:
+    """A bus handler that records what it receives (compared by identity, as handlers are)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+
+    def __call__(self, channel: str, payload: bytes) -> None:
+        self.messages.append((channel, payload))
+
+    @property
+    def payloads(self) -> list[bytes]:
+        """What arrived, in order."""
+        return [payload for _, payload in self.messages]
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
+        """Wait until ``count`` messages have arrived."""
+        await eventually(lambda: len(self.messages) >= count, timeout)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds; fail after ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+def room() -> str:
+    """A channel name no other test uses."""
+    return f"room:{uuid.uuid4().hex[:12]}"
+
+
+async def barrier(bus: Bus) -> None:
+    """Return once everything published before has been delivered.
+
+    Publishes on a fresh channel and waits for it: both buses deliver in publish order (one
+    subscriber connection per process for Redis), so anything published earlier is in by then.
+    """
+    channel, inbox = room(), Inbox()
+    await bus.subscribe(channel, inbox)
+    await bus.publish(channel, b"barrier")
+    await inbox.wait_for(1)
+    await bus.unsubscribe(channel, inbox)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    """The subject: the in-process bus, then the Redis bus on the shared test Redis."""
+    if request.param == "memory":
+        memory = MemoryBus()
+        await memory.start()
+        yield memory
+        await memory.stop()
+        return
+    publisher = Redis.from_url(REDIS_URL)
+    redis_bus = RedisBus(
+        publisher=publisher, url=REDIS_URL, prefix=f"sbtest:{uuid.uuid4().hex[:8]}:"
+    )
+    try:
+        await redis_bus.start()
+        assert redis_bus.connected
+        yield redis_bus
+    finally:
+        await asyncio.wait_for(redis_bus.stop(), 5)
+        await publisher.aclose()
+
+
+async def test_first_subscription_receives(bus: Bus) -> None:
+    """The very first subscribe of a fresh bus, then a publish: the handler receives it."""
+    channel, inbox = room(), Inbox()
+    await bus.subscribe(channel, inbox)
+    await bus.publish(channel, b"hello")
+    await inbox.wait_for(1)
+    assert inbox.messages == [(channel, b"hello")]
+
+
+async def test_order_is_preserved_for_500_messages(bus: Bus) -> None:
+    """500 messages published one after another arrive complete and in order."""
+    channel, inbox = room(), Inbox()
+    await bus.subscribe(channel, inbox)
+    sent = [f"message {index}".encode() for index in range(500)]
+    for payload in sent:
+        await bus.publish(channel, payload)
+    await inbox.wait_for(500, timeout=10)
+    assert inbox.payloads == sent
+
+
+async def test_two_handlers_both_receive_and_one_can_leave(bus: Bus) -> None:
+    """Two handlers on one channel both receive; after one unsubscribes the other still does."""
+    channel, first, second = room(), Inbox(), Inbox()
+    await bus.subscribe(channel, first)
+    await bus.subscribe(channel, second)
+    await bus.publish(channel, b"one")
+    await first.wait_for(1)
+    await second.wait_for(1)
+
+    await bus.unsubscribe(channel, first)
+    await bus.publish(channel, b"two")
+    await second.wait_for(2)
+    await barrier(bus)
+    assert first.payloads == [b"one"]
+    assert second.payloads == [b"one", b"two"]
+
+
+async def test_last_unsubscribe_stops_delivery(bus: Bus) -> None:
+    """After the last handler leaves nothing is delivered; subscribing again works again."""
+    channel, inbox = room(), Inbox()
+    await bus.subscribe(channel, inbox)
+    await bus.publish(channel, b"while subscribed")
+    await inbox.wait_for(1)
+
+    await bus.unsubscribe(channel, inbox)
+    await bus.publish(channel, b"after leaving")
+    await barrier(bus)
+    assert inbox.payloads == [b"while subscribed"]
+
+    again = Inbox()
+    await bus.subscribe(channel, again)
+    await bus.publish(channel, b"back")
+    await again.wait_for(1)
+    assert again.payloads == [b"back"]
+    assert inbox.payloads == [b"while subscribed"]
+
+
+async def test_twenty_concurrent_subscribes_to_a_new_channel_all_receive(bus: Bus) -> None:
+    """20 subscribe() calls at once to a new channel: each receives what follows its return."""
+    channel = room()
+    inboxes = [Inbox() for _ in range(20)]
+
+    async def join(index: int) -> None:
+        await bus.subscribe(channel, inboxes[index])
+        await bus.publish(channel, f"joined {index}".encode())  # must reach at least itself
+
+    await asyncio.wait_for(asyncio.gather(*(join(index) for index in range(20))), 10)
+    await bus.publish(channel, b"to everyone")
+    await barrier(bus)
+    for index, inbox in enumerate(inboxes):
+        assert f"joined {index}".encode() in inbox.payloads
+        assert len(set(inbox.payloads)) == len(inbox.payloads)  # nothing twice
+        assert inbox.payloads[-1] == b"to everyone"
+
+
+async def test_raising_handler_does_not_stop_others_or_later_messages(bus: Bus) -> None:
+    """A handler that raises: the other handler still receives, and so do later messages."""
+    channel, inbox = room(), Inbox()
+    calls: list[bytes] = []
+
+    def broken(_channel: str, payload: bytes) -> None:
+        calls.append(payload)
+        raise RuntimeError("handler bug")
+
+    await bus.subscribe(channel, broken)
+    await bus.subscribe(channel, inbox)
+    await bus.publish(channel, b"first")
+    await bus.publish(channel, b"second")
+    await inbox.wait_for(2)
+    assert inbox.payloads == [b"first", b"second"]
+    assert calls == [b"first", b"second"]
+
+    other, later = room(), Inbox()
+    await bus.subscribe(other, later)
+    await bus.publish(other, b"elsewhere")
+    await later.wait_for(1)
+    assert later.payloads == [b"elsewhere"]
+
+
+async def test_non_utf8_payloads_are_delivered_intact(bus: Bus) -> None:
+    """Bytes that are not UTF-8 arrive unchanged, and a valid message behind them arrives too."""
+    channel, inbox = room(), Inbox()
+    binary = b"\xff\xfe\x00\x80\xc3("
+    await bus.subscribe(channel, inbox)
+    await bus.publish(channel, binary)
+    await bus.publish(channel, b"valid")
+    await inbox.wait_for(2)
+    assert inbox.payloads == [binary, b"valid"]
+    assert all(isinstance(payload, bytes) for payload in inbox.payloads)
+
+
+async def test_publish_many_reaches_several_channels(bus: Bus) -> None:
+    """publish_many to three channels: each receives it once; a fourth channel gets nothing."""
+    channels = [room() for _ in range(3)]
+    inboxes = [Inbox() for _ in channels]
+    bystander_channel, bystander = room(), Inbox()
+    for channel, inbox in zip(channels, inboxes, strict=True):
+        await bus.subscribe(channel, inbox)
+    await bus.subscribe(bystander_channel, bystander)
+
+    await bus.publish_many(channels, b"broadcast")
+    await bus.publish_many([], b"to nobody")
+    for inbox in inboxes:
+        await inbox.wait_for(1)
+    await barrier(bus)
+    for channel, inbox in zip(channels, inboxes, strict=True):
+        assert inbox.messages == [(channel, b"broadcast")]
+    assert bystander.messages == []
+
+
+# --- RedisBus on a Redis the test owns, so it can kill it -----------------------------------
+
+
+class RedisProcess:
+    """A ``redis-server`` this test owns, on a free port, which it can kill and restart."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Where to connect."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        """Start (or restart, on the same port) and wait until it answers PING."""
+        self._spawn()
+        await asyncio.wait_for(self._wait_pong(), 10)
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes without closing anything politely."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+            self.process = None
+
+    def _spawn(self) -> None:
+        assert REDIS_SERVER is not None, "redis-server must be on PATH"
+        command = [
+            REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--daemonize", "no",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def _wait_pong(self) -> None:
+        while True:
+            assert self.process is not None
+            assert self.process.poll() is None, "redis-server exited at start"
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            try:
+                writer.write(b"PING\r\n")
+                await writer.drain()
+                if (await reader.readline()).startswith(b"+PONG"):
+                    return
+            finally:
+                writer.close()
+                await writer.wait_closed()
+
+
+@pytest.fixture
+async def owned_redis() -> AsyncIterator[RedisProcess]:
+    """A private Redis the test may kill; always killed afterwards."""
+    server = RedisProcess()
+    try:
+        await server.start()
+        yield server
+    finally:
+        server.kill()
+
+
+class OwnedBus:
+    """A RedisBus (publishing through the app's client) on a Redis the test owns."""
+
+    def __init__(self, server: RedisProcess) -> None:
+        self.server = server
+        self.prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+        self.publisher = create_redis(server.url)
+        self.bus = RedisBus(publisher=self.publisher, url=server.url, prefix=self.prefix)
+
+    async def numsub(self, channels: list[str]) -> list[int]:
+        """How many connections the (current) Redis has subscribed to each channel."""
+        async with Redis.from_url(self.server.url) as probe:
+            counts = await probe.pubsub_numsub(*(self.prefix + c for c in channels))
+        return [int(count) for _, count in counts]
+
+    async def close(self) -> None:
+        """Stop the bus and close the publisher."""
+        await asyncio.wait_for(self.bus.stop(), 5)
+        await self.publisher.aclose()
+
+
+@pytest.fixture
+async def owned(owned_redis: RedisProcess) -> AsyncIterator[OwnedBus]:
+    """A started RedisBus on the owned Redis."""
+    subject = OwnedBus(owned_redis)
+    try:
+        await subject.bus.start()
+        assert subject.bus.connected
+        yield subject
+    finally:
+        await subject.close()
+
+
+async def test_redis_restart_reconnects_resubscribes_and_signals_resync(owned: OwnedBus) -> None:
+    """Redis SIGKILLed, down ~0.7 s, restarted: the bus re-subscribes, resyncs, delivers again."""
+    bus = owned.bus
+    resyncs: list[float] = []
+    bus.on_resync(lambda: resyncs.append(time.monotonic()))
+    channels = [room() for _ in range(3)]
+    inboxes = [Inbox() for _ in channels]
+    for channel, inbox in zip(channels, inboxes, strict=True):
+        await bus.subscribe(channel, inbox)
+    await bus.publish(channels[0], b"before")
+    await inboxes[0].wait_for(1)
+
+    owned.server.kill()
+    await eventually(lambda: not bus.connected)
+    await asyncio.sleep(0.7)
+    assert resyncs == []  # nothing to resync onto while Redis is down
+    await owned.server.start()
+
+    await eventually(lambda: bus.connected and len(resyncs) == 1, timeout=10)
+    counts: list[int] = []
+    for _ in range(100):  # SUBSCRIBE is sent before the resync signal, confirmed just after
+        counts = await owned.numsub(channels)
+        if counts == [1, 1, 1]:
+            break
+        await asyncio.sleep(0.02)
+    assert counts == [1, 1, 1]  # every channel re-subscribed on the new Redis
+
+    for channel in channels:
+        await bus.publish(channel, b"after")
+    await inboxes[0].wait_for(2)
+    for inbox in inboxes[1:]:
+        await inbox.wait_for(1)
+    assert inboxes[0].payloads == [b"before", b"after"]
+    assert all(inbox.payloads == [b"after"] for inbox in inboxes[1:])
+    assert len(resyncs) == 1
+
+
+async def test_subscribe_while_redis_is_down_raises_bus_unavailable(owned: OwnedBus) -> None:
+    """Redis killed: subscribe() raises BusUnavailable at once, registers nothing, never hangs."""
+    bus = owned.bus
+    owned.server.kill()
+
+    started = time.monotonic()
+    with pytest.raises(BusUnavailable):  # straight after the kill, before the reader notices
+        await asyncio.wait_for(bus.subscribe(room(), Inbox()), 2.5)
+    assert time.monotonic() - started < 2.5
+
+    await eventually(lambda: not bus.connected)
+    channel = room()
+    started = time.monotonic()
+    with pytest.raises(BusUnavailable):
+        await asyncio.wait_for(bus.subscribe(channel, Inbox()), 2.5)
+    assert time.monotonic() - started < 0.5
+    assert channel not in bus.channels()
+
+
+async def test_stop_returns_promptly_while_connected(owned_redis: RedisProcess) -> None:
+    """stop() on a connected bus returns within a second and closes its connections."""
+    subject = OwnedBus(owned_redis)
+    try:
+        await subject.bus.start()
+        await subject.bus.subscribe(room(), Inbox())
+        started = time.monotonic()
+        await asyncio.wait_for(subject.bus.stop(), 5)
+        assert time.monotonic() - started < 1.0
+    finally:
+        await subject.publisher.aclose()
+
+
+async def test_stop_returns_promptly_while_redis_is_down(owned_redis: RedisProcess) -> None:
+    """stop() while the bus is busy reconnecting to a dead Redis returns within a second."""
+    subject = OwnedBus(owned_redis)
+    try:
+        await subject.bus.start()
+        await subject.bus.subscribe(room(), Inbox())
+        owned_redis.kill()
+        await eventually(lambda: not subject.bus.connected)
+        await asyncio.sleep(0.3)  # inside the reconnect loop by now
+        started = time.monotonic()
+        await asyncio.wait_for(subject.bus.stop(), 5)
+        assert time.monotonic() - started < 1.0
+    finally:
+        await subject.publisher.aclose()

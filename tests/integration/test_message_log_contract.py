@@ -1,0 +1,476 @@
+"""The MessageLog contract, run against the in-process twin and against real Redis.
+
+Each implementation is paired with its bus (MemoryBus, or a RedisBus on the same prefix) so
+the tests see what every node would receive. Redis-only scenarios follow: a dead persister's
+entries are claimed by another one, and the lag of the persistence stream is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from protocol.frames import MessageCreated
+from server.bus.base import Bus
+from server.bus.memory import MemoryBus
+from server.bus.redis import RedisBus
+from server.errors import RateLimited
+from server.hub.envelope import Envelope, Kind, group_channel, unpack
+from server.security.ratelimit import Rate
+from server.store.message_log import (
+    Accepted,
+    MemoryMessageLog,
+    MessageLog,
+    NewMessage,
+    Seeder,
+)
+from server.store.redis_log import RedisMessageLog
+from tests.fixtures.services import REDIS_URL, drop_redis_prefix
+
+GENEROUS = Rate(1000, 1.0)
+WINDOW = 100
+WINDOW_S = 3600
+
+
+@dataclass
+class Harness:
+    """A message log, the bus it publishes on, and the seeds its seeder answers with."""
+
+    log: MessageLog
+    bus: Bus
+    seeds: dict[uuid.UUID, int]
+
+    async def listen(self, group_id: uuid.UUID) -> Inbox:
+        """Collect every envelope published for ``group_id`` from now on."""
+        inbox = Inbox()
+        await self.bus.subscribe(group_channel(group_id), inbox)
+        return inbox
+
+
+class Inbox(list[Envelope]):
+    """A bus handler keeping what it receives, unpacked, in arrival order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = asyncio.Event()
+
+    def __call__(self, channel: str, payload: bytes) -> None:
+        self.append(unpack(payload))
+        self._changed.set()
+
+    async def until(self, count: int) -> Inbox:
+        """Wait (at most two seconds) until ``count`` envelopes were received."""
+        async with asyncio.timeout(2.0):
+            while len(self) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self
+
+
+def new_message(
+    group_id: uuid.UUID,
+    author_id: uuid.UUID,
+    client_msg_id: str | None = None,
+    body: str = "hello",
+) -> NewMessage:
+    """A validated message created now, at millisecond precision like the service makes it."""
+    now = datetime.now(UTC)
+    return NewMessage(
+        group_id=group_id,
+        author_id=author_id,
+        message_id=uuid.uuid4(),
+        body=body,
+        client_msg_id=client_msg_id or uuid.uuid4().hex,
+        created_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
+    )
+
+
+def created_ms(message: NewMessage) -> int:
+    """The message's creation time in epoch milliseconds."""
+    return int(message.created_at.timestamp() * 1000)
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    """A Redis client of this test, closed afterwards."""
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A key and channel namespace of this test only."""
+    value = f"sbtest:{uuid.uuid4().hex[:12]}:"
+    yield value
+    await drop_redis_prefix(value)
+
+
+def seeder_of(seeds: dict[uuid.UUID, int]) -> Seeder:
+    """A seeder answering the 'highest persisted seq' the test chose for a group, else 0."""
+
+    async def seeder(group_id: uuid.UUID) -> int:
+        return seeds.get(group_id, 0)
+
+    return seeder
+
+
+async def redis_harness(redis: Redis, prefix: str) -> Harness:
+    """A RedisMessageLog with a started RedisBus on the same prefix."""
+    bus = RedisBus(redis, REDIS_URL, prefix)
+    await bus.start()
+    seeds: dict[uuid.UUID, int] = {}
+    log = RedisMessageLog(redis, prefix, seeder_of(seeds), window=WINDOW, window_s=WINDOW_S)
+    return Harness(log, bus, seeds)
+
+
+def memory_harness() -> Harness:
+    """A MemoryMessageLog publishing on a MemoryBus."""
+    bus = MemoryBus()
+    seeds: dict[uuid.UUID, int] = {}
+    log = MemoryMessageLog(bus, seeder_of(seeds), window=WINDOW, window_s=WINDOW_S)
+    return Harness(log, bus, seeds)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def harness(
+    request: pytest.FixtureRequest, redis: Redis, prefix: str
+) -> AsyncIterator[Harness]:
+    """Each implementation of the MessageLog contract, with its bus."""
+    made = memory_harness() if request.param == "memory" else await redis_harness(redis, prefix)
+    yield made
+    await made.bus.stop()
+
+
+@pytest.fixture
+async def redis_only(redis: Redis, prefix: str) -> AsyncIterator[Harness]:
+    """The Redis implementation alone."""
+    made = await redis_harness(redis, prefix)
+    yield made
+    await made.bus.stop()
+
+
+def ids(count: int) -> list[uuid.UUID]:
+    """Fresh ids (groups or users)."""
+    return [uuid.uuid4() for _ in range(count)]
+
+
+# --- seq ---------------------------------------------------------------------------------
+
+
+async def test_append_assigns_gapless_seq_after_the_seed(harness: Harness) -> None:
+    """A group whose database holds seq 41 continues at 42, 43, ... without gaps."""
+    group, author = ids(2)
+    harness.seeds[group] = 41
+    messages = [new_message(group, author) for _ in range(5)]
+    acks = [await harness.log.append(m, GENEROUS) for m in messages]
+    assert [a.seq for a in acks] == [42, 43, 44, 45, 46]
+    assert acks[0] == Accepted(42, messages[0].message_id, messages[0].created_at, False)
+    assert await harness.log.last_seq(group) == 46
+
+
+async def test_seq_counters_are_per_group(harness: Harness) -> None:
+    """Each group counts on its own."""
+    first, second, author = ids(3)
+    harness.seeds[second] = 10
+    assert (await harness.log.append(new_message(first, author), GENEROUS)).seq == 1
+    assert (await harness.log.append(new_message(second, author), GENEROUS)).seq == 11
+    assert (await harness.log.append(new_message(first, author), GENEROUS)).seq == 2
+
+
+async def test_concurrent_appends_get_distinct_consecutive_seqs(harness: Harness) -> None:
+    """Appends racing on one group still get 1..n, each exactly once."""
+    group, author = ids(2)
+    acks = await asyncio.gather(
+        *(harness.log.append(new_message(group, author), GENEROUS) for _ in range(20))
+    )
+    assert sorted(a.seq for a in acks) == list(range(1, 21))
+
+
+async def test_last_seq_seeds_on_first_use(harness: Harness) -> None:
+    """Before any append, a group's last seq is what the database says; then it grows."""
+    group, author, empty = ids(3)
+    harness.seeds[group] = 7
+    assert await harness.log.last_seq(group) == 7
+    assert await harness.log.last_seq(empty) == 0
+    assert (await harness.log.append(new_message(group, author), GENEROUS)).seq == 8
+    assert await harness.log.last_seq(group) == 8
+
+
+# --- idempotency -------------------------------------------------------------------------
+
+
+async def test_repeated_client_msg_id_returns_first_ack_and_publishes_nothing(
+    harness: Harness,
+) -> None:
+    """A retried send gets the first ack, marked duplicate; no seq is used, nothing is sent."""
+    group, author = ids(2)
+    received = await harness.listen(group)
+    first = new_message(group, author, client_msg_id="retry-me", body="original")
+    ack = await harness.log.append(first, GENEROUS)
+    retry = new_message(group, author, client_msg_id="retry-me", body="changed")
+    again = await harness.log.append(retry, GENEROUS)
+    assert again == Accepted(ack.seq, first.message_id, first.created_at, True)
+    following = await harness.log.append(new_message(group, author), GENEROUS)
+    assert following.seq == ack.seq + 1
+    await received.until(2)
+    assert [e.seq for e in received] == [ack.seq, following.seq]
+    frames = [msgspec.json.decode(e.frame, type=MessageCreated) for e in received]
+    assert frames[0].body == "original"
+
+
+async def test_same_client_msg_id_elsewhere_is_a_new_message(harness: Harness) -> None:
+    """The idempotency key is (group, author, client_msg_id): other authors or groups differ."""
+    group, other_group, author, other_author = ids(4)
+    base = await harness.log.append(new_message(group, author, "k"), GENEROUS)
+    by_other = await harness.log.append(new_message(group, other_author, "k"), GENEROUS)
+    in_other = await harness.log.append(new_message(other_group, author, "k"), GENEROUS)
+    assert (base.seq, by_other.seq, in_other.seq) == (1, 2, 1)
+    assert not by_other.duplicate
+    assert not in_other.duplicate
+
+
+# --- publishing --------------------------------------------------------------------------
+
+
+async def test_published_envelope_carries_the_message_frame(harness: Harness) -> None:
+    """Every node receives a MESSAGE envelope with the seq and the JSON ``message`` frame."""
+    group, author = ids(2)
+    harness.seeds[group] = 3
+    received = await harness.listen(group)
+    message = new_message(group, author, client_msg_id="c-9", body='tricky "seq":0, body')
+    ack = await harness.log.append(message, GENEROUS)
+    (envelope,) = await received.until(1)
+    assert envelope.kind is Kind.MESSAGE
+    assert envelope.seq == ack.seq == 4
+    assert envelope.exclude == ""
+    assert envelope.subject == str(created_ms(message))
+    frame = msgspec.json.decode(envelope.frame, type=MessageCreated)
+    assert frame == MessageCreated(
+        group_id=group,
+        seq=4,
+        message_id=message.message_id,
+        author_id=author,
+        body='tricky "seq":0, body',
+        created_at=message.created_at,
+        client_msg_id="c-9",
+    )
+
+
+async def test_envelopes_arrive_in_seq_order(harness: Harness) -> None:
+    """Subscribers see a group's messages in seq order."""
+    group, author = ids(2)
+    received = await harness.listen(group)
+    for _ in range(10):
+        await harness.log.append(new_message(group, author), GENEROUS)
+    await received.until(10)
+    assert [e.seq for e in received] == list(range(1, 11))
+
+
+# --- rate limiting -----------------------------------------------------------------------
+
+
+async def test_rate_limit_refuses_past_the_burst(harness: Harness) -> None:
+    """At 3 per second an author's fourth immediate message is refused and uses no seq."""
+    group, author = ids(2)
+    received = await harness.listen(group)
+    rate = Rate(3, 1.0)
+    acks = [await harness.log.append(new_message(group, author), rate) for _ in range(3)]
+    with pytest.raises(RateLimited) as refused:
+        await harness.log.append(new_message(group, author), rate)
+    assert refused.value.retry_after >= 1
+    assert [a.seq for a in acks] == [1, 2, 3]
+    assert await harness.log.last_seq(group) == 3
+    await received.until(3)
+    await asyncio.sleep(0.05)
+    assert len(received) == 3
+
+
+async def test_rate_limit_is_per_author(harness: Harness) -> None:
+    """One author's flood does not limit another author."""
+    group, flooder, other = ids(3)
+    rate = Rate(3, 1.0)
+    for _ in range(3):
+        await harness.log.append(new_message(group, flooder), rate)
+    with pytest.raises(RateLimited):
+        await harness.log.append(new_message(group, flooder), rate)
+    assert (await harness.log.append(new_message(group, other), rate)).seq == 4
+
+
+async def test_retry_of_an_acked_message_is_answered_even_when_over_the_rate(
+    harness: Harness,
+) -> None:
+    """A lost ack can always be recovered: duplicates are answered before the rate check."""
+    group, author = ids(2)
+    rate = Rate(3, 1.0)
+    first = new_message(group, author, client_msg_id="first")
+    ack = await harness.log.append(first, rate)
+    for _ in range(2):
+        await harness.log.append(new_message(group, author), rate)
+    again = await harness.log.append(new_message(group, author, client_msg_id="first"), rate)
+    assert again.duplicate
+    assert again.seq == ack.seq
+
+
+# --- recovery window ---------------------------------------------------------------------
+
+
+async def test_recent_returns_frames_after_a_seq_in_order(harness: Harness) -> None:
+    """The window replays what a client missed: seq > after_seq, oldest first, same bytes."""
+    group, author = ids(2)
+    received = await harness.listen(group)
+    messages = [new_message(group, author) for _ in range(5)]
+    for message in messages:
+        await harness.log.append(message, GENEROUS)
+    await received.until(5)
+    recent = await harness.log.recent(group, 2, 10)
+    assert [r.seq for r in recent] == [3, 4, 5]
+    assert [r.frame for r in recent] == [e.frame for e in received[2:]]
+    assert [r.created_ms for r in recent] == [created_ms(m) for m in messages[2:]]
+
+
+async def test_recent_honours_the_limit(harness: Harness) -> None:
+    """At most ``limit`` frames, the oldest ones first."""
+    group, author = ids(2)
+    for _ in range(5):
+        await harness.log.append(new_message(group, author), GENEROUS)
+    assert [r.seq for r in await harness.log.recent(group, 0, 2)] == [1, 2]
+    assert [r.seq for r in await harness.log.recent(group, 3, 1)] == [4]
+
+
+async def test_recent_leaves_out_frames_older_than_the_time_window(harness: Harness) -> None:
+    """A message older than ``window_s`` is no longer replayed, even if it is still kept."""
+    group, author = ids(2)
+    old = new_message(group, author)
+    old = replace(old, created_at=old.created_at - timedelta(seconds=WINDOW_S + 60))
+    await harness.log.append(old, GENEROUS)
+    await harness.log.append(new_message(group, author), GENEROUS)
+    assert [r.seq for r in await harness.log.recent(group, 0, 10)] == [2]
+
+
+async def test_recent_after_the_last_seq_is_empty(harness: Harness) -> None:
+    """A client that is up to date (or a group without messages) gets nothing to replay."""
+    group, author, empty = ids(3)
+    for _ in range(2):
+        await harness.log.append(new_message(group, author), GENEROUS)
+    assert await harness.log.recent(group, 2, 10) == []
+    assert await harness.log.recent(empty, 0, 10) == []
+
+
+# --- persistence queue -------------------------------------------------------------------
+
+
+async def test_pending_yields_rows_and_acknowledged_entries_do_not_return(
+    harness: Harness,
+) -> None:
+    """The persister gets each logged message as a ``messages`` row; once acked, it is done."""
+    group, author = ids(2)
+    harness.seeds[group] = 100
+    messages = [new_message(group, author) for _ in range(3)]
+    for message in messages:
+        await harness.log.append(message, GENEROUS)
+    entries = await harness.log.pending("persister-1", 10, 1.0)
+    assert [e.row for e in entries] == [m.row(101 + i) for i, m in enumerate(messages)]
+    assert all(e.logged_at > 0 for e in entries)
+    assert len({e.entry_id for e in entries}) == 3
+    await harness.log.acknowledge([e.entry_id for e in entries])
+    assert await harness.log.pending("persister-1", 10, 0.1) == []
+    assert (await harness.log.lag())[0] == 0
+
+
+async def test_pending_honours_count(harness: Harness) -> None:
+    """A batch holds at most ``count`` entries; the rest come in the next batch, in order."""
+    group, author = ids(2)
+    for _ in range(3):
+        await harness.log.append(new_message(group, author), GENEROUS)
+    batch = await harness.log.pending("persister-1", 2, 1.0)
+    assert [e.row["seq"] for e in batch] == [1, 2]
+    await harness.log.acknowledge([e.entry_id for e in batch])
+    rest = await harness.log.pending("persister-1", 2, 1.0)
+    assert [e.row["seq"] for e in rest] == [3]
+    await harness.log.acknowledge([e.entry_id for e in rest])
+
+
+async def test_pending_with_nothing_logged_returns_empty_after_waiting(harness: Harness) -> None:
+    """An idle persister waits about ``block_s`` and gets an empty batch."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await harness.log.pending("persister-1", 10, 0.2) == []
+    assert 0.15 <= loop.time() - started < 2.0
+
+
+async def test_acknowledge_of_nothing_is_harmless(harness: Harness) -> None:
+    """An empty acknowledgement changes nothing."""
+    group, author = ids(2)
+    await harness.log.append(new_message(group, author), GENEROUS)
+    await harness.log.acknowledge([])
+    assert (await harness.log.lag())[0] == 1
+
+
+async def test_lag_counts_unpersisted_messages(harness: Harness) -> None:
+    """Logged but not yet persisted messages are reported as lag."""
+    group, author = ids(2)
+    assert await harness.log.lag() == (0, 0.0)
+    for _ in range(2):
+        await harness.log.append(new_message(group, author), GENEROUS)
+    count, age = await harness.log.lag()
+    assert count == 2
+    assert 0.0 <= age < 5.0
+
+
+# --- Redis only --------------------------------------------------------------------------
+
+
+async def test_own_unacknowledged_entries_are_delivered_again(redis_only: Harness) -> None:
+    """A persister that crashed before acking gets its entries again first, on restart."""
+    group, author = ids(2)
+    for _ in range(2):
+        await redis_only.log.append(new_message(group, author), GENEROUS)
+    first = await redis_only.log.pending("persister-1", 10, 0.5)
+    again = await redis_only.log.pending("persister-1", 10, 0.5)
+    assert [e.entry_id for e in again] == [e.entry_id for e in first]
+    assert [e.row["seq"] for e in again] == [1, 2]
+
+
+async def test_dead_consumers_entries_are_claimed_once_idle(
+    redis_only: Harness, redis: Redis, prefix: str
+) -> None:
+    """Entries a dead node's persister took but never acked go to another node after 5 s idle."""
+    other_node = RedisMessageLog(
+        redis, prefix, seeder_of(redis_only.seeds), window=WINDOW, window_s=WINDOW_S
+    )
+    group, author = ids(2)
+    messages = [new_message(group, author) for _ in range(2)]
+    for message in messages:
+        await redis_only.log.append(message, GENEROUS)
+    taken = await redis_only.log.pending("dead", 10, 0.5)
+    assert len(taken) == 2
+    assert await other_node.pending("alive", 10, 0.1) == []
+    assert (await other_node.lag())[0] == 2
+    await asyncio.sleep(5.5)
+    count, age = await redis_only.log.lag()
+    assert count == 2
+    assert age >= 5.0
+    claimed = await other_node.pending("alive", 10, 0.1)
+    assert [e.entry_id for e in claimed] == [e.entry_id for e in taken]
+    assert [e.row for e in claimed] == [m.row(i + 1) for i, m in enumerate(messages)]
+    await other_node.acknowledge([e.entry_id for e in claimed])
+    assert await redis_only.log.lag() == (0, 0.0)
+    assert await redis_only.log.pending("dead", 10, 0.1) == []
+
+
+async def test_seq_is_seeded_once_then_kept_in_redis(redis_only: Harness) -> None:
+    """After the first seed, Redis owns the counter: a changed seed no longer matters."""
+    group, author = ids(2)
+    redis_only.seeds[group] = 5
+    assert (await redis_only.log.append(new_message(group, author), GENEROUS)).seq == 6
+    redis_only.seeds[group] = 500
+    assert (await redis_only.log.append(new_message(group, author), GENEROUS)).seq == 7
+    assert await redis_only.log.last_seq(group) == 7

@@ -1,0 +1,71 @@
+"""Rate limits are counted in Redis, so they hold across nodes."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+
+from tests.factories.users import account
+from tests.fixtures.server import serve
+from tests.fixtures.services import REDIS_URL
+from tests.fixtures.settings import make_settings
+
+
+async def test_auth_bucket_is_shared_by_two_nodes(pg_url: str, tmp_path: Path) -> None:
+    """Five auth calls per minute per address, whichever node answers; the 6th is 429."""
+    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    settings = make_settings(pg_url, REDIS_URL, prefix, tmp_path, rate_limit_auth="5/60")
+    async with serve(settings) as a, serve(settings) as b:
+        async with httpx.AsyncClient() as http:
+            statuses = []
+            for i in range(6):
+                node = a if i % 2 == 0 else b
+                body = {"email": "nobody@example.com", "password": "wrong-password-1"}
+                response = await http.post(f"{node.base_url}/api/v1/auth/login", json=body)
+                statuses.append(response.status_code)
+            assert statuses == [401] * 5 + [429]
+            assert response.json()["error"]["code"] == "RATE_LIMITED"
+            assert int(response.headers["retry-after"]) >= 1
+            assert response.headers["x-ratelimit-remaining"] == "0"
+            register = await http.post(f"{b.base_url}/api/v1/auth/register", json={})
+            assert register.status_code == 429  # one bucket for every auth endpoint
+
+
+async def test_user_bucket_and_headers(pg_url: str, tmp_path: Path) -> None:
+    """Authenticated calls count per user and report X-RateLimit-* headers."""
+    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    settings = make_settings(pg_url, REDIS_URL, prefix, tmp_path, rate_limit_user="3/60")
+    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+        user = await account(http)
+        seen = [await http.get("/api/v1/users/me", headers=user.headers) for _ in range(4)]
+        assert [r.status_code for r in seen] == [200, 200, 200, 429]
+        assert seen[0].headers["x-ratelimit-limit"] == "3"
+        assert [r.headers["x-ratelimit-remaining"] for r in seen[:3]] == ["2", "1", "0"]
+        assert int(seen[0].headers["x-ratelimit-reset"]) > 1_700_000_000
+        assert (await http.get("/health")).status_code == 200  # exempt
+
+
+async def test_failed_authentication_counts_against_the_address(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """401 answers draw from the per-address anonymous bucket."""
+    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    settings = make_settings(pg_url, REDIS_URL, prefix, tmp_path, rate_limit_anon="2/60")
+    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+        codes = [(await http.get("/api/v1/users/me")).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
+
+
+async def test_trusted_proxy_header_selects_the_client(pg_url: str, tmp_path: Path) -> None:
+    """Behind a trusted proxy, X-Forwarded-For names the client; otherwise it is ignored."""
+    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    settings = make_settings(
+        pg_url, REDIS_URL, prefix, tmp_path, rate_limit_anon="1/60", trusted_proxies=["127.0.0.1"]
+    )
+    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+        one = await http.get("/api/v1/users/me", headers={"X-Forwarded-For": "203.0.113.1"})
+        two = await http.get("/api/v1/users/me", headers={"X-Forwarded-For": "203.0.113.2"})
+        again = await http.get("/api/v1/users/me", headers={"X-Forwarded-For": "203.0.113.1"})
+        assert [one.status_code, two.status_code, again.status_code] == [401, 401, 429]

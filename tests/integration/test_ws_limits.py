@@ -1,0 +1,120 @@
+"""Slow consumers, token expiry and the auth deadline, each on a node configured for it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.factories.users import account
+from tests.fixtures.server import serve
+from tests.fixtures.services import REDIS_URL
+from tests.fixtures.settings import make_settings
+from tests.fixtures.wsclient import socket
+
+pytestmark = pytest.mark.slow
+
+
+async def test_slow_consumer_is_closed_with_4010_and_others_keep_up(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A client that stops reading is closed with 4010; a reading client gets everything, fast."""
+    settings = make_settings(
+        pg_url, REDIS_URL, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path,
+        ws_queue_max_frames=100, ws_message_rate=100000.0, ws_message_burst=100000,
+        ws_frame_rate=100000.0, ws_frame_burst=100000,
+    )  # fmt: skip
+    total = 3000
+    async with (
+        serve(settings) as node,
+        httpx.AsyncClient(base_url=node.base_url, timeout=20) as http,
+    ):
+        sender, fast, slow = await account(http), await account(http), await account(http)
+        created = await http.post(
+            "/api/v1/study-groups",
+            headers=sender.headers,
+            json={"name": "Slow", "visibility": "public"},
+        )
+        group = created.json()["data"]["id"]
+        for user in (fast, slow):
+            await http.post(f"/api/v1/study-groups/{group}/join", headers=user.headers)
+        url = f"{node.ws_url}/api/v1/ws"
+        async with (
+            socket(url, sender.token) as s,
+            socket(url, fast.token) as f,
+            socket(url, slow.token, max_queue=1) as sl,
+        ):
+            await f.subscribe(group)
+            await sl.subscribe(group)
+            body = "x" * 4000
+
+            async def produce() -> None:
+                for i in range(total):
+                    await s.send(
+                        {"type": "send", "group_id": group, "body": body, "client_msg_id": f"c{i}"}
+                    )
+                await s.collect("ack", total, timeout=120)
+
+            async def consume() -> list[float]:
+                delays = []
+                for _ in range(total):
+                    frame = await f.expect("message", timeout=30)
+                    sent = (
+                        time.mktime(time.strptime(frame["created_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+                        - time.timezone
+                    )
+                    delays.append(time.time() - sent)
+                return delays
+
+            _, delays = await asyncio.gather(produce(), consume())
+            assert len(delays) == total
+            assert await sl.closed_with(timeout=30) == 4010
+
+
+async def test_socket_closes_when_its_token_expires(pg_url: str, tmp_path: Path) -> None:
+    """An unrefreshed token ends the socket with 4001 at its expiry."""
+    settings = make_settings(
+        pg_url, REDIS_URL, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path, access_token_ttl_s=2
+    )
+    async with (
+        serve(settings) as node,
+        httpx.AsyncClient(base_url=node.base_url, timeout=20) as http,
+    ):
+        user = await account(http)
+        async with socket(f"{node.ws_url}/api/v1/ws", user.token) as ws:
+            started = time.monotonic()
+            assert await ws.closed_with(timeout=10) == 4001
+            assert time.monotonic() - started < 5
+
+
+async def test_no_auth_frame_within_the_deadline_closes_4001(pg_url: str, tmp_path: Path) -> None:
+    """Silence after connecting ends with 4001 once the auth deadline passes."""
+    settings = make_settings(
+        pg_url, REDIS_URL, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path, ws_auth_timeout_s=0.5
+    )
+    async with serve(settings) as node, socket(f"{node.ws_url}/api/v1/ws") as ws:
+        assert await ws.closed_with(timeout=5) == 4001
+
+
+async def test_allowed_browser_origin_connects(pg_url: str, tmp_path: Path) -> None:
+    """An Origin listed in CORS_ORIGINS is accepted."""
+    settings = make_settings(
+        pg_url,
+        REDIS_URL,
+        f"sbtest:{uuid.uuid4().hex[:8]}:",
+        tmp_path,
+        cors_origins=["https://app.example"],
+    )
+    async with (
+        serve(settings) as node,
+        httpx.AsyncClient(base_url=node.base_url, timeout=20) as http,
+    ):
+        user = await account(http)
+        async with socket(
+            f"{node.ws_url}/api/v1/ws", user.token, origin="https://app.example"
+        ) as ws:
+            assert ws.ready["user_id"] == user.id

@@ -1,0 +1,75 @@
+"""Infrastructure failures become SERVICE_UNAVAILABLE; everything else is left alone."""
+
+from __future__ import annotations
+
+import pytest
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as sa_errors
+
+from server.errors import ServiceUnavailable
+from server.infra import as_unavailable
+
+REDIS_DOWN = "Redis is unavailable; try again shortly"
+DB_DOWN = "The database is unavailable; try again shortly"
+BACKEND_DOWN = "A backing service is unreachable; try again shortly"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        redis_errors.ConnectionError("refused"),
+        redis_errors.TimeoutError("slow"),
+        redis_errors.BusyLoadingError("loading"),
+    ],
+    ids=["connection", "timeout", "loading"],
+)
+def test_redis_outages_are_unavailable(error: Exception) -> None:
+    """Redis connection trouble names Redis."""
+    translated = as_unavailable(error)
+    assert isinstance(translated, ServiceUnavailable)
+    assert translated.message == REDIS_DOWN
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sa_errors.OperationalError("stmt", {}, Exception("x")),
+        sa_errors.InterfaceError("stmt", {}, Exception("x")),
+        sa_errors.TimeoutError("QueuePool limit reached"),
+        sa_errors.DBAPIError("stmt", {}, Exception("x"), connection_invalidated=True),
+    ],
+    ids=["operational", "interface", "pool-timeout", "invalidated"],
+)
+def test_database_outages_are_unavailable(error: Exception) -> None:
+    """Lost connections and pool exhaustion name the database."""
+    translated = as_unavailable(error)
+    assert isinstance(translated, ServiceUnavailable)
+    assert translated.message == DB_DOWN
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OSError("network down"), ConnectionRefusedError(), TimeoutError()],
+    ids=["oserror", "refused", "timeout"],
+)
+def test_socket_errors_are_unavailable(error: Exception) -> None:
+    """Plain socket failures are a generic backing-service outage."""
+    translated = as_unavailable(error)
+    assert isinstance(translated, ServiceUnavailable)
+    assert translated.message == BACKEND_DOWN
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("bad input"),
+        KeyError("k"),
+        redis_errors.ResponseError("WRONGTYPE"),
+        sa_errors.IntegrityError("stmt", {}, Exception("duplicate key")),
+        sa_errors.DBAPIError("stmt", {}, Exception("x"), connection_invalidated=False),
+    ],
+    ids=["value", "key", "redis-response", "integrity", "dbapi-valid-connection"],
+)
+def test_other_errors_are_not_translated(error: Exception) -> None:
+    """Bugs and data errors are not outages: None, so they surface as they are."""
+    assert as_unavailable(error) is None

@@ -96,15 +96,9 @@ class Cluster:
             "MEDIA_DIR": str(cluster.logs / "media"),
             **env,
         }
-        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], env=base, cwd=ROOT, check=True, capture_output=True)  # noqa: S603
+        await asyncio.to_thread(_migrate, base)
         for index in range(count):
-            port = free_port()
-            log = (cluster.logs / f"node{index}.log").open("wb")
-            process = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "server.serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=base, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            cluster.nodes.append(Node(port, process))
+            cluster.nodes.append(_spawn(base, cluster.logs / f"node{index}.log"))
         for node in cluster.nodes:
             await _wait_healthy(node)
         return cluster
@@ -122,6 +116,19 @@ class Cluster:
         async for key in redis.scan_iter(match=f"{self.prefix}*", count=1000):
             await redis.delete(key)
         await redis.aclose()
+
+
+def _migrate(env: dict[str, str]) -> None:
+    command = [sys.executable, "-m", "alembic", "upgrade", "head"]
+    subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)  # noqa: S603
+
+
+def _spawn(env: dict[str, str], log_path: Path) -> Node:
+    port = free_port()
+    command = [sys.executable, "-m", "server.serve", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    return Node(port, process)
 
 
 async def _wait_healthy(node: Node) -> None:
@@ -145,10 +152,17 @@ async def register_users(base_url: str, count: int, concurrency: int = 20) -> li
         async def one(index: int) -> tuple[str, str]:
             async with slots:
                 tag = uuid.uuid4().hex[:10]
-                body = {"email": f"b{tag}@bench.example", "username": f"b_{tag}", "password": "bench-passphrase-123"}
+                body = {
+                    "email": f"b{tag}@bench.example",
+                    "username": f"b_{tag}",
+                    "password": "bench-passphrase-123",
+                }
                 created = await http.post("/api/v1/auth/register", json=body)
                 created.raise_for_status()
-                login = await http.post("/api/v1/auth/login", json={"email": body["email"], "password": body["password"]})
+                login = await http.post(
+                    "/api/v1/auth/login",
+                    json={"email": body["email"], "password": body["password"]},
+                )
                 login.raise_for_status()
                 return created.json()["data"]["id"], login.json()["data"]["access_token"]
 
@@ -166,6 +180,9 @@ async def group_with_members(base_url: str, owner_token: str, tokens: list[str])
         created.raise_for_status()
         group_id = str(created.json()["data"]["id"])
         for token in tokens:
-            joined = await http.post(f"/api/v1/study-groups/{group_id}/join", headers={"Authorization": f"Bearer {token}"})
+            joined = await http.post(
+                f"/api/v1/study-groups/{group_id}/join",
+                headers={"Authorization": f"Bearer {token}"},
+            )
             joined.raise_for_status()
         return group_id

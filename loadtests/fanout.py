@@ -54,7 +54,8 @@ class Figure:
     def line(self) -> str:
         """A printable line."""
         sign = "<=" if self.lower_is_better else ">="
-        return f"{'PASS' if self.ok else 'FAIL'}  {self.name:<34} {self.value:>12.2f}  (budget {sign} {self.budget:g})"
+        verdict = "PASS" if self.ok else "FAIL"
+        return f"{verdict}  {self.name:<34} {self.value:>12.2f}  (budget {sign} {self.budget:g})"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -65,28 +66,43 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _sockets(cluster: Cluster, tokens: list[str], group: str | None, record: bool) -> list[LeanSocket]:
+async def _sockets(
+    cluster: Cluster, tokens: list[str], group: str | None, record: bool
+) -> list[LeanSocket]:
     sockets = []
     for index, token in enumerate(tokens):
         node = cluster.nodes[index % len(cluster.nodes)]
         sock = await LeanSocket.connect(node.ws, record_messages if record else None)
         await sock.request(json.dumps({"type": "auth", "token": token}).encode(), "ready")
         if group is not None:
-            await sock.request(json.dumps({"type": "subscribe", "group_id": group}).encode(), "subscribed")
+            await sock.request(
+                json.dumps({"type": "subscribe", "group_id": group}).encode(), "subscribed"
+            )
         sockets.append(sock)
     return sockets
 
 
-async def _send_at_rate(sock: LeanSocket, group: str, rate: float, duration: float, tag: str) -> int:
+async def _send_at_rate(
+    sock: LeanSocket, group: str, rate: float, duration: float, tag: str
+) -> int:
     interval, sent, started = 1.0 / rate, 0, time.monotonic()
     while (elapsed := time.monotonic() - started) < duration:
         due = int(elapsed / interval) + 1
         while sent < due:
-            frame = {"type": "send", "group_id": group, "body": f"benchmark message {tag}-{sent}", "client_msg_id": f"{tag}-{sent}"}
+            frame = {
+                "type": "send",
+                "group_id": group,
+                "body": f"benchmark message {tag}-{sent}",
+                "client_msg_id": f"{tag}-{sent}",
+            }
             sock.send(json.dumps(frame).encode())
             sent += 1
         await asyncio.sleep(interval / 2)
     return sent
+
+
+def _count(receivers: list[LeanSocket]) -> int:
+    return sum(len(r.tally.seqs) for r in receivers)
 
 
 async def _traffic(rate: float, duration: float) -> dict[str, Any]:
@@ -98,12 +114,20 @@ async def _traffic(rate: float, duration: float) -> dict[str, Any]:
         receivers = await _sockets(cluster, tokens[:RECEIVERS], group, record=True)
         senders = await _sockets(cluster, tokens[RECEIVERS:], None, record=False)
         pids = [node.process.pid for node in cluster.nodes]
-        cpu_before, client_before, started = [cpu_seconds(p) for p in pids], time.process_time(), time.monotonic()
-        sent = sum(await asyncio.gather(*(_send_at_rate(s, group, rate, duration, f"s{i}") for i, s in enumerate(senders))))
+        cpu_before, client_before, started = (
+            [cpu_seconds(p) for p in pids],
+            time.process_time(),
+            time.monotonic(),
+        )
+        sent = sum(
+            await asyncio.gather(
+                *(_send_at_rate(s, group, rate, duration, f"s{i}") for i, s in enumerate(senders))
+            )
+        )
         expected = sent * RECEIVERS
         deadline = time.monotonic() + 30
-        while sum(len(r.tally.seqs) for r in receivers) < expected and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        while _count(receivers) < expected and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # the counts are filled by protocol callbacks
         elapsed = time.monotonic() - started
         cpu = sum(cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True))
         client_cpu = time.process_time() - client_before
@@ -113,11 +137,18 @@ async def _traffic(rate: float, duration: float) -> dict[str, Any]:
         for sock in receivers + senders:
             sock.close()
         return {
-            "sent": sent, "expected": expected, "delivered": delivered, "ordered_gapless": ordered,
-            "elapsed_s": elapsed, "send_window_s": duration, "server_cpu_s": cpu, "client_cpu_s": client_cpu,
-            "p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+            "sent": sent,
+            "expected": expected,
+            "delivered": delivered,
+            "ordered_gapless": ordered,
+            "elapsed_s": elapsed,
+            "send_window_s": duration,
+            "server_cpu_s": cpu,
+            "client_cpu_s": client_cpu,
+            "p50_ms": percentile(latencies, 0.50) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000,
             "max_ms": max(latencies) * 1000 if latencies else float("nan"),
-        }  # fmt: skip
+        }
     finally:
         await cluster.stop()
 
@@ -132,7 +163,12 @@ async def fanout(duration: float) -> list[Figure]:
         Figure("fanout p99 publish-to-delivery ms", result["p99_ms"], BUDGETS["fanout_p99_ms"]),
         Figure("fanout server CPU-s per 200k", per_200k, BUDGETS["fanout_cpu_s_per_200k"]),
         Figure("fanout lost deliveries", lost, 0),
-        Figure("fanout order and gaps (1 = ok)", float(result["ordered_gapless"]), 1.0, lower_is_better=False),
+        Figure(
+            "fanout order and gaps (1 = ok)",
+            float(result["ordered_gapless"]),
+            1.0,
+            lower_is_better=False,
+        ),
     ]
 
 
@@ -142,7 +178,12 @@ async def saturation(duration: float) -> list[Figure]:
     print("saturation:", json.dumps(result, indent=1))
     rate = result["delivered"] / result["send_window_s"]
     return [
-        Figure("saturation delivered per second", rate, BUDGETS["saturation_delivered_per_s"], lower_is_better=False),
+        Figure(
+            "saturation delivered per second",
+            rate,
+            BUDGETS["saturation_delivered_per_s"],
+            lower_is_better=False,
+        ),
         Figure("saturation p99 ms", result["p99_ms"], BUDGETS["saturation_p99_ms"]),
     ]
 
@@ -151,7 +192,7 @@ async def idle(count: int) -> list[Figure]:
     """Memory per idle authenticated socket on one node, and ``count`` sockets held."""
     cluster = await Cluster.start(1, WS_MAX_SOCKETS_PER_USER="100000")
     try:
-        (_, token), = await register_users(cluster.nodes[0].http, 1)
+        ((_, token),) = await register_users(cluster.nodes[0].http, 1)
         pid = cluster.nodes[0].process.pid
         warm = await _sockets(cluster, [token] * 50, None, record=False)
         await asyncio.sleep(1)
@@ -161,12 +202,15 @@ async def idle(count: int) -> list[Figure]:
         after = rss_bytes(pid)
         alive = sum(1 for s in sockets if not s.closed.done())
         per_socket_kib = (after - before) / count / 1024
-        print(f"idle: {count} sockets, RSS {before / 2**20:.1f} -> {after / 2**20:.1f} MiB, alive {alive}")
+        mib = (before / 2**20, after / 2**20)
+        print(f"idle: {count} sockets, RSS {mib[0]:.1f} -> {mib[1]:.1f} MiB, alive {alive}")
         for sock in warm + sockets:
             sock.close()
         return [
             Figure("idle KiB per socket", per_socket_kib, BUDGETS["idle_kib_per_socket"]),
-            Figure("sockets held by one node", alive, BUDGETS["held_sockets"], lower_is_better=False),
+            Figure(
+                "sockets held by one node", alive, BUDGETS["held_sockets"], lower_is_better=False
+            ),
         ]
     finally:
         await cluster.stop()
@@ -179,7 +223,11 @@ async def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--sockets", type=int, default=10_000)
     args = parser.parse_args()
-    runners = {"fanout": lambda: fanout(args.duration), "saturation": lambda: saturation(args.duration), "idle": lambda: idle(args.sockets)}
+    runners = {
+        "fanout": lambda: fanout(args.duration),
+        "saturation": lambda: saturation(args.duration),
+        "idle": lambda: idle(args.sockets),
+    }
     figures: list[Figure] = []
     for name in args.scenarios:
         figures += await runners[name]()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from starlette.responses import Response
@@ -46,6 +46,7 @@ Username = Annotated[
     ),
 ]
 TotpCode = Annotated[str, msgspec.Meta(max_length=10, examples=["123456"])]
+BEARER: Final = "Bearer"
 AnyPassword = Annotated[str, msgspec.Meta(max_length=1024)]
 
 
@@ -72,9 +73,9 @@ class TokenResult(msgspec.Struct, frozen=True, kw_only=True):
     """An access token and the user it belongs to."""
 
     access_token: str
-    token_type: Literal["Bearer"]
     expires_in: int
     user: UserPrivate
+    token_type: Literal["Bearer"] = BEARER
 
 
 class MfaSetupResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,7 +102,6 @@ def token_result(tokens: SessionTokens) -> TokenResult:
     """The login/refresh payload."""
     return TokenResult(
         access_token=tokens.access.token,
-        token_type="Bearer",  # noqa: S106  # nosec B106 - a token type, not a secret
         expires_in=tokens.access.expires_in,
         user=user_private(tokens.user),
     )

@@ -88,7 +88,6 @@ async def change_password(call: Call[PasswordChange]) -> Response:
     return ok(
         TokenResult(
             access_token=issued.token,
-            token_type="Bearer",  # noqa: S106  # nosec B106 - a token type, not a secret
             expires_in=issued.expires_in,
             user=user,
         )

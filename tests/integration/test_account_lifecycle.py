@@ -195,7 +195,9 @@ async def test_multipart_without_boundary_or_with_broken_headers(client: httpx.A
     """No boundary: 415. A part whose headers do not parse: 400."""
     alice = await account(client)
     url = "/api/v1/users/me/avatar"
-    no_boundary = await client.put(url, headers={**alice.headers, "Content-Type": "multipart/form-data"}, content=b"x")
+    no_boundary = await client.put(
+        url, headers={**alice.headers, "Content-Type": "multipart/form-data"}, content=b"x"
+    )
     assert no_boundary.status_code == 415
     broken = b"--xyz\r\nthis is not a header line at all\r\n\r\ndata\r\n--xyz--\r\n"
     headers = {**alice.headers, "Content-Type": "multipart/form-data; boundary=xyz"}

@@ -102,20 +102,37 @@ class MemoryRateLimiter:
             self._tat = {k: v for k, v in self._tat.items() if v > now}
 
 
-_GCRA = """
+def gcra_lua(key: str, period_ms: str, limit: str) -> str:
+    """Lua computing one GCRA step on ``key`` with the Redis clock.
+
+    Defines ``now``, ``period``, ``tat``, ``new_tat`` and ``allowed``; storing ``new_tat``
+    (when allowed) is left to the caller, so a script can refuse for other reasons first.
+    Shared by the request limiter below and the message log's append script.
+    """
+    return f"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local period = tonumber(ARGV[1])
-local interval = period / tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+local period = tonumber({period_ms})
+local tat = tonumber(redis.call('GET', {key}) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval
-if new_tat - period > now then
-  return {0, tostring(tat), tostring(now)}
-end
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now))
+local new_tat = tat + period / tonumber({limit})
+local allowed = new_tat - period <= now
+"""
+
+
+GCRA_STORE = "redis.call('SET', {key}, tostring(new_tat), 'PX', math.ceil(new_tat - now))"
+"""Lua storing the step computed by :func:`gcra_lua` (format with ``key``)."""
+
+_GCRA = (
+    gcra_lua("KEYS[1]", "ARGV[1]", "ARGV[2]")
+    + """
+if not allowed then return {0, tostring(tat), tostring(now)} end
+"""
+    + GCRA_STORE.format(key="KEYS[1]")
+    + """
 return {1, tostring(tat), tostring(now)}
 """
+)
 
 
 class RedisRateLimiter:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import msgspec
+
 from protocol import objects
 from server.store import models
 
@@ -23,12 +25,7 @@ def user_public(user: models.User) -> objects.UserPublic:
 def user_private(user: models.User) -> objects.UserPrivate:
     """The caller's own view of their account."""
     return objects.UserPrivate(
-        id=user.id,
-        username=user.username,
-        display_name=user.display_name,
-        bio=user.bio,
-        avatar_url=user.avatar_url,
-        created_at=user.created_at,
+        **msgspec.structs.asdict(user_public(user)),
         email=user.email,
         mfa_enabled=user.mfa_enabled,
         updated_at=user.updated_at,

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from server.errors import RateLimited
-from server.security.ratelimit import Rate
+from server.security.ratelimit import GCRA_STORE, Rate, gcra_lua
 from server.store.message_log import (
     IDEMPOTENCY_TTL_S,
     Accepted,
@@ -33,21 +33,20 @@ from server.store.message_log import (
 
 GROUP = "persisters"
 
-_APPEND = """
+_APPEND = (
+    """
 local prior = redis.call('GET', KEYS[2])
 if prior then return {1, prior} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local period = tonumber(ARGV[13])
-local interval = period / tonumber(ARGV[14])
-local tat = tonumber(redis.call('GET', KEYS[5]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-if new_tat - period > now then
+"""
+    + gcra_lua("KEYS[5]", "ARGV[13]", "ARGV[14]")
+    + """
+if not allowed then
   return {3, tostring(math.ceil((new_tat - period - now) / 1000))}
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {2, ''} end
-redis.call('SET', KEYS[5], tostring(new_tat), 'PX', math.ceil(new_tat - now))
+"""
+    + GCRA_STORE.format(key="KEYS[5]")
+    + """
 local seq = redis.call('INCR', KEYS[1])
 local frame = ARGV[1] .. seq .. ARGV[2]
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'f', frame, 't', ARGV[12])
@@ -59,6 +58,7 @@ redis.call('SET', KEYS[2], ack, 'EX', ARGV[4])
 redis.call('PUBLISH', ARGV[3], '0 ' .. seq .. ' - ' .. ARGV[12] .. '\\n' .. frame)
 return {0, ack}
 """
+)
 
 
 class RedisMessageLog:

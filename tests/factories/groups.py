@@ -113,3 +113,12 @@ async def run_sql(database_url: str, sql: str, *args: Any) -> str:
     finally:
         await conn.close()
     return status
+
+
+async def public_group(client: httpx.AsyncClient, owner: Account, *members: Account) -> str:
+    """A public group owned by ``owner`` that ``members`` have joined; return its id."""
+    group_id = str((await create_group(client, owner, visibility="public"))["id"])
+    for member in members:
+        response = await client.post(f"{GROUPS}/{group_id}/join", headers=member.headers)
+        assert response.status_code == 200, response.text
+    return group_id

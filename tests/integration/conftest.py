@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.fixtures.redis_server import OwnRedis
 from tests.fixtures.server import RunningServer, serve
 from tests.fixtures.services import REDIS_URL, migrate
 from tests.fixtures.settings import make_settings
@@ -36,6 +38,16 @@ async def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
     await asyncio.to_thread(migrate, url)
     async with serve(make_settings(url, None, "sb:", folder / "media")) as running:
         yield running
+
+
+@pytest.fixture
+async def owned_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
+    """A Redis this test may kill and restart (persisting with appendfsync always)."""
+    server = await OwnRedis(tmp_path).astart()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 @pytest.fixture(params=["redis", "memory"])

@@ -13,22 +13,11 @@ from redis.asyncio import Redis
 
 from server.errors import Unauthorized
 from server.settings import Settings
+from tests.factories.groups import public_group
 from tests.factories.users import account, register, user_payload
 from tests.fixtures.server import RunningServer
 from tests.fixtures.services import REDIS_URL
 from tests.integration.test_users import tiny_png
-
-
-async def _group(
-    client: httpx.AsyncClient, owner_headers: dict[str, str], visibility: str = "public"
-) -> str:
-    response = await client.post(
-        "/api/v1/study-groups",
-        headers=owner_headers,
-        json={"name": f"Group {uuid.uuid4().hex[:6]}", "visibility": visibility},
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["data"]["id"])
 
 
 async def test_deleting_an_owner_hands_groups_over_and_erases_messages(
@@ -36,8 +25,8 @@ async def test_deleting_an_owner_hands_groups_over_and_erases_messages(
 ) -> None:
     """The admin inherits the group, a solo group disappears, messages leave history."""
     owner, admin, member = await account(client), await account(client), await account(client)
-    shared = await _group(client, owner.headers)
-    solo = await _group(client, owner.headers)
+    shared = await public_group(client, owner)
+    solo = await public_group(client, owner)
     for user in (admin, member):
         assert (
             await client.post(f"/api/v1/study-groups/{shared}/join", headers=user.headers)
@@ -83,7 +72,7 @@ async def test_deleting_an_owner_hands_groups_over_and_erases_messages(
 async def test_member_owner_successor_when_no_admin(client: httpx.AsyncClient) -> None:
     """Without an admin, the longest-standing member becomes owner."""
     owner, first, second = await account(client), await account(client), await account(client)
-    group = await _group(client, owner.headers)
+    group = await public_group(client, owner)
     for user in (first, second):
         await client.post(f"/api/v1/study-groups/{group}/join", headers=user.headers)
     await client.request(

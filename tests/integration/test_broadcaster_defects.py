@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import inspect
 import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -23,78 +22,12 @@ from broadcaster._base import Subscriber
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.fixtures.processes import free_port
+from tests.fixtures.redis_server import OwnRedis
 from tests.fixtures.services import REDIS_URL
 
 REDIS_SERVER = shutil.which("redis-server")
 SILENCE_S = 1.0
 """How long we wait for a message that a working pub/sub delivers in milliseconds."""
-
-
-class RedisProcess:
-    """A ``redis-server`` this test owns, on a free port, which it can kill and restart."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Where to connect."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        """Start (or restart, on the same port) and wait until it answers PING."""
-        self._spawn()
-        await asyncio.wait_for(self._wait_pong(), 10)
-
-    def kill(self) -> None:
-        """SIGKILL: the server vanishes without closing anything politely."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=5)
-            self.process = None
-
-    def _spawn(self) -> None:
-        assert REDIS_SERVER is not None, "redis-server must be on PATH"
-        command = [
-            REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--daemonize", "no",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    async def _wait_pong(self) -> None:
-        while True:
-            assert self.process is not None
-            assert self.process.poll() is None, "redis-server exited at start"
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                await asyncio.sleep(0.02)
-                continue
-            try:
-                writer.write(b"PING\r\n")
-                await writer.drain()
-                if (await reader.readline()).startswith(b"+PONG"):
-                    return
-            finally:
-                writer.close()
-                await writer.wait_closed()
-
-
-@pytest.fixture
-async def owned_redis() -> AsyncIterator[RedisProcess]:
-    """A private Redis the test may kill; always killed afterwards."""
-    server = RedisProcess()
-    try:
-        await server.start()
-        yield server
-    finally:
-        server.kill()
 
 
 def fresh_channel() -> str:
@@ -177,7 +110,7 @@ async def test_a_first_subscription_receives_nothing() -> None:
             assert await next_event(first) == Event(channel, "hello")
 
 
-async def test_b_half_second_outage_hangs_subscribers_for_good(owned_redis: RedisProcess) -> None:
+async def test_b_half_second_outage_hangs_subscribers_for_good(owned_redis: OwnRedis) -> None:
     """(b) Redis gone for 0.5 s: the listener dies silently and no subscriber ever hears again.
 
     ``RedisBackend._pubsub_listener`` iterates ``PubSub.listen()`` with no ``try``. When the
@@ -202,7 +135,7 @@ async def test_b_half_second_outage_hangs_subscribers_for_good(owned_redis: Redi
 
         owned_redis.kill()
         await asyncio.sleep(0.5)
-        await owned_redis.start()
+        await owned_redis.astart()
         await asyncio.sleep(2.0)  # ample time for any reconnect logic to run
 
         listener = backend_of(broadcast)._listener

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +19,7 @@ from server.bus.base import Bus, BusUnavailable
 from server.bus.memory import MemoryBus
 from server.bus.redis import RedisBus
 from server.redis_client import create_redis
-from tests.fixtures.processes import free_port
+from tests.fixtures.redis_server import OwnRedis
 from tests.fixtures.services import REDIS_URL
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -227,76 +226,10 @@ async def test_publish_many_reaches_several_channels(bus: Bus) -> None:
 # --- RedisBus on a Redis the test owns, so it can kill it -----------------------------------
 
 
-class RedisProcess:
-    """A ``redis-server`` this test owns, on a free port, which it can kill and restart."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Where to connect."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        """Start (or restart, on the same port) and wait until it answers PING."""
-        self._spawn()
-        await asyncio.wait_for(self._wait_pong(), 10)
-
-    def kill(self) -> None:
-        """SIGKILL: the server vanishes without closing anything politely."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=5)
-            self.process = None
-
-    def _spawn(self) -> None:
-        assert REDIS_SERVER is not None, "redis-server must be on PATH"
-        command = [
-            REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--daemonize", "no",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    async def _wait_pong(self) -> None:
-        while True:
-            assert self.process is not None
-            assert self.process.poll() is None, "redis-server exited at start"
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                await asyncio.sleep(0.02)
-                continue
-            try:
-                writer.write(b"PING\r\n")
-                await writer.drain()
-                if (await reader.readline()).startswith(b"+PONG"):
-                    return
-            finally:
-                writer.close()
-                await writer.wait_closed()
-
-
-@pytest.fixture
-async def owned_redis() -> AsyncIterator[RedisProcess]:
-    """A private Redis the test may kill; always killed afterwards."""
-    server = RedisProcess()
-    try:
-        await server.start()
-        yield server
-    finally:
-        server.kill()
-
-
 class OwnedBus:
     """A RedisBus (publishing through the app's client) on a Redis the test owns."""
 
-    def __init__(self, server: RedisProcess) -> None:
+    def __init__(self, server: OwnRedis) -> None:
         self.server = server
         self.prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
         self.publisher = create_redis(server.url)
@@ -315,7 +248,7 @@ class OwnedBus:
 
 
 @pytest.fixture
-async def owned(owned_redis: RedisProcess) -> AsyncIterator[OwnedBus]:
+async def owned(owned_redis: OwnRedis) -> AsyncIterator[OwnedBus]:
     """A started RedisBus on the owned Redis."""
     subject = OwnedBus(owned_redis)
     try:
@@ -342,7 +275,7 @@ async def test_redis_restart_reconnects_resubscribes_and_signals_resync(owned: O
     await eventually(lambda: not bus.connected)
     await asyncio.sleep(0.7)
     assert resyncs == []  # nothing to resync onto while Redis is down
-    await owned.server.start()
+    await owned.server.astart()
 
     await eventually(lambda: bus.connected and len(resyncs) == 1, timeout=10)
     counts: list[int] = []
@@ -382,7 +315,7 @@ async def test_subscribe_while_redis_is_down_raises_bus_unavailable(owned: Owned
     assert channel not in bus.channels()
 
 
-async def test_stop_returns_promptly_while_connected(owned_redis: RedisProcess) -> None:
+async def test_stop_returns_promptly_while_connected(owned_redis: OwnRedis) -> None:
     """stop() on a connected bus returns within a second and closes its connections."""
     subject = OwnedBus(owned_redis)
     try:
@@ -395,7 +328,7 @@ async def test_stop_returns_promptly_while_connected(owned_redis: RedisProcess) 
         await subject.publisher.aclose()
 
 
-async def test_stop_returns_promptly_while_redis_is_down(owned_redis: RedisProcess) -> None:
+async def test_stop_returns_promptly_while_redis_is_down(owned_redis: OwnRedis) -> None:
     """stop() while the bus is busy reconnecting to a dead Redis returns within a second."""
     subject = OwnedBus(owned_redis)
     try:

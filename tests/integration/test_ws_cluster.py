@@ -14,7 +14,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.factories.users import Account, account
+from tests.factories.groups import public_group
+from tests.factories.users import account
 from tests.fixtures.processes import NodeProcess
 from tests.fixtures.services import REDIS_URL
 from tests.fixtures.wsclient import socket
@@ -52,18 +53,6 @@ def two_nodes(pg_url: str, tmp_path: Path) -> Iterator[tuple[NodeProcess, NodePr
         node.stop(signal.SIGKILL)
 
 
-async def _group(http: httpx.AsyncClient, owner: Account, *members: Account) -> str:
-    response = await http.post(
-        "/api/v1/study-groups",
-        headers=owner.headers,
-        json={"name": "Cluster", "visibility": "public"},
-    )
-    group_id = str(response.json()["data"]["id"])
-    for member in members:
-        await http.post(f"/api/v1/study-groups/{group_id}/join", headers=member.headers)
-    return group_id
-
-
 async def test_subscribers_on_both_nodes_see_one_gapless_order(
     two_nodes: tuple[NodeProcess, NodeProcess],
 ) -> None:
@@ -71,7 +60,7 @@ async def test_subscribers_on_both_nodes_see_one_gapless_order(
     a, b = two_nodes
     async with httpx.AsyncClient(base_url=a.base_url, timeout=10) as http:
         users = [await account(http) for _ in range(3)]
-        group = await _group(http, users[0], *users[1:])
+        group = await public_group(http, users[0], *users[1:])
         async with (
             socket(a.ws_url, users[0].token) as s0,
             socket(b.ws_url, users[1].token) as s1,
@@ -111,7 +100,7 @@ async def test_sigkill_loses_no_acked_message(two_nodes: tuple[NodeProcess, Node
     a, b = two_nodes
     async with httpx.AsyncClient(base_url=b.base_url, timeout=10) as http:
         sender, watcher = await account(http), await account(http)
-        group = await _group(http, sender, watcher)
+        group = await public_group(http, sender, watcher)
         acked: list[int] = []
         async with socket(b.ws_url, watcher.token) as w:
             await w.subscribe(group)
@@ -172,7 +161,7 @@ async def test_dead_nodes_slots_and_presence_expire(
     a, b = two_nodes
     async with httpx.AsyncClient(base_url=b.base_url, timeout=10) as http:
         user, watcher = await account(http), await account(http)
-        group = await _group(http, user, watcher)
+        group = await public_group(http, user, watcher)
     async with socket(b.ws_url, watcher.token) as w, AsyncExitStack() as stack:
         await w.subscribe(group)
         doomed = [await stack.enter_async_context(socket(a.ws_url, user.token)) for _ in range(3)]
@@ -201,7 +190,7 @@ async def test_sigterm_drains_with_going_away_codes(
     a, _ = two_nodes
     async with httpx.AsyncClient(base_url=a.base_url, timeout=10) as http:
         user = await account(http)
-        group = await _group(http, user)
+        group = await public_group(http, user)
     async with socket(a.ws_url, user.token) as ws:
         ack = await ws.send_message(group, "before shutdown", "s1")
         assert a.process is not None

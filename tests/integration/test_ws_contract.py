@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.factories.users import Account, account
+from tests.factories.groups import public_group
+from tests.factories.users import account
 from tests.fixtures.wsclient import MSGPACK, socket
 from tests.integration.conftest import Realtime
-
-
-async def _group(rt: Realtime, owner: Account, *members: Account) -> str:
-    response = await rt.http.post(
-        "/api/v1/study-groups",
-        headers=owner.headers,
-        json={"name": f"G {uuid.uuid4().hex[:6]}", "visibility": "public"},
-    )
-    group_id = str(response.json()["data"]["id"])
-    for member in members:
-        joined = await rt.http.post(f"/api/v1/study-groups/{group_id}/join", headers=member.headers)
-        assert joined.status_code == 200
-    return group_id
 
 
 async def test_auth_then_ready(rt: Realtime) -> None:
@@ -57,7 +44,7 @@ async def test_token_in_query_string_is_ignored(rt: Realtime) -> None:
 async def test_send_acks_and_fans_out_in_order(rt: Realtime) -> None:
     """Subscribers get every message in seq order; the sender gets acks with the same seqs."""
     alice, bob = await account(rt.http), await account(rt.http)
-    group = await _group(rt, alice, bob)
+    group = await public_group(rt.http, alice, bob)
     async with socket(rt.ws, alice.token) as a, socket(rt.ws, bob.token) as b:
         sub = await b.subscribe(group)
         assert sub["last_seq"] == 0 and sub["recovered"] is False
@@ -76,7 +63,7 @@ async def test_send_acks_and_fans_out_in_order(rt: Realtime) -> None:
 async def test_repeated_client_msg_id_gets_the_first_ack_only(rt: Realtime) -> None:
     """A resend returns the first ack and nothing new reaches subscribers."""
     alice, bob = await account(rt.http), await account(rt.http)
-    group = await _group(rt, alice, bob)
+    group = await public_group(rt.http, alice, bob)
     async with socket(rt.ws, alice.token) as a, socket(rt.ws, bob.token) as b:
         await b.subscribe(group)
         first = await a.send_message(group, "hello", "same")
@@ -89,7 +76,7 @@ async def test_repeated_client_msg_id_gets_the_first_ack_only(rt: Realtime) -> N
 async def test_rest_and_socket_share_idempotency(rt: Realtime) -> None:
     """The same client_msg_id over REST after a socket send returns the first message."""
     alice = await account(rt.http)
-    group = await _group(rt, alice)
+    group = await public_group(rt.http, alice)
     async with socket(rt.ws, alice.token) as a:
         ack = await a.send_message(group, "over the socket", "shared-1")
     response = await rt.http.post(
@@ -109,7 +96,7 @@ async def test_subscribing_is_not_needed_to_send_and_non_members_get_not_found(
 ) -> None:
     """A member sends without subscribing; a stranger gets NOT_FOUND and stays connected."""
     alice, stranger = await account(rt.http), await account(rt.http)
-    group = await _group(rt, alice)
+    group = await public_group(rt.http, alice)
     async with socket(rt.ws, alice.token) as a, socket(rt.ws, stranger.token) as s:
         assert (await a.send_message(group, "hi", "c1"))["seq"] == 1
         await s.send({"type": "subscribe", "group_id": group, "ref": 7})
@@ -131,7 +118,7 @@ async def test_subscribing_is_not_needed_to_send_and_non_members_get_not_found(
 async def test_bad_frames_get_errors_and_the_socket_stays(rt: Realtime) -> None:
     """Non-object JSON, unknown types, bad fields, 4,001-character bodies: VALIDATION_ERROR."""
     alice = await account(rt.http)
-    group = await _group(rt, alice)
+    group = await public_group(rt.http, alice)
     async with socket(rt.ws, alice.token) as ws:
         await ws.ws.send("[1, 2]")
         assert (await ws.expect("error"))["code"] == "VALIDATION_ERROR"
@@ -180,7 +167,7 @@ async def test_invalid_utf8_closes_with_1007(rt: Realtime) -> None:
 async def test_msgpack_subprotocol(rt: Realtime) -> None:
     """The MessagePack subprotocol carries the same frames in binary."""
     alice, bob = await account(rt.http), await account(rt.http)
-    group = await _group(rt, alice, bob)
+    group = await public_group(rt.http, alice, bob)
     async with socket(rt.ws, alice.token, subprotocol=MSGPACK) as a, socket(rt.ws, bob.token) as b:
         assert a.ws.subprotocol == MSGPACK
         await b.subscribe(group)
@@ -213,7 +200,7 @@ async def test_fourth_socket_is_refused_with_4009(rt: Realtime) -> None:
 async def test_presence_online_and_offline(rt: Realtime) -> None:
     """A subscriber is in its own online list; others see online, then offline when it leaves."""
     alice, bob = await account(rt.http), await account(rt.http)
-    group = await _group(rt, alice, bob)
+    group = await public_group(rt.http, alice, bob)
     async with socket(rt.ws, alice.token) as a:
         sub = await a.subscribe(group)
         assert alice.id in sub["online"]
@@ -226,7 +213,7 @@ async def test_presence_online_and_offline(rt: Realtime) -> None:
 async def test_typing_is_throttled_and_not_echoed(rt: Realtime) -> None:
     """Other subscribers get one typing frame per 2 s; the typer gets none."""
     alice, bob = await account(rt.http), await account(rt.http)
-    group = await _group(rt, alice, bob)
+    group = await public_group(rt.http, alice, bob)
     async with socket(rt.ws, alice.token) as a, socket(rt.ws, bob.token) as b:
         await a.subscribe(group)
         await b.subscribe(group)
@@ -240,7 +227,7 @@ async def test_typing_is_throttled_and_not_echoed(rt: Realtime) -> None:
 async def test_read_marker_reaches_the_users_other_sockets(rt: Realtime) -> None:
     """A read frame moves the marker; the user's other socket is told, unread drops."""
     alice, bob = await account(rt.http), await account(rt.http)
-    group = await _group(rt, alice, bob)
+    group = await public_group(rt.http, alice, bob)
     async with socket(rt.ws, alice.token) as a:
         for i in range(3):
             await a.send_message(group, f"m{i}", f"c{i}")
@@ -257,7 +244,7 @@ async def test_read_marker_reaches_the_users_other_sockets(rt: Realtime) -> None
 async def test_recovery_replays_exactly_what_was_missed(rt: Realtime) -> None:
     """Reconnect with since_seq: the 20 missed messages in order, then recovered: true."""
     alice, bob = await account(rt.http), await account(rt.http)
-    group = await _group(rt, alice, bob)
+    group = await public_group(rt.http, alice, bob)
     async with socket(rt.ws, bob.token) as b:
         await b.subscribe(group)
     async with socket(rt.ws, alice.token) as a:
@@ -275,7 +262,7 @@ async def test_recovery_replays_exactly_what_was_missed(rt: Realtime) -> None:
 async def test_recovery_from_a_later_point_and_when_up_to_date(rt: Realtime) -> None:
     """since_seq=15 replays 16..20; since_seq at the head replays nothing and is recovered."""
     alice = await account(rt.http)
-    group = await _group(rt, alice)
+    group = await public_group(rt.http, alice)
     async with socket(rt.ws, alice.token) as a:
         for i in range(20):
             await a.send_message(group, f"m{i}", f"m{i}")
@@ -292,7 +279,7 @@ async def test_recovery_from_a_later_point_and_when_up_to_date(rt: Realtime) -> 
 async def test_kicked_member_stops_receiving_at_once(rt: Realtime) -> None:
     """After a kick the member's socket gets unsubscribed and nothing more of the group."""
     owner, member = await account(rt.http), await account(rt.http)
-    group = await _group(rt, owner, member)
+    group = await public_group(rt.http, owner, member)
     async with socket(rt.ws, owner.token) as o, socket(rt.ws, member.token) as m:
         await m.subscribe(group)
         kicked = await rt.http.delete(
@@ -313,7 +300,7 @@ async def test_kicked_member_stops_receiving_at_once(rt: Realtime) -> None:
 async def test_user_directed_events(rt: Realtime) -> None:
     """Invites, assignments, member changes and message edits/deletes reach sockets live."""
     owner, member, invitee = await account(rt.http), await account(rt.http), await account(rt.http)
-    group = await _group(rt, owner, member)
+    group = await public_group(rt.http, owner, member)
     async with socket(rt.ws, member.token) as m, socket(rt.ws, invitee.token) as i:
         await m.subscribe(group)
         invite = await rt.http.post(
@@ -384,7 +371,7 @@ async def test_password_change_closes_the_users_sockets(rt: Realtime) -> None:
 async def test_flooding_after_rate_limited_closes_with_4008(rt: Realtime) -> None:
     """Past the message rate: RATE_LIMITED errors, then 4008 if the client keeps going."""
     alice = await account(rt.http)
-    group = await _group(rt, alice)
+    group = await public_group(rt.http, alice)
     async with socket(rt.ws, alice.token) as ws:
         for i in range(60):
             await ws.send(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.factories.groups import public_group
 from tests.factories.users import Account, account
 from tests.fixtures.proxy import CuttableProxy
 from tests.fixtures.redis_server import OwnRedis
@@ -19,26 +20,6 @@ from tests.fixtures.settings import make_settings
 from tests.fixtures.wsclient import Socket, socket
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    """A Redis this test can kill."""
-    server = OwnRedis(tmp_path).start()
-    yield server
-    server.kill()
-
-
-async def _group(http: httpx.AsyncClient, owner: Account, *members: Account) -> str:
-    response = await http.post(
-        "/api/v1/study-groups",
-        headers=owner.headers,
-        json={"name": "Outage", "visibility": "public"},
-    )
-    group_id = str(response.json()["data"]["id"])
-    for member in members:
-        await http.post(f"/api/v1/study-groups/{group_id}/join", headers=member.headers)
-    return group_id
 
 
 async def _send(ws: Socket, group: str, key: str) -> dict[str, object]:
@@ -63,24 +44,24 @@ async def _history(http: httpx.AsyncClient, user: Account, group: str) -> list[i
 
 
 async def test_redis_restart_during_traffic(
-    pg_url: str, own_redis: OwnRedis, tmp_path: Path
+    pg_url: str, owned_redis: OwnRedis, tmp_path: Path
 ) -> None:
     """Errors while Redis is down, nothing acked is lost, delivery resumes without a restart."""
-    settings = make_settings(pg_url, own_redis.url, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path)
+    settings = make_settings(pg_url, owned_redis.url, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path)
     async with (
         serve(settings) as node,
         httpx.AsyncClient(base_url=node.base_url, timeout=20) as http,
     ):
         sender, watcher = await account(http), await account(http)
-        group = await _group(http, sender, watcher)
+        group = await public_group(http, sender, watcher)
         url = f"{node.ws_url}/api/v1/ws"
         async with socket(url, sender.token) as s, socket(url, watcher.token) as w:
             await w.subscribe(group)
             acked = [(await _send(s, group, f"before{i}"))["seq"] for i in range(5)]
-            own_redis.kill()
+            owned_redis.kill()
             down = await _send(s, group, "during")
             assert down["type"] == "error" and down["code"] == "SERVICE_UNAVAILABLE"
-            own_redis.start()
+            await owned_redis.astart()
             for i in range(100):
                 frame = await _send(s, group, f"after{i}")
                 if frame["type"] == "ack":
@@ -130,7 +111,7 @@ async def test_postgres_outage_keeps_acking_and_history_catches_up(
     """PostgreSQL away: socket sends are still acked (Redis holds them); history catches up."""
     async with httpx.AsyncClient(base_url=proxied_node.base_url, timeout=20) as http:
         sender, watcher = await account(http), await account(http)
-        group = await _group(http, sender, watcher)
+        group = await public_group(http, sender, watcher)
         url = f"{proxied_node.ws_url}/api/v1/ws"
         async with socket(url, sender.token) as s, socket(url, watcher.token) as w:
             await w.subscribe(group)

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from loadtests.cluster import Cluster, cpu_seconds, group_with_members, register_users, rss_bytes
 from loadtests.lean_client import LeanSocket, record_messages
 
@@ -101,6 +103,28 @@ async def _send_at_rate(
     return sent
 
 
+async def _server_latency(cluster: Cluster) -> tuple[float, float]:
+    """p50/p99 of the nodes' own fan-out histogram (created -> written), bucket upper bounds."""
+    buckets: dict[float, float] = {}
+    async with httpx.AsyncClient() as http:
+        for node in cluster.nodes:
+            text = (await http.get(f"{node.http}/health/metrics")).text
+            for line in text.splitlines():
+                if line.startswith("studybuddy_fanout_latency_seconds_bucket"):
+                    bound = line.split('le="')[1].split('"')[0]
+                    key = float("inf") if bound == "+Inf" else float(bound)
+                    buckets[key] = buckets.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    total = buckets.get(float("inf"), 0.0)
+
+    def quantile(q: float) -> float:
+        for bound in sorted(buckets):
+            if total and buckets[bound] >= q * total:
+                return bound * 1000
+        return float("nan")
+
+    return quantile(0.5), quantile(0.99)
+
+
 def _count(receivers: list[LeanSocket]) -> int:
     return sum(len(r.tally.seqs) for r in receivers)
 
@@ -136,7 +160,10 @@ async def _traffic(rate: float, duration: float) -> dict[str, Any]:
         latencies = [lat for r in receivers for lat in r.tally.latencies]
         for sock in receivers + senders:
             sock.close()
+        server_side = await _server_latency(cluster)
         return {
+            "server_p50_ms": server_side[0],
+            "server_p99_ms": server_side[1],
             "sent": sent,
             "expected": expected,
             "delivered": delivered,
@@ -176,7 +203,7 @@ async def saturation(duration: float) -> list[Figure]:
     """5 senders x 200 msg/s: 200,000 deliveries/s offered."""
     result = await _traffic(200.0, duration)
     print("saturation:", json.dumps(result, indent=1))
-    rate = result["delivered"] / result["send_window_s"]
+    rate = result["delivered"] / result["elapsed_s"]  # until the last frame arrived
     return [
         Figure(
             "saturation delivered per second",

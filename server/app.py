@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, WebSocketRoute
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from protocol.errors import ErrorCode
@@ -34,7 +35,7 @@ from server.observability.sentry import init_sentry
 from server.resources import open_resources
 from server.settings import Settings
 from server.tasks.jobs import register_jobs
-from server.ws.endpoint import SocketEndpoint
+from server.ws.endpoint import SocketRoute
 
 log = logging.getLogger("studybuddy")
 
@@ -89,7 +90,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *ops_routes(),
         *build_routes(ops, settings.max_json_bytes, settings.max_body_bytes),
-        WebSocketRoute("/api/v1/ws", SocketEndpoint()),
         Mount(
             settings.media_url_prefix,
             StaticFiles(directory=settings.media_dir, check_dir=False),
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(SocketRoute),
             Middleware(RequestContextMiddleware),
             Middleware(SecurityHeadersMiddleware, hsts=not settings.is_dev),
             Middleware(
@@ -136,6 +137,7 @@ def _lifespan(settings: Settings) -> Any:
             await services.housekeeping()
             services.persister.start()
             services.hub.start()
+            gc.freeze()  # start-up objects live forever: keep them out of every collection
             log.info(
                 "node started",
                 extra={

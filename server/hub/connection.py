@@ -83,9 +83,41 @@ class GroupState:
     buffer: list[Outgoing] | None = None
 
 
+class Latch:
+    """A one-way flag that can be awaited; allocates a future only if someone waits."""
+
+    __slots__ = ("_future", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._future: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        """Raise the flag (once)."""
+        self._set = True
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
+    def is_set(self) -> bool:
+        """Whether the flag is raised."""
+        return self._set
+
+    async def wait(self) -> None:
+        """Return once the flag is raised."""
+        if self._set:
+            return
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._future)
+
+
 @dataclass(eq=False, slots=True)
 class Connection:
-    """A live, authenticated socket as the hub sees it."""
+    """A live, authenticated socket as the hub sees it.
+
+    Memory matters per idle socket: the queue and the writer task exist only while there is
+    something to write, and ``closed`` allocates nothing unless awaited.
+    """
 
     send: Send
     codec: Codec
@@ -95,34 +127,33 @@ class Connection:
     max_bytes: int
     on_closed: Callable[[], None] | None = None
     groups: dict[uuid.UUID, GroupState] = field(default_factory=dict)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: Latch = field(default_factory=Latch)
     close_code: int | None = None
-    _queue: deque[Outgoing] = field(default_factory=deque)
+    _queue: deque[Outgoing] | None = None
     _bytes: int = 0
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _writer: asyncio.Task[None] | None = None
     _closer: asyncio.Task[None] | None = None
     _close_reason: str = ""
     _written: int = 0
 
-    def start(self) -> None:
-        """Start the writer task."""
-        self._writer = asyncio.create_task(self._write_loop())
-
     def offer(self, item: Outgoing) -> None:
         """Queue ``item`` without waiting; overflow drops ephemera or closes with 4010."""
         if self.close_code is not None:
             return
-        if len(self._queue) >= self.max_frames or self._bytes + item.size > self.max_bytes:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        if len(queue) >= self.max_frames or self._bytes + item.size > self.max_bytes:
             if item.kind is Kind.EPHEMERAL:
                 QUEUE_DROPS.inc()
                 return
             SLOW_CONSUMER_CLOSES.inc()
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer", flush=False)
             return
-        self._queue.append(item)
+        queue.append(item)
         self._bytes += item.size
-        self._wake.set()
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def reply(self, frame: ServerFrame) -> None:
         """Queue a frame for this connection only."""
@@ -134,61 +165,68 @@ class Connection:
             return
         self.close_code = code
         self._close_reason = reason
-        if flush and self._writer is not None and not self._writer.done():
-            self._wake.set()  # the writer sends the close after the queue...
-            loop = asyncio.get_running_loop()
-            loop.call_later(CLOSE_TIMEOUT_S, self._give_up_flushing)  # ...unless it is stuck
+        if not flush:
+            self._abort(code, reason)
             return
-        self._abort(code, reason)
+        loop = asyncio.get_running_loop()
+        if self._writer is None:  # nothing queued: the writer only sends the close
+            self._writer = loop.create_task(self._write_loop())
+        loop.call_later(CLOSE_TIMEOUT_S, self._give_up_flushing)  # unless the peer is stuck
 
     def _give_up_flushing(self) -> None:
         if not self.closed.is_set() and self._closer is None and self.close_code is not None:
             self._abort(self.close_code, self._close_reason)
 
     def _abort(self, code: int, reason: str) -> None:
-        self._queue.clear()
+        self._queue = None
         self._bytes = 0
         if self._writer is not None:
             self._writer.cancel()
         self._closer = asyncio.get_running_loop().create_task(self._send_close(code, reason))
 
     async def stop(self) -> None:
-        """Stop the writer (the socket is gone)."""
+        """Stop the writer (the socket is gone); later offers are ignored."""
+        if self.close_code is None:
+            self.close_code = CloseCode.GOING_AWAY
         try:
-            if self._writer is not None:
-                self._writer.cancel()
+            writer = self._writer
+            if writer is not None:
+                writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._writer
+                    await writer
         finally:
             self.closed.set()
 
     async def _write_loop(self) -> None:
+        """Write what is queued, then the close if one is due; end when there is nothing left."""
         try:
-            await self._drain_forever()
+            await self._drain()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # the peer is gone; nothing more can be written
             if self.close_code is None:
                 self.close_code = CloseCode.GOING_AWAY
-            self._queue.clear()
+            self._queue = None
             self.closed.set()
+        finally:
+            if self._writer is asyncio.current_task():
+                self._writer = None
 
-    async def _drain_forever(self) -> None:
-        while True:
-            if not self._queue:
-                if self.close_code is not None:
-                    await self._send_close(self.close_code, self._close_reason)
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            item = self._queue.popleft()
+    async def _drain(self) -> None:
+        queue = self._queue
+        binary = self.codec.binary
+        while queue:
+            item = queue.popleft()
             self._bytes -= item.size
-            if self.codec.binary:
+            if binary:
                 await self.send({"type": "websocket.send", "bytes": item.binary()})
             else:
                 await self.send({"type": "websocket.send", "text": item.text})
             self._record(item)
+        if queue is self._queue:
+            self._queue = None
+        if self.close_code is not None and self._closer is None:
+            await self._send_close(self.close_code, self._close_reason)
 
     def _record(self, item: Outgoing) -> None:
         FRAMES.add("out", item.type)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.listing import AnySelect
@@ -71,27 +72,40 @@ async def messages_after(
 async def insert_ignoring_duplicates(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert message rows; rows whose ``(group_id, seq)`` exists already are skipped.
 
-    Rows of groups that no longer exist are dropped; authors deleted meanwhile become null.
+    Tried as one plain batch first; if a foreign key fails (the group or the author was
+    deleted meanwhile), rows of missing groups are dropped and missing authors become null.
     """
     if not rows:
         return
+    try:
+        async with session.begin_nested():
+            await _insert(session, rows)
+    except IntegrityError:
+        await _insert(session, await _still_valid(session, rows))
+
+
+async def _still_valid(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
     groups = {row["group_id"] for row in rows}
     authors = {row["author_id"] for row in rows if row["author_id"] is not None}
     live_groups = set(await session.scalars(select(StudyGroup.id).where(StudyGroup.id.in_(groups))))
-    live_authors = (
-        set(await session.scalars(select(User.id).where(User.id.in_(authors))))
-        if authors
-        else set()
-    )
-    kept = [
+    live_authors = set(await session.scalars(select(User.id).where(User.id.in_(authors))))
+    return [
         {**row, "author_id": row["author_id"] if row["author_id"] in live_authors else None}
         for row in rows
         if row["group_id"] in live_groups
     ]
+
+
+async def _insert(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for start in range(0, len(kept), ROWS_PER_STATEMENT):
-        chunk = kept[start : start + ROWS_PER_STATEMENT]
-        statement = (
-            insert(Message).values(chunk).on_conflict_do_nothing(index_elements=["group_id", "seq"])
-        )
-        await session.execute(statement)
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = list(rows[start : start + ROWS_PER_STATEMENT])
+        if chunk:
+            statement = (
+                insert(Message)
+                .values(chunk)
+                .on_conflict_do_nothing(index_elements=["group_id", "seq"])
+            )
+            await session.execute(statement)

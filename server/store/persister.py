@@ -33,12 +33,14 @@ class Persister:
         *,
         batch: int = 500,
         block_s: float = 0.25,
+        linger_s: float = 0.05,
     ) -> None:
         self._log = message_log
         self._db = db
         self._consumer = consumer
         self._batch = batch
         self._block_s = block_s
+        self._linger_s = linger_s
         self._task: asyncio.Task[None] | None = None
         self.healthy = True
 
@@ -76,7 +78,8 @@ class Persister:
         backoff = 0.1
         while True:
             try:
-                await self.step()
+                if await self.step() < self._batch:
+                    await asyncio.sleep(self._linger_s)  # let a batch build up
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

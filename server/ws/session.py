@@ -142,7 +142,6 @@ class Session:
     phase: Phase = Phase.AUTHENTICATING
     user_id: uuid.UUID | None = None
     expires_at: float = 0.0
-    subscriptions: set[uuid.UUID] = field(default_factory=set)
     _strikes: list[float] = field(default_factory=list)
 
     def first(self, frame: ClientFrames) -> Authenticate | Close:
@@ -174,8 +173,6 @@ class Session:
         return [DoSubscribe(frame.group_id, frame.since_seq, frame.ref)]
 
     def _unsubscribe(self, frame: Unsubscribe) -> list[Effect]:
-        if frame.group_id not in self.subscriptions:
-            return [self.error(ErrorCode.NOT_SUBSCRIBED, "Not subscribed to this group", frame.ref)]
         return [DoUnsubscribe(frame.group_id, frame.ref)]
 
     def _send(self, frame: Send) -> list[Effect]:
@@ -209,14 +206,6 @@ class Session:
     def error(code: ErrorCode, message: str, ref: Ref | None) -> Reply:
         """An ``error`` frame echoing ``ref``."""
         return Reply(_with_ref(Error(code=code.value, message=message), ref))
-
-    def subscribed(self, group_id: uuid.UUID) -> None:
-        """Record a subscription."""
-        self.subscriptions.add(group_id)
-
-    def unsubscribed(self, group_id: uuid.UUID) -> None:
-        """Forget a subscription."""
-        self.subscriptions.discard(group_id)
 
     def _strike(self, now: float) -> list[Effect]:
         self._strikes = [t for t in self._strikes if now - t < self.strike_window_s]

@@ -138,7 +138,6 @@ def test_group_state_starts_empty() -> None:
 async def test_frames_are_written_in_order(socket: FakeSocket) -> None:
     """Whatever is offered is written as text frames, in offer order."""
     conn = make_connection(socket)
-    conn.start()
     for seq in range(1, 6):
         conn.offer(json_item(Kind.MESSAGE, seq, f'{{"type":"message","seq":{seq}}}'))
     await socket.wait_for(5)
@@ -151,7 +150,6 @@ async def test_frames_are_written_in_order(socket: FakeSocket) -> None:
 async def test_frames_offered_while_idle_wake_the_writer(socket: FakeSocket) -> None:
     """The writer sleeps on an empty queue and wakes for the next frame."""
     conn = make_connection(socket)
-    conn.start()
     conn.reply(Pong(ref=1))
     await socket.wait_for(1)
     await asyncio.sleep(0.01)
@@ -168,7 +166,6 @@ async def test_msgpack_connection_writes_bytes_with_the_same_fields(socket: Fake
     """On the MessagePack subprotocol a JSON bus frame is written as binary, same fields."""
     conn = make_connection(socket, codec=MSGPACK)
     item = json_item(Kind.MESSAGE, 1, '{"type":"message","seq":1,"body":"hi"}')
-    conn.start()
     conn.offer(item)
     conn.reply(Pong(ref="r"))
     await socket.wait_for(2)
@@ -189,7 +186,6 @@ async def test_one_outgoing_is_shared_by_every_recipient() -> None:
     a, b = make_connection(first, codec=MSGPACK), make_connection(second, codec=MSGPACK)
     item = json_item(Kind.MESSAGE, 1)
     for conn in (a, b):
-        conn.start()
         conn.offer(item)
     await first.wait_for(1)
     await second.wait_for(1)
@@ -202,7 +198,6 @@ async def test_written_frames_are_tallied_by_type(socket: FakeSocket) -> None:
     """Every written frame counts in the outbound frame tally under its type."""
     before = FRAMES.counts.get(("out", "pong"), 0)
     conn = make_connection(socket)
-    conn.start()
     for ref in range(3):
         conn.reply(Pong(ref=ref))
     await socket.wait_for(3)
@@ -214,7 +209,6 @@ async def test_fanout_latency_is_sampled(socket: FakeSocket) -> None:
     """Frames with a creation time feed the fan-out latency histogram, one in sixteen."""
     before = counter("studybuddy_fanout_latency_seconds_count")
     conn = make_connection(socket)
-    conn.start()
     for seq in range(connection_module.LATENCY_SAMPLE):
         created = time.time()
         conn.offer(Outgoing.from_json(Kind.MESSAGE, seq, b"{}", "message", created=created))
@@ -236,7 +230,6 @@ async def test_full_queue_drops_ephemeral_frames(socket: FakeSocket) -> None:
     conn.offer(typing)
     assert counter("studybuddy_ws_queue_drops_total") - before == 1
     assert conn.close_code is None
-    conn.start()
     await socket.wait_for(2)
     await asyncio.sleep(0.01)
     assert len(socket.frames) == 2
@@ -288,7 +281,6 @@ async def test_close_is_idempotent(socket: FakeSocket) -> None:
     """Closing twice sends one close frame and keeps the first code."""
     calls: list[int] = []
     conn = make_connection(socket, on_closed=lambda: calls.append(1))
-    conn.start()
     conn.close(CloseCode.GOING_AWAY, "bye")
     conn.close(CloseCode.SLOW_CONSUMER, "again")
     await asyncio.wait_for(conn.closed.wait(), 2)
@@ -301,7 +293,6 @@ async def test_close_is_idempotent(socket: FakeSocket) -> None:
 async def test_offer_after_close_is_ignored(socket: FakeSocket) -> None:
     """Nothing offered after close reaches the socket or closes it again."""
     conn = make_connection(socket, max_frames=1)
-    conn.start()
     conn.close(CloseCode.GOING_AWAY)
     for seq in range(5):
         conn.offer(json_item(Kind.MESSAGE, seq))
@@ -316,7 +307,6 @@ async def test_close_flushes_what_is_queued_then_closes(socket: FakeSocket) -> N
     conn = make_connection(socket)
     for seq in range(3):
         conn.offer(json_item(Kind.MESSAGE, seq, f'{{"seq":{seq}}}'))
-    conn.start()
     await asyncio.sleep(0)
     conn.close(CloseCode.GOING_AWAY, "restarting")
     conn.offer(json_item(Kind.MESSAGE, 9, '{"seq":9}'))
@@ -330,22 +320,34 @@ async def test_close_without_flush_drops_what_is_queued(socket: FakeSocket) -> N
     conn = make_connection(socket)
     for seq in range(3):
         conn.offer(json_item(Kind.MESSAGE, seq))
-    conn.start()
     conn.close(CloseCode.GOING_AWAY, flush=False)
     await asyncio.wait_for(conn.closed.wait(), 2)
     assert socket.frames == []
     assert [m["code"] for m in socket.closes] == [1001]
 
 
-async def test_close_before_start_sends_close_at_once(socket: FakeSocket) -> None:
-    """Without a writer there is nothing to flush: the close frame goes out directly."""
+async def test_close_right_after_an_offer_writes_the_frame_then_closes(socket: FakeSocket) -> None:
+    """The writer starts on demand: a frame queued just before a close still goes out first."""
     calls: list[int] = []
     conn = make_connection(socket, on_closed=lambda: calls.append(1))
     conn.offer(json_item(Kind.MESSAGE, 1))
     conn.close(CloseCode.UNAUTHORIZED, "token expired")
     await asyncio.wait_for(conn.closed.wait(), 2)
-    assert socket.messages == [{"type": "websocket.close", "code": 4001, "reason": "token expired"}]
+    assert [m["type"] for m in socket.messages] == ["websocket.send", "websocket.close"]
+    assert socket.messages[-1] == {
+        "type": "websocket.close",
+        "code": 4001,
+        "reason": "token expired",
+    }
     assert calls == [1]
+
+
+async def test_close_with_nothing_queued_sends_the_close_at_once(socket: FakeSocket) -> None:
+    """No writer is running: closing starts one just to send the close frame."""
+    conn = make_connection(socket)
+    conn.close(CloseCode.UNAUTHORIZED, "token expired")
+    await asyncio.wait_for(conn.closed.wait(), 2)
+    assert socket.messages == [{"type": "websocket.close", "code": 4001, "reason": "token expired"}]
 
 
 async def test_stuck_client_does_not_block_offer_and_close_times_out(
@@ -356,7 +358,6 @@ async def test_stuck_client_does_not_block_offer_and_close_times_out(
     socket = FakeSocket(stuck=True)
     closed: list[str] = []
     conn = make_connection(socket, max_frames=3, on_closed=lambda: closed.append("closed"))
-    conn.start()
     conn.offer(json_item(Kind.MESSAGE, 0))
     await asyncio.sleep(0.01)  # the writer is now stuck inside send()
     started = time.monotonic()
@@ -375,7 +376,6 @@ async def test_stuck_client_does_not_block_offer_and_close_times_out(
 async def test_stop_cancels_the_writer(socket: FakeSocket) -> None:
     """After stop the writer is gone: later frames are not written; ``closed`` is set."""
     conn = make_connection(socket)
-    conn.start()
     conn.reply(Pong(ref=1))
     await socket.wait_for(1)
     await conn.stop()
@@ -389,7 +389,6 @@ async def test_stop_of_a_writer_stuck_in_send_returns() -> None:
     """Stopping while the writer waits on a stuck client cancels that send."""
     socket = FakeSocket(stuck=True)
     conn = make_connection(socket)
-    conn.start()
     conn.reply(Pong())
     await asyncio.sleep(0.01)
     await asyncio.wait_for(conn.stop(), 1.0)

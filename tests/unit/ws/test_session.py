@@ -170,30 +170,10 @@ def test_each_frame_type_maps_to_its_effect(frame: ClientFrames, expected: list[
     assert session.handle(frame, NOW) == expected
 
 
-def test_unsubscribe_of_a_subscribed_group_ends_it() -> None:
-    """Unsubscribing from a subscribed group asks the endpoint to end the subscription."""
+def test_unsubscribe_is_left_to_the_hub() -> None:
+    """Whether the socket was subscribed is the hub's to say; the session asks it to end it."""
     session = ready_session()
-    session.subscribed(GROUP)
     assert session.handle(Unsubscribe(group_id=GROUP, ref=4), NOW) == [DoUnsubscribe(GROUP, 4)]
-
-
-def test_unsubscribe_when_not_subscribed_is_not_subscribed_error() -> None:
-    """Unsubscribing from a group the socket never joined: ``NOT_SUBSCRIBED`` echoing ref."""
-    session = ready_session()
-    error = error_of(session.handle(Unsubscribe(group_id=GROUP, ref="u1"), NOW))
-    assert error.code == ErrorCode.NOT_SUBSCRIBED
-    assert error.ref == "u1"
-
-
-def test_unsubscribed_forgets_the_group() -> None:
-    """After the endpoint reports the unsubscription, unsubscribing again is an error."""
-    session = ready_session()
-    session.subscribed(GROUP)
-    session.unsubscribed(GROUP)
-    session.unsubscribed(GROUP)
-    assert session.subscriptions == set()
-    error = error_of(session.handle(Unsubscribe(group_id=GROUP), NOW))
-    assert error.code == ErrorCode.NOT_SUBSCRIBED
 
 
 def test_second_auth_is_a_validation_error() -> None:

@@ -101,11 +101,10 @@ async def _still_valid(
 async def _insert(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = list(rows[start : start + ROWS_PER_STATEMENT])
-        if chunk:
-            statement = (
-                insert(Message)
-                .values(chunk)
-                .on_conflict_do_nothing(index_elements=["group_id", "seq"])
-            )
-            await session.execute(statement)
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        statement = (
+            insert(Message)
+            .values(list(chunk))
+            .on_conflict_do_nothing(index_elements=["group_id", "seq"])
+        )
+        await session.execute(statement)

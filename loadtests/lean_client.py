@@ -32,8 +32,17 @@ class Incoming(msgspec.Struct):
 _decode = msgspec.json.Decoder(Incoming).decode
 
 
+_EPOCHS: dict[str, float] = {}
+
+
 def _epoch(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    """Seconds since the epoch of an ISO stamp; cached, as every receiver sees the same one."""
+    epoch = _EPOCHS.get(stamp)
+    if epoch is None:
+        if len(_EPOCHS) > 10_000:
+            _EPOCHS.clear()
+        epoch = _EPOCHS[stamp] = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return epoch
 
 
 @dataclass
@@ -59,6 +68,8 @@ class LeanSocket(asyncio.Protocol):
         self.waiters: dict[str, asyncio.Future[Incoming]] = {}
         self.on_frame = on_frame
         self.tally = Tally()
+        self._pending = b""
+        self.close_code: int | None = None
 
     @classmethod
     async def connect(
@@ -79,24 +90,49 @@ class LeanSocket(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        """Feed bytes to the protocol and handle the events."""
+        """Parse frames ourselves once open; websockets' protocol does the handshake."""
+        if self.open.done():
+            self._parse(self._pending + data if self._pending else data)
+            return
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, Response):
                 self.open.set_result(None)
             elif isinstance(event, Frame):
-                self._frame(event)
+                self._frame(event.opcode, event.data)
         self._flush()
+
+    def _parse(self, buffer: bytes) -> None:
+        """Split server frames: never masked, never fragmented (RFC 6455 section 5.2)."""
+        pos, size = 0, len(buffer)
+        while size - pos >= 2:
+            length, head = buffer[pos + 1] & 0x7F, 2
+            if length == 126:
+                length, head = int.from_bytes(buffer[pos + 2 : pos + 4]), 4
+            elif length == 127:
+                length, head = int.from_bytes(buffer[pos + 2 : pos + 10]), 10
+            end = pos + head + length
+            if end > size:
+                break
+            self._frame(buffer[pos] & 0x0F, buffer[pos + head : end])
+            pos = end
+        self._pending = buffer[pos:]
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Record the close."""
         if not self.closed.done():
-            self.closed.set_result(self.protocol.close_code)
+            self.closed.set_result(self.close_code or self.protocol.close_code)
 
-    def _frame(self, frame: Frame) -> None:
-        if frame.opcode is not Opcode.TEXT:
+    def _frame(self, opcode: int, data: bytes) -> None:
+        if opcode == Opcode.PING:
+            self.protocol.send_pong(data)
+            self._flush()
+        if opcode == Opcode.CLOSE and self.transport is not None:
+            self.close_code = int.from_bytes(data[:2]) if len(data) >= 2 else 1005
+            self.transport.close()
+        if opcode != Opcode.TEXT:
             return
-        incoming = _decode(frame.data)
+        incoming = _decode(data)
         waiter = self.waiters.pop(incoming.type, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(incoming)

@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from server.settings import Settings
+from server.ws.uvicorn_protocol import FrameWriterProtocol
 
 GRACEFUL_SHUTDOWN_S = 15
 
@@ -44,7 +45,7 @@ def config(settings: Settings, host: str, port: int) -> uvicorn.Config:
         factory=True,
         host=host,
         port=port,
-        ws="websockets-sansio",
+        ws=FrameWriterProtocol,
         ws_max_size=65536,
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_heartbeat_s,

@@ -30,6 +30,7 @@ from server.hub.envelope import (
     unpack,
     user_channel,
 )
+from server.hub.outlet import Cork
 from server.hub.registry import Registry
 from server.observability.metrics import FRAMES, WS_CONNECTIONS
 from server.services.membership import MembershipCache
@@ -64,6 +65,8 @@ class Hub:
         self._typing: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
+        self.cork = Cork()
+        """Coalesces this node's socket writes per loop turn (see :class:`Cork`)."""
 
     # -- lifecycle --------------------------------------------------------------------
 

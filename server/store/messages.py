@@ -15,9 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.store.listing import AnySelect
 from server.store.models import Message, StudyGroup, User
 
-ROWS_PER_STATEMENT = 2000
-"""7 columns x 2,000 rows stays far below asyncpg's 32,767 bind parameters."""
-
 
 def messages_of(group_id: uuid.UUID) -> AnySelect:
     """A group's live messages."""
@@ -99,12 +96,13 @@ async def _still_valid(
 
 
 async def _insert(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """One cached statement, executed for many rows (asyncpg's executemany on PostgreSQL).
+
+    A multi-row ``VALUES`` built per batch would be compiled again for every batch size.
+    """
+    if not rows:
+        return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
-        statement = (
-            insert(Message)
-            .values(list(chunk))
-            .on_conflict_do_nothing(index_elements=["group_id", "seq"])
-        )
-        await session.execute(statement)
+    statement = insert(Message).on_conflict_do_nothing(index_elements=["group_id", "seq"])
+    connection = await session.connection()
+    await connection.execute(statement, list(rows))

@@ -19,6 +19,7 @@ from protocol.errors import CloseCode, ErrorCode
 from protocol.frames import Ack, ClientFrames, Unsubscribed
 from server.errors import AppError, RateLimited
 from server.hub.connection import Connection
+from server.hub.outlet import FrameWriter
 from server.infra import as_unavailable
 from server.observability.context import user_id_var
 from server.observability.metrics import FRAMES
@@ -36,6 +37,7 @@ from server.ws.session import (
     Reply,
     Session,
 )
+from server.ws.uvicorn_protocol import EXTENSION as FRAMES_EXTENSION
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,7 +72,8 @@ class SocketEndpoint:
         if codec.subprotocol in offered:
             accept["subprotocol"] = codec.subprotocol
         await send(accept)
-        await SocketRun(services, codec, receive, send).serve()
+        writer = (scope.get("extensions") or {}).get(FRAMES_EXTENSION)
+        await SocketRun(services, codec, receive, send, writer).serve()
 
 
 class SocketRoute:
@@ -96,10 +99,28 @@ class SocketRoute:
 class SocketRun:
     """One accepted socket, from ``auth`` to close."""
 
-    __slots__ = ("codec", "conn", "expiry", "receive", "send", "services", "session", "task")
+    __slots__ = (
+        "codec",
+        "conn",
+        "expiry",
+        "receive",
+        "send",
+        "services",
+        "session",
+        "task",
+        "writer",
+    )
 
-    def __init__(self, services: Services, codec: Codec, receive: Receive, send: Send) -> None:
+    def __init__(
+        self,
+        services: Services,
+        codec: Codec,
+        receive: Receive,
+        send: Send,
+        writer: FrameWriter | None = None,
+    ) -> None:
         settings = services.settings
+        self.writer = writer
         self.services = services
         self.codec = codec
         self.receive = receive
@@ -154,6 +175,8 @@ class SocketRun:
                 settings.ws_queue_max_frames,
                 settings.ws_queue_max_bytes,
                 on_closed=self._on_closed,
+                writer=self.writer,
+                cork=self.services.hub.cork,
             )
             admitted = await self.services.hub.admit(conn)
         except AppError:

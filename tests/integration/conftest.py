@@ -40,6 +40,18 @@ async def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
         yield running
 
 
+@pytest.fixture(scope="session")
+async def asgi_node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
+    """An embedded node under uvicorn's stock socket protocol: the plain ASGI send path."""
+    folder = tmp_path_factory.mktemp("asgi-rt")
+    url = f"sqlite:///{folder / 'rt.db'}"
+    await asyncio.to_thread(migrate, url)
+    async with serve(
+        make_settings(url, None, "sb:", folder / "media"), ws="websockets-sansio"
+    ) as running:
+        yield running
+
+
 @pytest.fixture
 async def owned_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
     """A Redis this test may kill and restart (persisting with appendfsync always)."""
@@ -50,12 +62,19 @@ async def owned_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
         server.kill()
 
 
-@pytest.fixture(params=["redis", "memory"])
+@pytest.fixture(params=["redis", "memory", "asgi"])
 async def rt(
-    request: pytest.FixtureRequest, node: RunningServer, embedded_node: RunningServer
+    request: pytest.FixtureRequest,
+    node: RunningServer,
+    embedded_node: RunningServer,
+    asgi_node: RunningServer,
 ) -> AsyncIterator[Realtime]:
-    """The contract suite's subject: the Redis-backed node, then the embedded one."""
-    chosen = node if request.param == "redis" else embedded_node
+    """The contract suite's subject, three times.
+
+    The Redis-backed node, the embedded one, and the embedded one under uvicorn's stock
+    socket protocol (frames through plain ASGI ``send`` instead of pre-framed writes).
+    """
+    chosen = {"redis": node, "memory": embedded_node, "asgi": asgi_node}[request.param]
     async with httpx.AsyncClient(base_url=chosen.base_url, timeout=10) as http:
         yield Realtime(chosen, http, request.param)
 

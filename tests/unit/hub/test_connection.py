@@ -1,4 +1,4 @@
-"""One socket's outbound side: a bounded queue, one writer task, and the overflow policy."""
+"""A socket's outbound side over plain ASGI ``send``: queue, writer task, overflow policy."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 import server.hub.connection as connection_module
+import server.hub.outlet as outlet_module
 from protocol.codec import JSON, MSGPACK, Codec
 from protocol.errors import CloseCode
 from protocol.frames import Pong, Presence, TypingNotice
@@ -99,18 +100,18 @@ async def socket() -> AsyncIterator[FakeSocket]:
 def test_direct_json_is_text_with_the_frame_type() -> None:
     """A reply on the JSON codec is encoded once, as text, sized by that text."""
     item = Outgoing.direct(JSON, Pong(ref=3))
-    assert item.text == '{"type":"pong","ref":3}'
+    assert item.text() == '{"type":"pong","ref":3}'
     assert item.type == "pong"
     assert item.kind is Kind.EVENT
     assert item.seq == 0
-    assert item.size == len(item.text)
+    assert item.size == len(item.text())
 
 
 def test_direct_msgpack_is_binary_without_text() -> None:
     """A reply on the MessagePack codec is bytes, with the same fields as JSON."""
     frame = Presence(group_id=GROUP, user_id=USER, status="online")
     item = Outgoing.direct(MSGPACK, frame, Kind.EPHEMERAL)
-    assert item.text is None
+    assert item.data is None
     assert item.kind is Kind.EPHEMERAL
     assert item.type == "presence"
     assert item.size == len(item.binary())
@@ -209,10 +210,10 @@ async def test_fanout_latency_is_sampled(socket: FakeSocket) -> None:
     """Frames with a creation time feed the fan-out latency histogram, one in sixteen."""
     before = counter("studybuddy_fanout_latency_seconds_count")
     conn = make_connection(socket)
-    for seq in range(connection_module.LATENCY_SAMPLE):
+    for seq in range(outlet_module.LATENCY_SAMPLE):
         created = time.time()
         conn.offer(Outgoing.from_json(Kind.MESSAGE, seq, b"{}", "message", created=created))
-    await socket.wait_for(connection_module.LATENCY_SAMPLE)
+    await socket.wait_for(outlet_module.LATENCY_SAMPLE)
     assert counter("studybuddy_fanout_latency_seconds_count") - before == 1
     await conn.stop()
 
@@ -400,3 +401,17 @@ async def test_stop_without_start_sets_closed(socket: FakeSocket) -> None:
     conn = make_connection(socket)
     await conn.stop()
     assert conn.closed.is_set()
+
+
+async def test_a_peer_gone_mid_write_ends_the_connection() -> None:
+    """``send`` failing (the client vanished) marks the connection closed; nothing is retried."""
+
+    async def gone(message: dict[str, Any]) -> None:
+        raise OSError("connection reset")
+
+    conn = Connection(gone, JSON, USER, "s-1", 100, 1 << 20)
+    conn.offer(json_item(Kind.MESSAGE, 1))
+    conn.offer(json_item(Kind.MESSAGE, 2))
+    await asyncio.wait_for(conn.closed.wait(), 2)
+    assert conn.close_code == CloseCode.GOING_AWAY
+    assert conn.outlet.backlog() == (0, 0)

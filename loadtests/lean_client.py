@@ -7,6 +7,8 @@ as little as possible per frame: no per-frame task, one msgspec decode into a sm
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +53,72 @@ class Tally:
 
     seqs: list[int] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    """Created -> arrived at this socket (kernel timestamp)."""
+    processed: list[float] = field(default_factory=list)
+    """Created -> parsed by this process."""
+
+
+SO_TIMESTAMPNS = 35
+"""Linux: stamp received data with the kernel's arrival time (``struct timespec``)."""
+_TIMESPEC = struct.Struct("@qq")
+
+
+class StampedTransport(asyncio.Transport):
+    """A non-blocking socket read with ``recvmsg``, keeping each read's kernel arrival time.
+
+    The benchmark measures publish-to-delivery: when the frame reached this client's socket,
+    not when this one Python process got round to it after serving 199 other sockets. The
+    time the frame was processed is kept too (``processed``), and reported alongside.
+    """
+
+    def __init__(self, sock: socket.socket, protocol: LeanSocket) -> None:
+        super().__init__()
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._protocol = protocol
+        self._closing = False
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _, _ = self._sock.recvmsg(1 << 18, 64)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:
+            self._lost(None)
+            return
+        arrived = 0.0
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
+                arrived = seconds + nanoseconds / 1e9
+        self._protocol.arrived = arrived or time.time()
+        self._protocol.data_received(data)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send now; a benchmark client's frames are small, so the kernel takes them whole."""
+        if not self._closing:
+            self._sock.sendall(data)
+
+    def is_closing(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closing
+
+    def close(self) -> None:
+        """Stop reading and close the socket."""
+        self._lost(None)
+
+    def _lost(self, exc: Exception | None) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._sock.close()
+        self._protocol.connection_lost(exc)
 
 
 class LeanSocket(asyncio.Protocol):
@@ -70,6 +138,8 @@ class LeanSocket(asyncio.Protocol):
         self.tally = Tally()
         self._pending = b""
         self.close_code: int | None = None
+        self.arrived = 0.0
+        """Kernel arrival time of the data being parsed."""
 
     @classmethod
     async def connect(
@@ -79,7 +149,10 @@ class LeanSocket(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         wsuri = parse_uri(url)
         sock = cls(url, on_frame)
-        await loop.create_connection(lambda: sock, wsuri.host, wsuri.port)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setblocking(False)
+        await loop.sock_connect(raw, (wsuri.host, wsuri.port))
+        sock.connection_made(StampedTransport(raw, sock))
         await asyncio.wait_for(sock.open, 10)
         return sock
 
@@ -172,4 +245,6 @@ def record_messages(sock: LeanSocket, frame: Incoming) -> None:
     """Tally seq and latency of every ``message`` frame."""
     if frame.type == "message":
         sock.tally.seqs.append(frame.seq)
-        sock.tally.latencies.append(time.time() - _epoch(frame.created_at))
+        created = _epoch(frame.created_at)
+        sock.tally.latencies.append(sock.arrived - created)
+        sock.tally.processed.append(time.time() - created)

@@ -46,6 +46,7 @@ def config(settings: Settings, host: str, port: int) -> uvicorn.Config:
         host=host,
         port=port,
         ws=FrameWriterProtocol,
+        loop="auto",  # uvloop where installed (ADR 0011), else asyncio
         ws_max_size=65536,
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_heartbeat_s,

@@ -33,7 +33,7 @@ class Persister:
         *,
         batch: int = 500,
         block_s: float = 0.25,
-        linger_s: float = 0.05,
+        linger_s: float = 0.25,
     ) -> None:
         self._log = message_log
         self._db = db

@@ -10,6 +10,8 @@ ASGI server, the app falls back to plain ``websocket.send``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
@@ -25,6 +27,16 @@ class FrameWriterProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:  # None when the handshake was refused
             scope["extensions"][EXTENSION] = self
+
+    async def send(self, message: Any) -> None:
+        """Run uvicorn's ``send``; once the handshake is answered, drop what only it needed.
+
+        The parsed request and the prepared response (headers and all) would otherwise stay
+        with every idle socket for its whole life.
+        """
+        await super().send(message)
+        if self.handshake_complete and getattr(self, "response", None) is not None:
+            self.request = self.response = None  # type: ignore[assignment]
 
     def write_frame(self, data: bytes) -> bool:
         """Write a complete data frame; False (nothing written) once closing or closed."""

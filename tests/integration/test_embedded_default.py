@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -71,6 +72,9 @@ def test_logs_are_json_lines_with_context_and_no_secrets(embedded: NodeProcess) 
             "/api/v1/users/me",
             headers={"Authorization": f"Bearer {token}", "X-Request-ID": "trace-me-1"},
         )
+    deadline = time.monotonic() + 5  # the node writes its access line after the response
+    while "trace-me-1" not in embedded.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     lines = [line for line in embedded.log().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]
     access = [r for r in records if r.get("logger") == "studybuddy.access"]

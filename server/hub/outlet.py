@@ -166,13 +166,15 @@ class DirectOutlet(_Tally):
         self._held_bytes = 0
         if not self._writer.write_frame(data):
             return
-        self._total += len(data)
-        if self._writer.write_buffer_size():
-            if self._ends is None:
-                self._ends = deque()
-            self._ends.append(self._total)
-        else:
+        start, self._total = self._total, self._total + len(data)
+        if not self._writer.write_buffer_size():
             self._ends = None
+            return
+        if self._ends is None:
+            self._ends = deque()
+        for frame in held:  # the kernel did not take it all: remember where each frame ends
+            start += len(frame)
+            self._ends.append(start)
 
     async def flush(self) -> None:
         """Write what is held now."""

@@ -282,3 +282,16 @@ async def test_stop_forgets_held_frames() -> None:
     await next_turn()
     assert transport.writes == []
     assert conn.closed.is_set()
+
+
+async def test_frames_written_together_count_one_by_one() -> None:
+    """Three frames in one write, none read yet: the backlog is three frames, not one."""
+    transport = FakeTransport(stuck=True)
+    conn = direct(transport)
+    for seq in (1, 2, 3):
+        conn.offer(message(seq))
+    await next_turn()
+    assert len(transport.writes) == 1
+    assert conn.outlet.backlog() == (3, len(transport.writes[0]))
+    transport.drain(len(message(1).wire(False)))
+    assert conn.outlet.backlog()[0] == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from pathlib import Path
@@ -60,18 +61,17 @@ async def test_slow_consumer_is_closed_with_4010_and_others_keep_up(
                 await s.collect("ack", total, timeout=120)
 
             async def consume() -> list[float]:
-                delays = []
+                arrivals = []
                 for _ in range(total):
-                    frame = await f.expect("message", timeout=30)
-                    sent = (
-                        time.mktime(time.strptime(frame["created_at"][:19], "%Y-%m-%dT%H:%M:%S"))
-                        - time.timezone
-                    )
-                    delays.append(time.time() - sent)
-                return delays
+                    await f.expect("message", timeout=30)
+                    arrivals.append(time.monotonic())
+                return arrivals
 
-            _, delays = await asyncio.gather(produce(), consume())
-            assert len(delays) == total
+            _, arrivals = await asyncio.gather(produce(), consume())
+            assert len(arrivals) == total
+            # Never waiting on the stalled client: no pause anywhere near the 10 s a close to
+            # a stuck peer may take (how fast is the benchmarks' business, not this test's).
+            assert max(b - a for a, b in itertools.pairwise(arrivals)) < 3.0
             assert await sl.closed_with(timeout=30) == 4010
 
 

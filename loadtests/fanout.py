@@ -5,6 +5,9 @@ Scenarios (all on 127.0.0.1, persistence on, a fresh database and Redis namespac
 - ``fanout``: two nodes, 200 sockets in one group spread over both, 5 senders at 50 msg/s
   each (50,000 deliveries/s): p99 publish-to-delivery, order and loss, server CPU per
   200,000 deliveries.
+- ``slow``: the fanout load with 1,000-character bodies and one receiver per node that
+  never reads (a 4 KiB receive window, so the server's backlog builds within seconds):
+  the others' p99 and loss, and both stalled sockets closed with 4010.
 - ``saturation``: the same with senders at 200 msg/s (200,000 deliveries/s offered):
   delivered per second and p99.
 - ``idle``: one node; memory per idle authenticated socket, and 10,000 sockets held.
@@ -70,12 +73,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def _sockets(
-    cluster: Cluster, tokens: list[str], group: str | None, record: bool
+    cluster: Cluster, tokens: list[str], group: str | None, record: bool, small: int = 0
 ) -> list[LeanSocket]:
+    """Sockets spread over the nodes; the first ``small`` with a 4 KiB receive buffer."""
     sockets = []
     for index, token in enumerate(tokens):
         node = cluster.nodes[index % len(cluster.nodes)]
-        sock = await LeanSocket.connect(node.ws, record_messages if record else None)
+        sock = await LeanSocket.connect(
+            node.ws, record_messages if record else None, 4096 if index < small else 0
+        )
         await sock.request(json.dumps({"type": "auth", "token": token}).encode(), "ready")
         if group is not None:
             await sock.request(
@@ -86,7 +92,7 @@ async def _sockets(
 
 
 async def _send_at_rate(
-    sock: LeanSocket, group: str, rate: float, duration: float, tag: str
+    sock: LeanSocket, group: str, rate: float, duration: float, tag: str, body_size: int = 0
 ) -> int:
     interval, sent, started = 1.0 / rate, 0, time.monotonic()
     while (elapsed := time.monotonic() - started) < duration:
@@ -95,7 +101,7 @@ async def _send_at_rate(
             frame = {
                 "type": "send",
                 "group_id": group,
-                "body": f"benchmark message {tag}-{sent}",
+                "body": f"benchmark message {tag}-{sent}".ljust(body_size, "x"),
                 "client_msg_id": f"{tag}-{sent}",
             }
             sock.send(json.dumps(frame).encode())
@@ -104,17 +110,23 @@ async def _send_at_rate(
     return sent
 
 
-async def _server_latency(cluster: Cluster) -> tuple[float, float]:
-    """p50/p99 of the nodes' own fan-out histogram (created -> written), bucket upper bounds."""
-    buckets: dict[float, float] = {}
+async def _metric_lines(cluster: Cluster) -> list[str]:
+    """Every node's Prometheus exposition, as lines."""
+    lines: list[str] = []
     async with httpx.AsyncClient() as http:
         for node in cluster.nodes:
-            text = (await http.get(f"{node.http}/health/metrics")).text
-            for line in text.splitlines():
-                if line.startswith("studybuddy_fanout_latency_seconds_bucket"):
-                    bound = line.split('le="')[1].split('"')[0]
-                    key = float("inf") if bound == "+Inf" else float(bound)
-                    buckets[key] = buckets.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+            lines += (await http.get(f"{node.http}/health/metrics")).text.splitlines()
+    return lines
+
+
+def _server_latency(lines: list[str]) -> tuple[float, float]:
+    """p50/p99 of the nodes' own fan-out histogram (created -> written), bucket upper bounds."""
+    buckets: dict[float, float] = {}
+    for line in lines:
+        if line.startswith("studybuddy_fanout_latency_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            key = float("inf") if bound == "+Inf" else float(bound)
+            buckets[key] = buckets.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     total = buckets.get(float("inf"), 0.0)
 
     def quantile(q: float) -> float:
@@ -126,17 +138,35 @@ async def _server_latency(cluster: Cluster) -> tuple[float, float]:
     return quantile(0.5), quantile(0.99)
 
 
+def _counter(lines: list[str], name: str) -> float:
+    """A counter summed over the nodes."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name + " "))
+
+
 def _count(receivers: list[LeanSocket]) -> int:
     return sum(len(r.tally.seqs) for r in receivers)
 
 
-async def _traffic(rate: float, duration: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Load:
+    """What the senders send, and how many receivers stall (stop reading) from the start."""
+
+    rate: float
+    duration: float
+    body_size: int = 0
+    stalled: int = 0
+
+
+async def _traffic(load: Load) -> dict[str, Any]:
     cluster = await Cluster.start(2)
     try:
         users = await register_users(cluster.nodes[0].http, RECEIVERS + SENDERS)
         tokens = [token for _, token in users]
         group = await group_with_members(cluster.nodes[0].http, tokens[0], tokens[1:])
-        receivers = await _sockets(cluster, tokens[:RECEIVERS], group, record=True)
+        everyone = await _sockets(cluster, tokens[:RECEIVERS], group, True, load.stalled)
+        for stalled in everyone[: load.stalled]:  # alternate nodes, like every receiver
+            stalled.transport.pause_reading()  # type: ignore[union-attr]
+        receivers = everyone[load.stalled :]
         senders = await _sockets(cluster, tokens[RECEIVERS:], None, record=False)
         pids = [node.process.pid for node in cluster.nodes]
         cpu_before, client_before, started = (
@@ -146,10 +176,13 @@ async def _traffic(rate: float, duration: float) -> dict[str, Any]:
         )
         sent = sum(
             await asyncio.gather(
-                *(_send_at_rate(s, group, rate, duration, f"s{i}") for i, s in enumerate(senders))
+                *(
+                    _send_at_rate(s, group, load.rate, load.duration, f"s{i}", load.body_size)
+                    for i, s in enumerate(senders)
+                )
             )
         )
-        expected = sent * RECEIVERS
+        expected = sent * len(receivers)
         deadline = time.monotonic() + 30
         while _count(receivers) < expected and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)  # the counts are filled by protocol callbacks
@@ -160,9 +193,10 @@ async def _traffic(rate: float, duration: float) -> dict[str, Any]:
         ordered = all(r.tally.seqs == list(range(1, len(r.tally.seqs) + 1)) for r in receivers)
         latencies = [lat for r in receivers for lat in r.tally.latencies]
         processed = [lat for r in receivers for lat in r.tally.processed]
-        for sock in receivers + senders:
+        for sock in everyone + senders:
             sock.close()
-        server_side = await _server_latency(cluster)
+        lines = await _metric_lines(cluster)
+        server_side = _server_latency(lines)
         return {
             "server_p50_ms": server_side[0],
             "server_p99_ms": server_side[1],
@@ -171,7 +205,8 @@ async def _traffic(rate: float, duration: float) -> dict[str, Any]:
             "delivered": delivered,
             "ordered_gapless": ordered,
             "elapsed_s": elapsed,
-            "send_window_s": duration,
+            "send_window_s": load.duration,
+            "slow_consumer_closes": _counter(lines, "studybuddy_ws_slow_consumer_closes_total"),
             "server_cpu_s": cpu,
             "client_cpu_s": client_cpu,
             "p50_ms": percentile(latencies, 0.50) * 1000,
@@ -186,7 +221,7 @@ async def _traffic(rate: float, duration: float) -> dict[str, Any]:
 
 async def fanout(duration: float) -> list[Figure]:
     """5 senders x 50 msg/s into 200 subscribers over two nodes."""
-    result = await _traffic(50.0, duration)
+    result = await _traffic(Load(50.0, duration))
     print("fanout:", json.dumps(result, indent=1))
     per_200k = result["server_cpu_s"] / max(result["delivered"], 1) * 200_000
     lost = result["expected"] - result["delivered"]
@@ -203,9 +238,25 @@ async def fanout(duration: float) -> list[Figure]:
     ]
 
 
+async def slow(duration: float) -> list[Figure]:
+    """The fanout load (1,000-character bodies) with one stalled receiver per node."""
+    result = await _traffic(Load(50.0, max(duration, 20.0), body_size=1000, stalled=2))
+    print("slow:", json.dumps(result, indent=1))
+    return [
+        Figure("slow: others' p99 ms", result["p99_ms"], BUDGETS["fanout_p99_ms"]),
+        Figure("slow: others' lost deliveries", result["expected"] - result["delivered"], 0),
+        Figure(
+            "slow: stalled closed with 4010",
+            result["slow_consumer_closes"],
+            2,
+            lower_is_better=False,
+        ),
+    ]
+
+
 async def saturation(duration: float) -> list[Figure]:
     """5 senders x 200 msg/s: 200,000 deliveries/s offered."""
-    result = await _traffic(200.0, duration)
+    result = await _traffic(Load(200.0, duration))
     print("saturation:", json.dumps(result, indent=1))
     rate = result["delivered"] / result["elapsed_s"]  # until the last frame arrived
     return [
@@ -250,12 +301,13 @@ async def idle(count: int) -> list[Figure]:
 async def main() -> int:
     """Run the chosen scenarios and print each figure against its budget."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("scenarios", nargs="*", default=["fanout", "saturation", "idle"])
+    parser.add_argument("scenarios", nargs="*", default=["fanout", "slow", "saturation", "idle"])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--sockets", type=int, default=10_000)
     args = parser.parse_args()
     runners = {
         "fanout": lambda: fanout(args.duration),
+        "slow": lambda: slow(args.duration),
         "saturation": lambda: saturation(args.duration),
         "idle": lambda: idle(args.sockets),
     }

@@ -104,6 +104,16 @@ class StampedTransport(asyncio.Transport):
         if not self._closing:
             self._sock.sendall(data)
 
+    def pause_reading(self) -> None:
+        """Stop reading (a client that stalls): the server's writes pile up."""
+        if not self._closing:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+
+    def resume_reading(self) -> None:
+        """Read again."""
+        if not self._closing:
+            asyncio.get_running_loop().add_reader(self._sock.fileno(), self._readable)
+
     def is_closing(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closing
@@ -143,14 +153,23 @@ class LeanSocket(asyncio.Protocol):
 
     @classmethod
     async def connect(
-        cls, url: str, on_frame: Callable[[LeanSocket, Incoming], None] | None = None
+        cls,
+        url: str,
+        on_frame: Callable[[LeanSocket, Incoming], None] | None = None,
+        receive_buffer: int = 0,
     ) -> LeanSocket:
-        """Open the TCP connection and the WebSocket handshake."""
+        """Open the TCP connection and the WebSocket handshake.
+
+        ``receive_buffer`` caps the kernel's receive buffer (and so the TCP window), like a
+        small device on a slow link; 0 leaves it to the kernel.
+        """
         loop = asyncio.get_running_loop()
         wsuri = parse_uri(url)
         sock = cls(url, on_frame)
         raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         raw.setblocking(False)
+        if receive_buffer:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         await loop.sock_connect(raw, (wsuri.host, wsuri.port))
         sock.connection_made(StampedTransport(raw, sock))
         await asyncio.wait_for(sock.open, 10)

@@ -45,6 +45,14 @@ async def redis_prefix() -> AsyncIterator[str]:
     await drop_redis_prefix(prefix)
 
 
+@pytest.fixture
+async def own_prefix() -> AsyncIterator[str]:
+    """A Redis key namespace for one test that builds its own node, removed afterwards."""
+    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    await drop_redis_prefix(prefix)
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where uploaded avatars go during the run."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -13,14 +12,14 @@ from tests.fixtures.proxy import CuttableProxy
 from tests.fixtures.services import REDIS_URL
 
 
-async def test_silent_connection_is_replaced_and_resync_signalled() -> None:
+async def test_silent_connection_is_replaced_and_resync_signalled(own_prefix: str) -> None:
     """Frozen network: the bus gives up within its silence limit, reconnects, and resyncs."""
     target = urlsplit(REDIS_URL)
     proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 6379)
     await proxy.start()
     url = f"redis://127.0.0.1:{proxy.port}/0"
     publisher = Redis.from_url(REDIS_URL)
-    bus = RedisBus(publisher, url, f"sbtest:{uuid.uuid4().hex[:8]}:", silence_limit_s=1.5)
+    bus = RedisBus(publisher, url, own_prefix, silence_limit_s=1.5)
     resynced = asyncio.Event()
     bus.on_resync(resynced.set)
     received: list[bytes] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import httpx
@@ -13,9 +12,11 @@ from tests.fixtures.services import REDIS_URL
 from tests.fixtures.settings import make_settings
 
 
-async def test_auth_bucket_is_shared_by_two_nodes(pg_url: str, tmp_path: Path) -> None:
+async def test_auth_bucket_is_shared_by_two_nodes(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
     """Five auth calls per minute per address, whichever node answers; the 6th is 429."""
-    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    prefix = own_prefix
     settings = make_settings(pg_url, REDIS_URL, prefix, tmp_path, rate_limit_auth="5/60")
     async with serve(settings) as a, serve(settings) as b:
         async with httpx.AsyncClient() as http:
@@ -33,9 +34,9 @@ async def test_auth_bucket_is_shared_by_two_nodes(pg_url: str, tmp_path: Path) -
             assert register.status_code == 429  # one bucket for every auth endpoint
 
 
-async def test_user_bucket_and_headers(pg_url: str, tmp_path: Path) -> None:
+async def test_user_bucket_and_headers(pg_url: str, tmp_path: Path, own_prefix: str) -> None:
     """Authenticated calls count per user and report X-RateLimit-* headers."""
-    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    prefix = own_prefix
     settings = make_settings(pg_url, REDIS_URL, prefix, tmp_path, rate_limit_user="3/60")
     async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
         user = await account(http)
@@ -48,19 +49,21 @@ async def test_user_bucket_and_headers(pg_url: str, tmp_path: Path) -> None:
 
 
 async def test_failed_authentication_counts_against_the_address(
-    pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path, own_prefix: str
 ) -> None:
     """401 answers draw from the per-address anonymous bucket."""
-    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    prefix = own_prefix
     settings = make_settings(pg_url, REDIS_URL, prefix, tmp_path, rate_limit_anon="2/60")
     async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
         codes = [(await http.get("/api/v1/users/me")).status_code for _ in range(3)]
         assert codes == [401, 401, 429]
 
 
-async def test_trusted_proxy_header_selects_the_client(pg_url: str, tmp_path: Path) -> None:
+async def test_trusted_proxy_header_selects_the_client(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
     """Behind a trusted proxy, X-Forwarded-For names the client; otherwise it is ignored."""
-    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    prefix = own_prefix
     settings = make_settings(
         pg_url, REDIS_URL, prefix, tmp_path, rate_limit_anon="1/60", trusted_proxies=["127.0.0.1"]
     )

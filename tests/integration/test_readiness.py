@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,7 +31,7 @@ async def proxies(pg_url: str) -> AsyncIterator[tuple[CuttableProxy, CuttablePro
 
 @pytest.fixture
 async def proxied_node(
-    pg_url: str, proxies: tuple[CuttableProxy, CuttableProxy], tmp_path: Path
+    pg_url: str, proxies: tuple[CuttableProxy, CuttableProxy], tmp_path: Path, own_prefix: str
 ) -> AsyncIterator[RunningServer]:
     """A node reaching its services only through the proxies."""
     pg_proxy, redis_proxy = proxies
@@ -40,7 +39,7 @@ async def proxied_node(
     settings = make_settings(
         f"postgresql://{pg.username}@127.0.0.1:{pg_proxy.port}{pg.path}",
         f"redis://127.0.0.1:{redis_proxy.port}/0",
-        f"sbtest:{uuid.uuid4().hex[:8]}:",
+        own_prefix,
         tmp_path,
     )
     async with serve(settings) as running:

@@ -56,7 +56,11 @@ def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes
 
 
 async def test_worker_runs_the_housekeeping_job(
-    node: RunningServer, client: httpx.AsyncClient, pg_url: str, tmp_path: Path
+    node: RunningServer,
+    client: httpx.AsyncClient,
+    pg_url: str,
+    tmp_path: Path,
+    own_prefix: str,
 ) -> None:
     """An expired session is purged by the worker process after the job is queued."""
     payload = await register(client)
@@ -71,7 +75,7 @@ async def test_worker_runs_the_housekeeping_job(
         )
     assert await _expired_tokens(node, payload["id"]) == 1
 
-    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    prefix = own_prefix
     env = {
         **os.environ,
         "DATABASE_URL": pg_url,

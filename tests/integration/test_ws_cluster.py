@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import uuid
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -41,11 +40,11 @@ def cluster_env(pg_url: str, prefix: str, tmp: Path, **extra: str) -> dict[str, 
 
 
 @pytest.fixture
-def two_nodes(pg_url: str, tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+def two_nodes(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> Iterator[tuple[NodeProcess, NodeProcess]]:
     """Nodes A and B of one cluster."""
-    env = cluster_env(
-        pg_url, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path, WS_LEASE_TTL_S=str(LEASE_TTL_S)
-    )
+    env = cluster_env(pg_url, own_prefix, tmp_path, WS_LEASE_TTL_S=str(LEASE_TTL_S))
     a = NodeProcess(env).start(tmp_path / "a.log")
     b = NodeProcess(env).start(tmp_path / "b.log")
     yield a, b

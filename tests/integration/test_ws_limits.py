@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -21,11 +20,11 @@ pytestmark = pytest.mark.slow
 
 
 async def test_slow_consumer_is_closed_with_4010_and_others_keep_up(
-    pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path, own_prefix: str
 ) -> None:
     """A client that stops reading is closed with 4010; a reading client gets everything, fast."""
     settings = make_settings(
-        pg_url, REDIS_URL, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path,
+        pg_url, REDIS_URL, own_prefix, tmp_path,
         ws_queue_max_frames=100, ws_message_rate=100000.0, ws_message_burst=100000,
         ws_frame_rate=100000.0, ws_frame_burst=100000,
     )  # fmt: skip
@@ -75,11 +74,11 @@ async def test_slow_consumer_is_closed_with_4010_and_others_keep_up(
             assert await sl.closed_with(timeout=30) == 4010
 
 
-async def test_socket_closes_when_its_token_expires(pg_url: str, tmp_path: Path) -> None:
+async def test_socket_closes_when_its_token_expires(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
     """An unrefreshed token ends the socket with 4001 at its expiry."""
-    settings = make_settings(
-        pg_url, REDIS_URL, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path, access_token_ttl_s=2
-    )
+    settings = make_settings(pg_url, REDIS_URL, own_prefix, tmp_path, access_token_ttl_s=2)
     async with (
         serve(settings) as node,
         httpx.AsyncClient(base_url=node.base_url, timeout=20) as http,
@@ -91,21 +90,23 @@ async def test_socket_closes_when_its_token_expires(pg_url: str, tmp_path: Path)
             assert time.monotonic() - started < 5
 
 
-async def test_no_auth_frame_within_the_deadline_closes_4001(pg_url: str, tmp_path: Path) -> None:
+async def test_no_auth_frame_within_the_deadline_closes_4001(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
     """Silence after connecting ends with 4001 once the auth deadline passes."""
-    settings = make_settings(
-        pg_url, REDIS_URL, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path, ws_auth_timeout_s=0.5
-    )
+    settings = make_settings(pg_url, REDIS_URL, own_prefix, tmp_path, ws_auth_timeout_s=0.5)
     async with serve(settings) as node, socket(f"{node.ws_url}/api/v1/ws") as ws:
         assert await ws.closed_with(timeout=5) == 4001
 
 
-async def test_allowed_browser_origin_connects(pg_url: str, tmp_path: Path) -> None:
+async def test_allowed_browser_origin_connects(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
     """An Origin listed in CORS_ORIGINS is accepted."""
     settings = make_settings(
         pg_url,
         REDIS_URL,
-        f"sbtest:{uuid.uuid4().hex[:8]}:",
+        own_prefix,
         tmp_path,
         cors_origins=["https://app.example"],
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from server.hub.outgoing import Outgoing
 from server.observability.metrics import FANOUT_LATENCY, FRAMES
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+log = logging.getLogger(__name__)
 LATENCY_SAMPLE = 16
 """One written frame in this many feeds the fan-out latency histogram."""
 
@@ -101,7 +103,10 @@ class Cork:
     def _release(self) -> None:
         waiting, self._waiting = self._waiting, []
         for outlet in waiting:
-            outlet.write_held()
+            try:
+                outlet.write_held()
+            except Exception:  # one broken transport must not hold up the other sockets
+                log.exception("socket write failed")
 
 
 class DirectOutlet(_Tally):

@@ -295,3 +295,27 @@ async def test_frames_written_together_count_one_by_one() -> None:
     assert conn.outlet.backlog() == (3, len(transport.writes[0]))
     transport.drain(len(message(1).wire(False)))
     assert conn.outlet.backlog()[0] == 2
+
+
+class BrokenTransport(FakeTransport):
+    """A transport whose write raises."""
+
+    def write_frame(self, data: bytes) -> bool:
+        """Fail."""
+        raise OSError("broken pipe")
+
+
+async def test_one_broken_transport_does_not_hold_up_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A write that raises is logged; the other sockets of the same turn still get theirs."""
+    cork = Cork()
+    broken, healthy = BrokenTransport(), FakeTransport()
+    first, second = direct(broken, cork=cork), direct(healthy, cork=cork)
+    for conn in (first, second):
+        conn.offer(message(1))
+    await next_turn()
+    assert healthy.payloads() == [(Opcode.TEXT, b'{"type":"message","seq":1}')]
+    assert "socket write failed" in caplog.text
+    first.offer(message(2))  # nothing left held: the next turn is scheduled afresh
+    await next_turn()

@@ -13,7 +13,8 @@ Scenarios (all on 127.0.0.1, persistence on, a fresh database and Redis namespac
 - ``idle``: one node; memory per idle authenticated socket, and 10,000 sockets held.
 
 The client shares the machine with the nodes, Redis and PostgreSQL; its own CPU is reported
-so the figures can be read honestly. Budgets are at the top; each figure prints PASS/FAIL.
+so the figures can be read honestly, and two readings of the machine itself are printed first
+(``loadtests/machine.py``). Budgets are at the top; each figure prints PASS/FAIL.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import uvloop
 
 from loadtests.cluster import Cluster, cpu_seconds, group_with_members, register_users, rss_bytes
 from loadtests.lean_client import LeanSocket, record_messages
+from loadtests.machine import readings
 
 BUDGETS = {
     "fanout_p99_ms": 10.0,
@@ -311,6 +313,7 @@ async def main() -> int:
         "saturation": lambda: saturation(args.duration),
         "idle": lambda: idle(args.sockets),
     }
+    print("machine:", json.dumps(await readings()))
     figures: list[Figure] = []
     for name in args.scenarios:
         figures += await runners[name]()

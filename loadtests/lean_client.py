@@ -191,7 +191,7 @@ class LeanSocket(asyncio.Protocol):
             if isinstance(event, Response):
                 self.open.set_result(None)
             elif isinstance(event, Frame):
-                self._frame(event.opcode, event.data)
+                self._frame(event.opcode, bytes(event.data))
         self._flush()
 
     def _parse(self, buffer: bytes) -> None:

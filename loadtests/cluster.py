@@ -70,6 +70,11 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
     logs: Path = ROOT / "loadtests" / "results"
 
+    @property
+    def database_url(self) -> str:
+        """The cluster database, as a libpq URL."""
+        return ADMIN_URL.rsplit("/", 1)[0] + f"/{self.database}"
+
     @classmethod
     async def start(cls, count: int, **env: str) -> Cluster:
         """Create the database, migrate, start ``count`` nodes and wait until they answer."""
@@ -81,7 +86,7 @@ class Cluster:
         cluster.logs.mkdir(parents=True, exist_ok=True)
         base = {
             **os.environ,
-            "DATABASE_URL": ADMIN_URL.rsplit("/", 1)[0] + f"/{name}",
+            "DATABASE_URL": cluster.database_url,
             "REDIS_URL": REDIS_URL,
             "REDIS_PREFIX": cluster.prefix,
             "BCRYPT_ROUNDS": "4",

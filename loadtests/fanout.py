@@ -4,7 +4,7 @@ Scenarios (all on 127.0.0.1, persistence on, a fresh database and Redis namespac
 
 - ``fanout``: two nodes, 200 sockets in one group spread over both, 5 senders at 50 msg/s
   each (50,000 deliveries/s): p99 publish-to-delivery, order and loss, server CPU per
-  200,000 deliveries.
+  200,000 deliveries, and p99 from ack to REST history (``loadtests/history.py``).
 - ``slow``: the fanout load with 1,000-character bodies and one receiver per node that
   never reads (a 4 KiB receive window, so the server's backlog builds within seconds):
   the others' p99 and loss, and both stalled sockets closed with 4010.
@@ -30,12 +30,14 @@ import httpx
 import uvloop
 
 from loadtests.cluster import Cluster, cpu_seconds, group_with_members, register_users, rss_bytes
+from loadtests.history import HistoryWatch
 from loadtests.lean_client import LeanSocket, record_messages
 from loadtests.machine import readings
 
 BUDGETS = {
     "fanout_p99_ms": 10.0,
     "fanout_cpu_s_per_200k": 2.5,
+    "history_p99_ms": 1000.0,
     "saturation_delivered_per_s": 190_000.0,
     "saturation_p99_ms": 100.0,
     "idle_kib_per_socket": 24.0,
@@ -171,6 +173,8 @@ async def _traffic(load: Load) -> dict[str, Any]:
         receivers = everyone[load.stalled :]
         senders = await _sockets(cluster, tokens[RECEIVERS:], None, record=False)
         pids = [node.process.pid for node in cluster.nodes]
+        history, stop_watch = HistoryWatch(cluster.database_url, group), asyncio.Event()
+        watcher = asyncio.create_task(history.run(stop_watch))
         cpu_before, client_before, started = (
             [cpu_seconds(p) for p in pids],
             time.process_time(),
@@ -191,6 +195,9 @@ async def _traffic(load: Load) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         cpu = sum(cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True))
         client_cpu = time.process_time() - client_before
+        await history.wait_for(sent, timeout=15)
+        stop_watch.set()
+        await watcher
         delivered = sum(len(r.tally.seqs) for r in receivers)
         ordered = all(r.tally.seqs == list(range(1, len(r.tally.seqs) + 1)) for r in receivers)
         latencies = [lat for r in receivers for lat in r.tally.latencies]
@@ -216,6 +223,9 @@ async def _traffic(load: Load) -> dict[str, Any]:
             "max_ms": max(latencies) * 1000 if latencies else float("nan"),
             "client_processed_p50_ms": percentile(processed, 0.50) * 1000,
             "client_processed_p99_ms": percentile(processed, 0.99) * 1000,
+            "in_history": len(history.lags),
+            "history_p50_ms": percentile(history.lags, 0.50) * 1000,
+            "history_p99_ms": percentile(history.lags, 0.99) * 1000,
         }
     finally:
         await cluster.stop()
@@ -231,6 +241,10 @@ async def fanout(duration: float) -> list[Figure]:
         Figure("fanout p99 publish-to-delivery ms", result["p99_ms"], BUDGETS["fanout_p99_ms"]),
         Figure("fanout server CPU-s per 200k", per_200k, BUDGETS["fanout_cpu_s_per_200k"]),
         Figure("fanout lost deliveries", lost, 0),
+        Figure(
+            "fanout acked-to-history p99 ms", result["history_p99_ms"], BUDGETS["history_p99_ms"]
+        ),
+        Figure("fanout acked not in history", result["sent"] - result["in_history"], 0),
         Figure(
             "fanout order and gaps (1 = ok)",
             float(result["ordered_gapless"]),

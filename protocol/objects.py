@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -12,6 +12,14 @@ Role = Literal["owner", "admin", "member"]
 Visibility = Literal["public", "private"]
 InviteStatus = Literal["pending", "accepted", "declined", "expired"]
 DeliveryStatus = Literal["pending", "succeeded", "failed", "dead"]
+WebhookEvent = Literal[
+    "message.created",
+    "invite.created",
+    "assignment.created",
+    "assignment.updated",
+    "member.joined",
+]
+WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
 
 
 class UserPublic(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +67,12 @@ class Member(msgspec.Struct, frozen=True, kw_only=True):
     joined_at: datetime
 
 
+class GroupMember(Member, frozen=True, kw_only=True):
+    """A member with their group: the data of a ``member.joined`` webhook event."""
+
+    group_id: uuid.UUID
+
+
 class Invite(msgspec.Struct, frozen=True, kw_only=True):
     """An invitation into a group."""
 
@@ -103,7 +117,7 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     group_id: uuid.UUID
     url: str
-    events: list[str]
+    events: list[WebhookEvent]
     active: bool
     created_at: datetime
     secret: str | msgspec.UnsetType = msgspec.UNSET
@@ -121,6 +135,15 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class WebhookEventBody(msgspec.Struct, frozen=True, kw_only=True):
+    """What a webhook delivery POSTs; ``id`` is the delivery's, the same on every attempt."""
+
+    id: uuid.UUID
+    type: WebhookEvent
+    created_at: datetime
+    data: dict[str, Any]
 
 
 class UnreadCount(msgspec.Struct, frozen=True, kw_only=True):

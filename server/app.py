@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from protocol.errors import ErrorCode
-from server.api import assignments, auth, groups, invites, messages, users
+from server.api import assignments, auth, groups, invites, messages, users, webhooks
 from server.api.asyncapi import build_asyncapi
 from server.api.openapi import build_openapi
 from server.api.operation import Operation
@@ -63,6 +63,7 @@ def operations() -> list[Operation[Any]]:
         *invites.OPERATIONS,
         *assignments.OPERATIONS,
         *messages.OPERATIONS,
+        *webhooks.OPERATIONS,
     ]
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from server.api.gate import Gate, Rates
 from server.hub.hub import Hub
 from server.hub.registry import MemoryRegistry, RedisRegistry, Registry
 from server.observability.metrics import PERSISTER_OLDEST_AGE, PERSISTER_PENDING
+from server.outbound.webhook_client import WebhookClient
 from server.resources import Resources
 from server.security.client_ip import parse_networks
 from server.security.crypto import SecretBox
@@ -18,6 +19,7 @@ from server.security.passwords import PasswordHasher
 from server.security.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from server.security.scanner import build_scanner
 from server.security.tokens import TokenCodec
+from server.security.webhook_urls import AllowList
 from server.services.assignments import AssignmentService
 from server.services.auth import AuthService
 from server.services.clock import Clock
@@ -27,6 +29,7 @@ from server.services.membership import MembershipCache
 from server.services.messages import MessagePipeline, MessageService
 from server.services.notify import Notifier
 from server.services.users import UserService
+from server.services.webhooks import WebhookService, WebhookSettings
 from server.settings import Settings
 from server.store.cache import Cache, MemoryCache, RedisCache
 from server.store.db import Database
@@ -38,6 +41,8 @@ from server.store.redis_log import RedisMessageLog
 log = logging.getLogger(__name__)
 Check = Callable[[], Awaitable[object]]
 CHECK_TIMEOUT_S = 2.0
+DELIVER_JOB = "webhooks.deliver"
+HOUSEKEEPING_JOBS = ("sessions.purge_expired", "webhooks.requeue_stalled")
 
 
 class Services:
@@ -87,9 +92,19 @@ class Services:
             window=settings.recovery_window_size,
             window_s=settings.recovery_window_s,
         )
-        self.groups = GroupService(self.db, self.membership, notifier, self.clock)
-        self.invites = InviteService(self.db, self.groups, notifier, self.clock)
-        self.assignments = AssignmentService(self.db, self.groups, self.clock)
+        self.webhooks = WebhookService(
+            self.db,
+            self.box,
+            self.clock,
+            WebhookClient(settings.webhook_timeout_s),
+            self._queue_deliveries,
+            WebhookSettings(
+                AllowList.parse(settings.webhook_allowed_hosts), settings.webhook_retry_base_s
+            ),
+        )
+        self.groups = GroupService(self.db, self.membership, notifier, self.webhooks, self.clock)
+        self.invites = InviteService(self.db, self.groups, notifier, self.webhooks, self.clock)
+        self.assignments = AssignmentService(self.db, self.groups, self.webhooks, self.clock)
         self.messages = MessageService(
             self.db, self.pipeline, self.groups, self.membership, notifier, self.clock
         )
@@ -105,7 +120,9 @@ class Services:
             self.membership,
             max_sockets=settings.ws_max_sockets_per_user,
         )
-        self.persister = Persister(self.message_log, self.db, f"node-{uuid.uuid4().hex[:12]}")
+        self.persister = Persister(
+            self.message_log, self.db, f"node-{uuid.uuid4().hex[:12]}", events=self.webhooks
+        )
         self.gate = Gate(
             self.limiter,
             Rates(
@@ -130,6 +147,13 @@ class Services:
             return RedisMessageLog(redis, settings.redis_prefix, seed, **window)
         return MemoryMessageLog(self.resources.bus, seed, clock=self.clock.time, **window)
 
+    async def _queue_deliveries(self, ids: Sequence[uuid.UUID]) -> None:
+        task = self.resources.broker.find_task(DELIVER_JOB)
+        if task is None:
+            raise RuntimeError(f"job {DELIVER_JOB} is not registered")
+        for delivery in ids:
+            await task.kiq(str(delivery))
+
     async def readiness(self) -> dict[str, str]:
         """``ok`` or ``down`` for each dependency (and ``draining`` during shutdown)."""
         checks: dict[str, Check] = {"database": self.db.ping}
@@ -144,13 +168,14 @@ class Services:
 
     async def housekeeping(self) -> None:
         """Queue start-up maintenance jobs (the worker runs them, or this process)."""
-        task = self.resources.broker.find_task("sessions.purge_expired")
-        if task is None:
-            return
-        try:
-            await task.kiq()
-        except Exception:
-            log.exception("could not queue start-up housekeeping")
+        for name in HOUSEKEEPING_JOBS:
+            task = self.resources.broker.find_task(name)
+            if task is None:
+                continue
+            try:
+                await task.kiq()
+            except Exception:
+                log.exception("could not queue start-up housekeeping", extra={"job": name})
 
     async def refresh_gauges(self) -> None:
         """Update gauges that are computed on scrape."""

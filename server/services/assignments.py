@@ -12,6 +12,7 @@ from protocol.frames import AssignmentNotice
 from protocol.objects import Assignment as AssignmentObject
 from server.errors import NotFound
 from server.services.clock import Clock
+from server.services.events import Events
 from server.services.groups import GroupService
 from server.services.policy import Action
 from server.services.views import assignment_view
@@ -51,9 +52,10 @@ class AssignmentFields:
 class AssignmentService:
     """Assignments of a group: members read, owner and admins manage."""
 
-    def __init__(self, db: Database, groups: GroupService, clock: Clock) -> None:
+    def __init__(self, db: Database, groups: GroupService, events: Events, clock: Clock) -> None:
         self._db = db
         self._groups = groups
+        self._events = events
         self._clock = clock
 
     async def create(
@@ -70,6 +72,9 @@ class AssignmentService:
                 created_by=actor_id,
             )
             session.add(assignment)
+            await session.flush()
+            staged = await self._stage(session, "created", assignment)
+        await self._events.release(staged)
         return await self._announce("created", assignment)
 
     async def find(
@@ -106,6 +111,8 @@ class AssignmentService:
                 if value is not None:
                     setattr(assignment, name, value)
             assignment.updated_at = self._clock.now()
+            staged = await self._stage(session, "updated", assignment)
+        await self._events.release(staged)
         return await self._announce("updated", assignment)
 
     async def delete(
@@ -126,6 +133,13 @@ class AssignmentService:
         if assignment is None:
             raise NotFound("Assignment not found")
         return assignment
+
+    async def _stage(
+        self, session: AsyncSession, action: str, assignment: Assignment
+    ) -> list[uuid.UUID]:
+        key = f"{assignment.id}/{assignment.updated_at.isoformat()}"
+        item = (assignment.group_id, key, assignment_view(assignment))
+        return await self._events.stage(session, [item], f"assignment.{action}")
 
     async def _announce(self, action: str, assignment: Assignment) -> AssignmentObject:
         view = assignment_view(assignment)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import msgspec
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.frames import MemberNotice, ServerFrame
-from protocol.objects import Group, Member
+from protocol.objects import Group, GroupMember, Member
 from server.errors import Conflict, Forbidden, NotFound
 from server.observability.metrics import GROUPS_CREATED
 from server.services import policy
 from server.services.clock import Clock
+from server.services.events import Events
 from server.services.membership import MembershipCache
 from server.services.notify import Notifier
 from server.services.policy import Action
@@ -82,15 +84,50 @@ class Loaded:
     role: Role | None
 
 
+async def load_group(
+    session: AsyncSession, group_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
+) -> Loaded:
+    """The live group and the user's role.
+
+    Raises:
+        NotFound: no live group with this id.
+    """
+    group = await repo.get_group(session, group_id, lock=lock)
+    if group is None:
+        raise NotFound("Study group not found")
+    membership = await repo.get_membership(session, group_id, user_id)
+    return Loaded(group, Role(membership.role) if membership else None)
+
+
+async def authorize(
+    session: AsyncSession,
+    group_id: uuid.UUID,
+    user_id: uuid.UUID,
+    action: Action,
+    *,
+    lock: bool = False,
+) -> Loaded:
+    """Load the group and check ``action`` against the policy (404 before 403)."""
+    loaded = await load_group(session, group_id, user_id, lock=lock)
+    policy.require(loaded.role, action, Visibility(loaded.group.visibility))
+    return loaded
+
+
 class GroupService:
     """Groups and memberships."""
 
     def __init__(
-        self, db: Database, membership: MembershipCache, notifier: Notifier, clock: Clock
+        self,
+        db: Database,
+        membership: MembershipCache,
+        notifier: Notifier,
+        events: Events,
+        clock: Clock,
     ) -> None:
         self._db = db
         self._membership = membership
         self._notifier = notifier
+        self._events = events
         self._clock = clock
 
     async def create(self, owner_id: uuid.UUID, fields: GroupFields) -> Group:
@@ -179,8 +216,8 @@ class GroupService:
             if loaded.group.visibility != Visibility.PUBLIC.value:
                 raise NotFound("Study group not found")
             membership = await self.admit(session, loaded.group, user_id)
-            member = await self._member(session, membership)
-        await self._announce(group_id, user_id, "joined", Role.MEMBER)
+            member, staged = await self.stage_joined(session, membership)
+        await self.welcome(group_id, member, staged)
         return member
 
     async def admit(
@@ -194,6 +231,23 @@ class GroupService:
         if group.max_members is not None and group.member_count >= group.max_members:
             raise Conflict("The group is full")
         return await repo.add_member(session, group, user_id, Role.MEMBER.value)
+
+    async def stage_joined(
+        self, session: AsyncSession, membership: Membership
+    ) -> tuple[Member, list[uuid.UUID]]:
+        """The new member's view, and their ``member.joined`` event staged in ``session``."""
+        member = await self._member(session, membership)
+        data = GroupMember(**msgspec.structs.asdict(member), group_id=membership.group_id)
+        key = f"{membership.user_id}/{membership.joined_at.isoformat()}"
+        staged = await self._events.stage(
+            session, [(membership.group_id, key, data)], "member.joined"
+        )
+        return member, staged
+
+    async def welcome(self, group_id: uuid.UUID, member: Member, staged: list[uuid.UUID]) -> None:
+        """After a join commits: release its event and tell the members."""
+        await self._events.release(staged)
+        await self._announce(group_id, member.user_id, "joined", Role.MEMBER)
 
     async def remove(self, actor_id: uuid.UUID, group_id: uuid.UUID, target_id: uuid.UUID) -> None:
         """Leave (``actor_id == target_id``) or kick.
@@ -247,16 +301,8 @@ class GroupService:
     async def load(
         self, session: AsyncSession, group_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
     ) -> Loaded:
-        """The live group and the user's role.
-
-        Raises:
-            NotFound: no live group with this id.
-        """
-        group = await repo.get_group(session, group_id, lock=lock)
-        if group is None:
-            raise NotFound("Study group not found")
-        membership = await repo.get_membership(session, group_id, user_id)
-        return Loaded(group, Role(membership.role) if membership else None)
+        """The live group and the user's role (see :func:`load_group`)."""
+        return await load_group(session, group_id, user_id, lock=lock)
 
     async def authorize(
         self,
@@ -267,10 +313,8 @@ class GroupService:
         *,
         lock: bool = False,
     ) -> Loaded:
-        """Load the group and check ``action`` against the policy (404 before 403)."""
-        loaded = await self.load(session, group_id, user_id, lock=lock)
-        policy.require(loaded.role, action, Visibility(loaded.group.visibility))
-        return loaded
+        """Load the group and check ``action`` (see :func:`authorize`)."""
+        return await authorize(session, group_id, user_id, action, lock=lock)
 
     async def notify_members(self, group_id: uuid.UUID, frame: ServerFrame) -> None:
         """Send a user-directed frame to every member's sockets."""

@@ -8,21 +8,22 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from protocol.frames import InviteNotice, MemberNotice
+from protocol.frames import InviteNotice
 from protocol.objects import Invite as InviteObject
 from protocol.objects import Member
 from server.errors import Conflict, NotFound
 from server.services.clock import Clock
+from server.services.events import Events
 from server.services.groups import GroupService
 from server.services.notify import Notifier
 from server.services.policy import Action
-from server.services.views import invite_view, member_view
+from server.services.views import invite_view
 from server.store import groups as repo
 from server.store import users as user_repo
 from server.store.base import utcnow
 from server.store.db import Database
 from server.store.listing import FilterDef, ListQuery, ListSpec, fetch_page
-from server.store.models import Invite, InviteStatus, Role
+from server.store.models import Invite, InviteStatus
 
 INVITE_TTL = timedelta(days=7)
 
@@ -51,11 +52,12 @@ class InviteService:
     """Invitations."""
 
     def __init__(
-        self, db: Database, groups: GroupService, notifier: Notifier, clock: Clock
+        self, db: Database, groups: GroupService, notifier: Notifier, events: Events, clock: Clock
     ) -> None:
         self._db = db
         self._groups = groups
         self._notifier = notifier
+        self._events = events
         self._clock = clock
 
     async def invite(
@@ -84,7 +86,12 @@ class InviteService:
                 created_at=now,
             )
             session.add(invite)
-        view = invite_view(invite, now)
+            await session.flush()
+            view = invite_view(invite, now)
+            staged = await self._events.stage(
+                session, [(group_id, str(invite.id), view)], "invite.created"
+            )
+        await self._events.release(staged)
         await self._notifier.to_user(invitee_id, InviteNotice(invite=view))
         return view
 
@@ -109,14 +116,8 @@ class InviteService:
                 raise Conflict("You are already a member of this group")
             membership = await self._groups.admit(session, loaded.group, user_id)
             invite.status = InviteStatus.ACCEPTED.value
-            user = await user_repo.get_user(session, user_id)
-            member = member_view(
-                membership, user.username if user else "", user.display_name if user else ""
-            )
-        frame = MemberNotice(
-            group_id=invite.group_id, user_id=user_id, action="joined", role=Role.MEMBER.value
-        )
-        await self._groups.notify_members(invite.group_id, frame)
+            member, staged = await self._groups.stage_joined(session, membership)
+        await self._groups.welcome(invite.group_id, member, staged)
         return member
 
     async def decline(self, user_id: uuid.UUID, invite_id: uuid.UUID) -> InviteObject:

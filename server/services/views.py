@@ -102,3 +102,30 @@ def message_view(message: models.Message) -> objects.Message:
         created_at=message.created_at,
         edited_at=message.edited_at,
     )
+
+
+def webhook_view(hook: models.Webhook) -> objects.Webhook:
+    """A webhook, without its secret."""
+    return objects.Webhook(
+        id=hook.id,
+        group_id=hook.group_id,
+        url=hook.url,
+        events=list(hook.events),  # type: ignore[arg-type]
+        active=hook.active,
+        created_at=hook.created_at,
+    )
+
+
+def delivery_view(delivery: models.WebhookDelivery) -> objects.Delivery:
+    """A delivery and its attempts so far."""
+    return objects.Delivery(
+        id=delivery.id,
+        webhook_id=delivery.webhook_id,
+        event=delivery.event,
+        status=delivery.status,  # type: ignore[arg-type]
+        attempts=delivery.attempts,
+        response_status=delivery.response_status,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at,
+        updated_at=delivery.updated_at,
+    )

@@ -7,11 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.store.bulk import insert_skipping_conflicts
 from server.store.listing import AnySelect
 from server.store.models import Message, StudyGroup, User
 
@@ -96,13 +95,4 @@ async def _still_valid(
 
 
 async def _insert(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """One cached statement, executed for many rows (asyncpg's executemany on PostgreSQL).
-
-    A multi-row ``VALUES`` built per batch would be compiled again for every batch size.
-    """
-    if not rows:
-        return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(Message).on_conflict_do_nothing(index_elements=["group_id", "seq"])
-    connection = await session.connection()
-    await connection.execute(statement, list(rows))
+    await insert_skipping_conflicts(session, Message, rows, ["group_id", "seq"])

@@ -4,7 +4,8 @@ Every node runs one, as a consumer of the log's persistence stream. A batch is a
 only after its transaction commits; a failed write (database down) is retried with backoff,
 and the entries stay pending meanwhile. Entries of a dead node's consumer are claimed by the
 others once idle for a few seconds. ``ON CONFLICT DO NOTHING`` on ``(group_id, seq)`` makes
-replays harmless.
+replays harmless. Webhook events of the batch's messages are staged in the same transaction,
+with ids derived from the messages, so a replayed batch adds no second delivery.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from typing import Any
 
+import msgspec
+
+from protocol.objects import Message
 from server.observability.metrics import PERSISTER_BATCHES, PERSISTER_LAG_SECONDS
+from server.services.events import Events
 from server.store.db import Database
 from server.store.message_log import MessageLog, PersistEntry
 from server.store.messages import insert_ignoring_duplicates
@@ -34,9 +41,11 @@ class Persister:
         batch: int = 500,
         block_s: float = 0.25,
         linger_s: float = 0.25,
+        events: Events | None = None,
     ) -> None:
         self._log = message_log
         self._db = db
+        self._events = events
         self._consumer = consumer
         self._batch = batch
         self._block_s = block_s
@@ -91,5 +100,17 @@ class Persister:
             self.healthy, backoff = True, 0.1
 
     async def _write(self, entries: list[PersistEntry]) -> None:
+        """Insert a batch; its ``message.created`` webhook events commit with it."""
+        rows = [entry.row for entry in entries]
+        staged: list[uuid.UUID] = []
         async with self._db.session() as session, session.begin():
-            await insert_ignoring_duplicates(session, [entry.row for entry in entries])
+            await insert_ignoring_duplicates(session, rows)
+            if self._events is not None:
+                items = [(row["group_id"], str(row["id"]), _message(row)) for row in rows]
+                staged = await self._events.stage(session, items, "message.created")
+        if staged and self._events is not None:
+            await self._events.release(staged)
+
+
+def _message(row: dict[str, Any]) -> Message:
+    return msgspec.convert({**row, "edited_at": None}, Message, strict=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from taskiq import AsyncBroker, Context, TaskiqDepends
@@ -22,8 +23,27 @@ async def purge_expired_sessions(
     return await services.auth.purge_expired_sessions()
 
 
+async def deliver_webhook(
+    delivery_id: str,
+    services: Annotated[Services, TaskiqDepends(services_of)],
+) -> str | None:
+    """Run a webhook delivery's attempts; returns its final status."""
+    return await services.webhooks.deliver(uuid.UUID(delivery_id))
+
+
+async def requeue_stalled_deliveries(
+    services: Annotated[Services, TaskiqDepends(services_of)],
+) -> int:
+    """Queue again deliveries a crash or a queue outage left behind; returns how many."""
+    return await services.webhooks.requeue_stalled()
+
+
 def register_jobs(broker: AsyncBroker) -> None:
     """Register every job on ``broker`` under a stable name."""
-    jobs: dict[str, Any] = {"sessions.purge_expired": purge_expired_sessions}
+    jobs: dict[str, Any] = {
+        "sessions.purge_expired": purge_expired_sessions,
+        "webhooks.deliver": deliver_webhook,
+        "webhooks.requeue_stalled": requeue_stalled_deliveries,
+    }
     for name, job in jobs.items():
         broker.register_task(job, task_name=name)

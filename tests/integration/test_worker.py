@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -18,15 +19,18 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import func, select, update
 
+from server.security.signing import verify
 from server.store.base import utcnow
 from server.store.models import RefreshToken
 from server.tasks.broker import build_broker
 from server.tasks.jobs import register_jobs
-from tests.factories.users import register
+from tests.factories.groups import create_group, post_message
+from tests.factories.users import account, register
 from tests.fixtures.processes import ROOT
-from tests.fixtures.server import RunningServer
+from tests.fixtures.server import RunningServer, serve
 from tests.fixtures.services import REDIS_URL
 from tests.fixtures.settings import make_settings
+from tests.fixtures.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.slow
 
@@ -106,6 +110,66 @@ async def test_worker_runs_the_housekeeping_job(
         ).read_text()
     finally:
         await broker.shutdown()
+        await redis.aclose()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+
+
+async def test_worker_delivers_message_webhooks(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
+    """Redis queue: a node's persister stages message.created, the worker posts and retries."""
+    hosts = {"webhook_allowed_hosts": ["127.0.0.1/32"], "webhook_retry_base_s": 0.05}
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg_url,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": own_prefix,
+        "LOG_LEVEL": "WARNING",
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1/32",
+        "WEBHOOK_RETRY_BASE_S": "0.05",
+    }
+    worker = _start_worker(env, tmp_path / "worker.log")
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        async with (
+            serve(make_settings(pg_url, REDIS_URL, own_prefix, tmp_path, **hosts)) as node,
+            webhook_receiver() as receiver,
+            httpx.AsyncClient(base_url=node.base_url, timeout=10) as http,
+        ):
+            for _ in range(200):  # until the worker has created its consumer group
+                with contextlib.suppress(ResponseError):
+                    if await redis.xinfo_groups(f"{own_prefix}tasks"):
+                        break
+                await asyncio.sleep(0.1)
+            receiver.statuses = [503]
+            owner = await account(http)
+            group = await create_group(http, owner)
+            created = await http.post(
+                "/api/v1/webhooks",
+                headers=owner.headers,
+                json={
+                    "url": receiver.url(),
+                    "events": ["message.created"],
+                    "group_id": group["id"],
+                },
+            )
+            assert created.status_code == 201, created.text
+            message = await post_message(http, owner, group["id"], "to the worker")
+            try:
+                first, second = await receiver.wait_for(2, timeout=20)
+            except TimeoutError:
+                pytest.fail((tmp_path / "worker.log").read_text())
+            assert first.body == second.body
+            assert second.json()["data"]["id"] == message["id"]
+            assert second.json()["type"] == "message.created"
+            assert verify(
+                created.json()["data"]["secret"],
+                second.headers["x-studybuddy-signature"],
+                second.body,
+                int(time.time()),
+            )
+    finally:
         await redis.aclose()
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)

@@ -1,0 +1,1 @@
+"""Clients of services outside StudyBuddy (webhook receivers)."""

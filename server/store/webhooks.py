@@ -1,0 +1,103 @@
+"""Webhook and delivery queries (never commit)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.store.bulk import insert_skipping_conflicts
+from server.store.listing import AnySelect
+from server.store.models import (
+    DeliveryStatus,
+    Membership,
+    Role,
+    StudyGroup,
+    Webhook,
+    WebhookDelivery,
+)
+
+MANAGER_ROLES = (Role.OWNER.value, Role.ADMIN.value)
+
+
+def webhooks_managed_by(user_id: uuid.UUID) -> AnySelect:
+    """Live webhooks of the live groups where the user is owner or admin."""
+    return (
+        select(Webhook)
+        .join(StudyGroup, StudyGroup.id == Webhook.group_id)
+        .join(
+            Membership,
+            (Membership.group_id == Webhook.group_id) & (Membership.user_id == user_id),
+        )
+        .where(
+            Webhook.deleted_at.is_(None),
+            StudyGroup.deleted_at.is_(None),
+            Membership.role.in_(MANAGER_ROLES),
+        )
+    )
+
+
+async def get_managed_webhook(
+    session: AsyncSession, webhook_id: uuid.UUID, user_id: uuid.UUID
+) -> Webhook | None:
+    """A live webhook the user manages, or None (absent, deleted, or not theirs to see)."""
+    result: Webhook | None = await session.scalar(
+        webhooks_managed_by(user_id).where(Webhook.id == webhook_id)
+    )
+    return result
+
+
+def deliveries_of(webhook_id: uuid.UUID) -> AnySelect:
+    """A webhook's deliveries."""
+    return select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+
+
+async def subscribers(
+    session: AsyncSession, group_ids: Collection[uuid.UUID], event: str
+) -> list[Webhook]:
+    """Live, active webhooks of these groups that asked for ``event``."""
+    rows = await session.scalars(
+        select(Webhook)
+        .join(StudyGroup, StudyGroup.id == Webhook.group_id)
+        .where(
+            Webhook.group_id.in_(group_ids),
+            Webhook.deleted_at.is_(None),
+            Webhook.active.is_(True),
+            StudyGroup.deleted_at.is_(None),
+        )
+    )
+    return [hook for hook in rows if event in hook.events]
+
+
+async def add_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert deliveries; ids that exist already (a replayed event) are skipped."""
+    await insert_skipping_conflicts(session, WebhookDelivery, rows, ["id"])
+
+
+async def stalled_deliveries(session: AsyncSession, before: datetime) -> list[uuid.UUID]:
+    """Deliveries still to be attempted that nobody touched since ``before``."""
+    rows = await session.scalars(
+        select(WebhookDelivery.id).where(
+            WebhookDelivery.status.in_((DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value)),
+            WebhookDelivery.updated_at < before,
+        )
+    )
+    return list(rows)
+
+
+async def get_delivery(
+    session: AsyncSession, delivery_id: uuid.UUID
+) -> tuple[WebhookDelivery, Webhook] | None:
+    """A delivery and its webhook (deleted webhooks included)."""
+    row = (
+        await session.execute(
+            select(WebhookDelivery, Webhook)
+            .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+            .where(WebhookDelivery.id == delivery_id)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])

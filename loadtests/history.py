@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 
 import asyncpg
 
@@ -26,7 +26,8 @@ class HistoryWatch:
     dsn: str
     group_id: str
     lags: list[float] = field(default_factory=list)
-    _last_seq: int = 0
+    _seen: set[int] = field(default_factory=set)
+    _contiguous: int = 0  # every seq up to this one was seen
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set."""
@@ -39,18 +40,23 @@ class HistoryWatch:
             await connection.close()
 
     async def _poll(self, connection: asyncpg.Connection) -> None:
+        # Two nodes' persisters commit batches in any order, so a later seq can appear first.
         rows = await connection.fetch(
-            "SELECT seq, created_at FROM messages WHERE group_id = $1 AND seq > $2 ORDER BY seq",
+            "SELECT seq, created_at FROM messages WHERE group_id = $1 AND seq > $2",
             uuid.UUID(self.group_id),
-            self._last_seq,
+            self._contiguous,
         )
         seen = time.time()
         for row in rows:
-            created: datetime = row["created_at"]
+            seq, created = int(row["seq"]), row["created_at"]
+            if seq in self._seen:
+                continue
             if created.tzinfo is None:
                 created = created.replace(tzinfo=UTC)
+            self._seen.add(seq)
             self.lags.append(seen - created.timestamp())
-            self._last_seq = int(row["seq"])
+        while self._contiguous + 1 in self._seen:
+            self._contiguous += 1
 
     async def wait_for(self, count: int, timeout: float) -> None:
         """Return once ``count`` messages were seen, or after ``timeout`` seconds."""

@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.objects import Message
 from server.observability.metrics import PERSISTER_BATCHES, PERSISTER_LAG_SECONDS
@@ -106,10 +107,22 @@ class Persister:
         async with self._db.session() as session, session.begin():
             await insert_ignoring_duplicates(session, rows)
             if self._events is not None:
-                items = [(row["group_id"], str(row["id"]), _message(row)) for row in rows]
-                staged = await self._events.stage(session, items, "message.created")
+                staged = await self._stage_events(session, self._events, rows)
         if staged and self._events is not None:
             await self._events.release(staged)
+
+    @staticmethod
+    async def _stage_events(
+        session: AsyncSession, events: Events, rows: list[dict[str, Any]]
+    ) -> list[uuid.UUID]:
+        """Stage the batch's webhook events; a failure there never holds messages back."""
+        try:
+            async with session.begin_nested():
+                items = [(row["group_id"], str(row["id"]), _message(row)) for row in rows]
+                return await events.stage(session, items, "message.created")
+        except Exception:
+            log.exception("could not stage message webhooks", extra={"messages": len(rows)})
+            return []
 
 
 def _message(row: dict[str, Any]) -> Message:

@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from protocol.objects import GroupMember
 from server.security.signing import verify
+from server.store.persister import Persister
 from tests.factories.groups import (
     GROUPS,
     add_member,
@@ -433,3 +435,31 @@ async def test_start_up_requeues_deliveries_left_pending(
     [item] = await receiver.wait_for(1)
     assert item.headers["x-studybuddy-delivery"] == str(staged[0])
     assert (await settled(http, owner, hook["id"]))[0]["status"] == "succeeded"
+
+
+class _BrokenEvents:
+    """Events whose staging fails after touching the database."""
+
+    async def stage(self, session: Any, items: Any, event: str) -> list[uuid.UUID]:
+        await session.execute(text("SELECT no_such_column FROM webhooks"))
+        return []
+
+    async def release(self, ids: Any) -> None:
+        raise AssertionError("nothing was staged")
+
+
+async def test_a_webhook_failure_never_holds_messages_back(hook_node: RunningServer) -> None:
+    """The persister stages events in a savepoint: a failure there leaves its batch intact."""
+    async with hook_node.services.db.session() as session, session.begin():
+        row = {
+            "id": uuid.uuid4(),
+            "group_id": uuid.uuid4(),
+            "seq": 1,
+            "author_id": None,
+            "body": "hi",
+            "client_msg_id": "c1",
+            "created_at": datetime.now(UTC),
+        }
+        staged = await Persister._stage_events(session, _BrokenEvents(), [row])
+        assert staged == []
+        assert (await session.execute(text("SELECT 1"))).scalar() == 1  # still usable

@@ -36,7 +36,7 @@ from server.security.webhook_urls import (
 from server.services.clock import Clock
 from server.services.events import EventItem
 from server.services.groups import authorize
-from server.services.policy import Action
+from server.services.policy import ALLOWED, Action
 from server.services.views import delivery_view, webhook_view
 from server.store import webhooks as repo
 from server.store.db import Database
@@ -45,6 +45,8 @@ from server.store.models import DeliveryStatus, Webhook, WebhookDelivery
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
+MANAGERS = tuple(role.value for role in ALLOWED[Action.MANAGE_WEBHOOKS])
+"""Roles whose holders see and manage a group's webhooks (the policy's rule)."""
 FINAL = frozenset({DeliveryStatus.SUCCEEDED.value, DeliveryStatus.DEAD.value})
 USER_AGENT = "StudyBuddy-Webhooks/1"
 
@@ -151,7 +153,9 @@ class WebhookService:
     ) -> tuple[list[objects.Webhook], int]:
         """Webhooks of the groups the caller owns or administers."""
         async with self._db.session() as session:
-            rows, total = await fetch_page(session, repo.webhooks_managed_by(actor_id), query)
+            rows, total = await fetch_page(
+                session, repo.webhooks_managed_by(actor_id, MANAGERS), query
+            )
         return [webhook_view(row[0]) for row in rows], total
 
     async def delete(self, actor_id: uuid.UUID, webhook_id: uuid.UUID) -> None:
@@ -303,7 +307,7 @@ class WebhookService:
     async def _managed(
         session: AsyncSession, webhook_id: uuid.UUID, actor_id: uuid.UUID
     ) -> Webhook:
-        hook = await repo.get_managed_webhook(session, webhook_id, actor_id)
+        hook = await repo.get_managed_webhook(session, webhook_id, actor_id, MANAGERS)
         if hook is None:
             raise NotFound("Webhook not found")
         return hook

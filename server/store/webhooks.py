@@ -15,17 +15,14 @@ from server.store.listing import AnySelect
 from server.store.models import (
     DeliveryStatus,
     Membership,
-    Role,
     StudyGroup,
     Webhook,
     WebhookDelivery,
 )
 
-MANAGER_ROLES = (Role.OWNER.value, Role.ADMIN.value)
 
-
-def webhooks_managed_by(user_id: uuid.UUID) -> AnySelect:
-    """Live webhooks of the live groups where the user is owner or admin."""
+def webhooks_managed_by(user_id: uuid.UUID, roles: Collection[str]) -> AnySelect:
+    """Live webhooks of the live groups where the user has one of ``roles``."""
     return (
         select(Webhook)
         .join(StudyGroup, StudyGroup.id == Webhook.group_id)
@@ -36,17 +33,17 @@ def webhooks_managed_by(user_id: uuid.UUID) -> AnySelect:
         .where(
             Webhook.deleted_at.is_(None),
             StudyGroup.deleted_at.is_(None),
-            Membership.role.in_(MANAGER_ROLES),
+            Membership.role.in_(roles),
         )
     )
 
 
 async def get_managed_webhook(
-    session: AsyncSession, webhook_id: uuid.UUID, user_id: uuid.UUID
+    session: AsyncSession, webhook_id: uuid.UUID, user_id: uuid.UUID, roles: Collection[str]
 ) -> Webhook | None:
     """A live webhook the user manages, or None (absent, deleted, or not theirs to see)."""
     result: Webhook | None = await session.scalar(
-        webhooks_managed_by(user_id).where(Webhook.id == webhook_id)
+        webhooks_managed_by(user_id, roles).where(Webhook.id == webhook_id)
     )
     return result
 

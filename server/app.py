@@ -27,11 +27,11 @@ from server.api.ops import ops_routes
 from server.api.responses import error_response
 from server.api.routing import build_routes
 from server.container import Services
-from server.hub.notifier import BusNotifier
 from server.middleware.request_context import RequestContextMiddleware
 from server.middleware.security_headers import SecurityHeadersMiddleware
 from server.observability.logging import configure_logging
 from server.observability.sentry import init_sentry
+from server.realtime.notifier import BusNotifier
 from server.resources import open_resources
 from server.settings import Settings
 from server.tasks.jobs import register_jobs

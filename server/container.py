@@ -8,10 +8,15 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from server.api.gate import Gate, Rates
+from server.cache import Cache, MemoryCache, RedisCache
 from server.hub.hub import Hub
-from server.hub.registry import MemoryRegistry, RedisRegistry, Registry
 from server.observability.metrics import PERSISTER_OLDEST_AGE, PERSISTER_PENDING
 from server.outbound.webhook_client import WebhookClient
+from server.realtime.log import MessageLog
+from server.realtime.memory_log import MemoryMessageLog
+from server.realtime.persister import Persister
+from server.realtime.redis_log import RedisMessageLog
+from server.realtime.registry import MemoryRegistry, RedisRegistry, Registry
 from server.resources import Resources
 from server.security.client_ip import parse_networks
 from server.security.crypto import SecretBox
@@ -31,12 +36,8 @@ from server.services.notify import Notifier
 from server.services.users import UserService
 from server.services.webhooks import WebhookService, WebhookSettings
 from server.settings import Settings
-from server.store.cache import Cache, MemoryCache, RedisCache
 from server.store.db import Database
-from server.store.message_log import MemoryMessageLog, MessageLog
 from server.store.messages import max_seq
-from server.store.persister import Persister
-from server.store.redis_log import RedisMessageLog
 
 log = logging.getLogger(__name__)
 Check = Callable[[], Awaitable[object]]

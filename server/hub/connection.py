@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from protocol.codec import Codec
 from protocol.errors import CloseCode
 from protocol.frames import ServerFrame
-from server.hub.envelope import Kind
 from server.hub.outgoing import Outgoing
 from server.hub.outlet import Cork, DirectOutlet, FrameWriter, Outlet, QueuedOutlet, Send
 from server.observability.metrics import QUEUE_DROPS, SLOW_CONSUMER_CLOSES
+from server.realtime.envelope import Kind
 
 __all__ = ["CLOSE_TIMEOUT_S", "Connection", "GroupState", "Latch", "Outgoing"]
 

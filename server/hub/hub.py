@@ -21,7 +21,9 @@ from protocol.errors import CloseCode
 from protocol.frames import Presence, Ref, Subscribed, TypingNotice, Unsubscribed
 from server.bus.base import Bus
 from server.hub.connection import Connection, GroupState, Outgoing
-from server.hub.envelope import (
+from server.hub.outlet import Cork
+from server.observability.metrics import FRAMES, WS_CONNECTIONS
+from server.realtime.envelope import (
     BadEnvelope,
     Envelope,
     Kind,
@@ -30,9 +32,7 @@ from server.hub.envelope import (
     unpack,
     user_channel,
 )
-from server.hub.outlet import Cork
-from server.hub.registry import Registry
-from server.observability.metrics import FRAMES, WS_CONNECTIONS
+from server.realtime.registry import Registry
 from server.services.membership import MembershipCache
 from server.services.messages import MessagePipeline
 

@@ -1,13 +1,23 @@
-"""A frame ready to write, encoded once per node and shared by every recipient."""
+"""A frame ready to write, encoded once per node and shared by every recipient.
+
+WebSocket data frames as a server writes them (RFC 6455 section 5.2) are built here once per
+node: a server never masks, and StudyBuddy never compresses or fragments, so a frame is a
+fixed header plus the payload, the same bytes for every recipient of a fan-out.
+"""
 
 from __future__ import annotations
 
 import msgspec
+from websockets.frames import Frame, Opcode
 
 from protocol.codec import Codec
 from protocol.frames import ServerFrame
-from server.hub.envelope import Kind
-from server.ws.framing import frame as ws_frame
+from server.realtime.envelope import Kind
+
+
+def ws_frame(payload: bytes, *, binary: bool = False) -> bytes:
+    """One unmasked, final data frame carrying ``payload`` (websockets serialises it)."""
+    return Frame(Opcode.BINARY if binary else Opcode.TEXT, payload).serialize(mask=False)
 
 
 class Outgoing:

@@ -19,6 +19,7 @@ from protocol.frames import (
 from protocol.objects import Message as MessageObject
 from protocol.objects import UnreadCount
 from server.errors import Forbidden, NotFound, ServiceUnavailable
+from server.realtime.log import Accepted, MessageLog, NewMessage, Recent
 from server.security.ratelimit import Rate
 from server.security.sanitize import clean_text
 from server.services import policy
@@ -32,7 +33,6 @@ from server.store import groups as group_repo
 from server.store import messages as repo
 from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, fetch_page
-from server.store.message_log import Accepted, MessageLog, NewMessage, Recent
 from server.store.models import Message
 
 MESSAGE_LIST = ListSpec(

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.objects import UserPrivate, UserPublic
+from server.cache import Cache
 from server.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from server.security.images import EXTENSIONS, sniff_image
 from server.security.sanitize import clean_text
@@ -23,7 +24,6 @@ from server.services.notify import Notifier
 from server.services.views import user_private, user_public
 from server.store import accounts
 from server.store import users as repo
-from server.store.cache import Cache
 from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, fetch_page
 from server.store.models import User

@@ -12,9 +12,9 @@ from contextlib import AsyncExitStack
 from taskiq import TaskiqEvents, TaskiqState
 
 from server.container import Services
-from server.hub.notifier import BusNotifier
 from server.observability.logging import configure_logging
 from server.observability.sentry import init_sentry
+from server.realtime.notifier import BusNotifier
 from server.resources import open_resources
 from server.settings import Settings
 from server.tasks.broker import build_broker

@@ -22,16 +22,11 @@ from server.bus.base import Bus
 from server.bus.memory import MemoryBus
 from server.bus.redis import RedisBus
 from server.errors import RateLimited
-from server.hub.envelope import Envelope, Kind, group_channel, unpack
+from server.realtime.envelope import Envelope, Kind, group_channel, unpack
+from server.realtime.log import Accepted, MessageLog, NewMessage, Seeder
+from server.realtime.memory_log import MemoryMessageLog
+from server.realtime.redis_log import RedisMessageLog
 from server.security.ratelimit import Rate
-from server.store.message_log import (
-    Accepted,
-    MemoryMessageLog,
-    MessageLog,
-    NewMessage,
-    Seeder,
-)
-from server.store.redis_log import RedisMessageLog
 from tests.fixtures.services import REDIS_URL, drop_redis_prefix
 
 GENEROUS = Rate(1000, 1.0)

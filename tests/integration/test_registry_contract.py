@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from server.hub.registry import MemoryRegistry, RedisRegistry, Registry
+from server.realtime.registry import MemoryRegistry, RedisRegistry, Registry
 from tests.fixtures.services import REDIS_URL, drop_redis_prefix
 
 LIMIT = 3

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import text
 
 from protocol.objects import GroupMember
+from server.realtime.persister import Persister
 from server.security.signing import verify
-from server.store.persister import Persister
 from tests.factories.groups import (
     GROUPS,
     add_member,

@@ -18,8 +18,8 @@ from protocol.codec import JSON, MSGPACK, Codec
 from protocol.errors import CloseCode
 from protocol.frames import Pong, Presence, TypingNotice
 from server.hub.connection import Connection, GroupState, Outgoing
-from server.hub.envelope import Kind
 from server.observability.metrics import FRAMES
+from server.realtime.envelope import Kind
 
 USER = uuid.UUID("00000000-0000-4000-8000-000000000001")
 GROUP = uuid.UUID("00000000-0000-4000-8000-0000000000aa")

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.objects import Message
 from server.observability.metrics import PERSISTER_BATCHES, PERSISTER_LAG_SECONDS
+from server.realtime.log import MessageLog, PersistEntry
 from server.services.events import Events
 from server.store.db import Database
-from server.store.message_log import MessageLog, PersistEntry
 from server.store.messages import insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)

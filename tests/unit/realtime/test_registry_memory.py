@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from server.hub.registry import MemoryRegistry
+from server.realtime.registry import MemoryRegistry
 
 USER_A = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 USER_B = uuid.UUID("00000000-0000-4000-8000-00000000000b")

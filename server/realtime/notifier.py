@@ -11,7 +11,7 @@ import uuid
 
 from protocol.frames import ServerFrame
 from server.bus.base import Bus
-from server.hub.envelope import Kind, group_channel, pack, user_channel
+from server.realtime.envelope import Kind, group_channel, pack, user_channel
 
 log = logging.getLogger(__name__)
 

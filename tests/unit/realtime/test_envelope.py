@@ -10,7 +10,7 @@ import pytest
 
 from protocol.codec import JSON
 from protocol.frames import MessageCreated, Presence, ServerFrame, TypingNotice
-from server.hub.envelope import (
+from server.realtime.envelope import (
     BadEnvelope,
     Envelope,
     Kind,

@@ -11,22 +11,22 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-import server.store.message_log as message_log_module
+import server.realtime.memory_log as message_log_module
 from protocol.frames import MessageCreated
 from server.bus.memory import MemoryBus
 from server.errors import RateLimited
-from server.hub.envelope import group_channel, unpack
-from server.security.ratelimit import Rate
-from server.services.clock import FrozenClock
-from server.store.message_log import (
+from server.realtime.envelope import group_channel, unpack
+from server.realtime.log import (
     IDEMPOTENCY_TTL_S,
     Accepted,
-    MemoryMessageLog,
     NewMessage,
     ack_value,
     parse_ack,
     utc_from_ms,
 )
+from server.realtime.memory_log import MemoryMessageLog
+from server.security.ratelimit import Rate
+from server.services.clock import FrozenClock
 
 GROUP = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
 AUTHOR = uuid.UUID("00000000-0000-4000-8000-000000000001")

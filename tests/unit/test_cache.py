@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from server.cache import MemoryCache
 from server.services.clock import FrozenClock
-from server.store.cache import MemoryCache
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from server.errors import RateLimited
-from server.security.ratelimit import GCRA_STORE, Rate, gcra_lua
-from server.store.message_log import (
+from server.realtime.log import (
     IDEMPOTENCY_TTL_S,
     Accepted,
     NewMessage,
@@ -30,6 +29,7 @@ from server.store.message_log import (
     parse_ack,
     utc_from_ms,
 )
+from server.security.ratelimit import GCRA_STORE, Rate, gcra_lua
 
 GROUP = "persisters"
 

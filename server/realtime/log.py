@@ -1,0 +1,141 @@
+"""The message log: the one atomic step that makes a message durable, ordered and visible.
+
+``append`` rate-limits the author, answers a repeated ``client_msg_id`` with the first ack,
+assigns the group's next ``seq``, keeps the message in the group's recovery window, queues it
+for persistence, and publishes it on the bus, all at once. Two implementations: Redis
+(:mod:`server.realtime.redis_log`, one Lua script) and an in-process twin
+(:mod:`server.realtime.memory_log`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from protocol.codec import JSON
+from protocol.frames import MessageCreated
+from server.security.ratelimit import Rate
+
+Seeder = Callable[[uuid.UUID], Awaitable[int]]
+"""Returns the highest persisted seq of a group (to start its counter after a cold start)."""
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated message waiting for its seq."""
+
+    group_id: uuid.UUID
+    author_id: uuid.UUID
+    message_id: uuid.UUID
+    body: str
+    client_msg_id: str
+    created_at: datetime
+
+    def frame_template(self) -> tuple[bytes, bytes]:
+        """The JSON ``message`` frame split around its seq, so the seq can be filled in last."""
+        encoded = JSON.encode(
+            MessageCreated(
+                group_id=self.group_id,
+                seq=0,
+                message_id=self.message_id,
+                author_id=self.author_id,
+                body=self.body,
+                created_at=self.created_at,
+                client_msg_id=self.client_msg_id,
+            )
+        )
+        prefix, _, suffix = encoded.partition(b'"seq":0,')
+        return prefix + b'"seq":', b"," + suffix
+
+    def row(self, seq: int) -> dict[str, Any]:
+        """The ``messages`` row of this message once it has ``seq``."""
+        return {
+            "id": self.message_id,
+            "group_id": self.group_id,
+            "seq": seq,
+            "author_id": self.author_id,
+            "body": self.body,
+            "client_msg_id": self.client_msg_id,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The ack of an append: the first one, when ``duplicate``."""
+
+    seq: int
+    message_id: uuid.UUID
+    created_at: datetime
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PersistEntry:
+    """A logged message waiting to be written to the database."""
+
+    entry_id: str
+    row: dict[str, Any]
+    logged_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """A message frame from the recovery window."""
+
+    seq: int
+    frame: bytes
+    created_ms: int
+
+
+class MessageLog(Protocol):
+    """Where messages become durable and visible."""
+
+    async def append(self, message: NewMessage, rate: Rate) -> Accepted:
+        """Make ``message`` durable, give it a seq, publish it.
+
+        Raises:
+            RateLimited: the author is over the message rate.
+        """
+        ...
+
+    async def last_seq(self, group_id: uuid.UUID) -> int:
+        """The highest seq assigned in the group."""
+        ...
+
+    async def recent(self, group_id: uuid.UUID, after_seq: int, limit: int) -> list[Recent]:
+        """Frames of the recovery window with seq > ``after_seq``, oldest first."""
+        ...
+
+    async def pending(self, consumer: str, count: int, block_s: float) -> list[PersistEntry]:
+        """Entries for ``consumer`` to persist (its own unacknowledged ones first)."""
+        ...
+
+    async def acknowledge(self, entry_ids: list[str]) -> None:
+        """Mark entries persisted."""
+        ...
+
+    async def lag(self) -> tuple[int, float]:
+        """Entries not yet persisted, and the age in seconds of the oldest."""
+        ...
+
+
+def ack_value(seq: int, message_id: uuid.UUID, created_at: datetime) -> str:
+    """What the idempotency record stores: enough to repeat the first ack."""
+    return f"{seq}|{message_id}|{created_at.isoformat()}"
+
+
+def parse_ack(value: str) -> Accepted:
+    """Rebuild a duplicate's ack from its idempotency record."""
+    seq, message_id, created = value.split("|", 2)
+    return Accepted(int(seq), uuid.UUID(message_id), datetime.fromisoformat(created), True)
+
+
+def utc_from_ms(ms: int) -> datetime:
+    """A UTC datetime from epoch milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, UTC)

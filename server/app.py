@@ -21,21 +21,21 @@ from starlette.staticfiles import StaticFiles
 from protocol.errors import ErrorCode
 from server.api import assignments, auth, groups, invites, messages, users, webhooks
 from server.api.asyncapi import build_asyncapi
+from server.api.gate import build_gate
 from server.api.openapi import build_openapi
 from server.api.operation import Operation
 from server.api.ops import ops_routes
 from server.api.responses import error_response
 from server.api.routing import build_routes
-from server.container import Services
 from server.middleware.request_context import RequestContextMiddleware
 from server.middleware.security_headers import SecurityHeadersMiddleware
+from server.node import Node
 from server.observability.logging import configure_logging
 from server.observability.sentry import init_sentry
-from server.realtime.notifier import BusNotifier
 from server.resources import open_resources
 from server.settings import Settings
 from server.tasks.jobs import register_jobs
-from server.ws.endpoint import SocketRoute
+from server.ws.endpoint import SocketShortcutMiddleware
 
 log = logging.getLogger("studybuddy")
 
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(SocketRoute),
+            Middleware(SocketShortcutMiddleware),
             Middleware(RequestContextMiddleware),
             Middleware(SecurityHeadersMiddleware, hsts=not settings.is_dev),
             Middleware(
@@ -131,13 +131,12 @@ def _lifespan(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_resources(settings) as resources:
-            services = Services(resources, BusNotifier(resources.bus))
+            node = Node(resources)
+            gate = build_gate(settings, resources.redis, node.domain.auth.authenticate)
             register_jobs(resources.broker)
-            resources.broker.state.services = services
+            resources.broker.state.domain = node.domain
             await resources.broker.startup()
-            await services.housekeeping()
-            services.persister.start()
-            services.hub.start()
+            await node.start()
             gc.freeze()  # start-up objects live forever: keep them out of every collection
             log.info(
                 "node started",
@@ -148,12 +147,9 @@ def _lifespan(settings: Settings) -> Any:
                 },
             )
             try:
-                yield {"services": services}
+                yield {"node": node, "domain": node.domain, "gate": gate, "settings": settings}
             finally:
-                services.draining = True
-                await services.hub.drain()
-                await services.hub.stop()
-                await services.persister.stop(settings.shutdown_grace_s)
+                await node.stop()
                 await resources.broker.shutdown()
                 log.info("node stopped")
 

@@ -1,196 +1,203 @@
-"""The node's services, wired from its resources. Built once by the app lifespan."""
+"""Wiring, one builder per subsystem, from the process's resources.
+
+- :func:`build_realtime`: what a broker owns (``realtime/``): the message log, persistence
+  announcements, socket leases and presence.
+- :func:`build_domain`: the use cases (``services/``), which REST handlers, sockets and jobs
+  call.
+- :func:`build_hub` and :func:`build_persister`: the parts only a serving node runs.
+
+The REST edge builds its own :class:`~server.api.gate.Gate`; :class:`server.node.Node` puts a
+serving node together; the worker builds only the domain.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from server.api.gate import Gate, Rates
 from server.cache import Cache, MemoryCache, RedisCache
 from server.hub.hub import Hub
-from server.observability.metrics import PERSISTER_OLDEST_AGE, PERSISTER_PENDING
 from server.outbound.webhook_client import WebhookClient
-from server.realtime.log import MessageLog
+from server.realtime.log import MessageLog, Seeder
 from server.realtime.memory_log import MemoryMessageLog
+from server.realtime.notifier import BusNotifier
+from server.realtime.persisted import PersistWatch
 from server.realtime.persister import Persister
 from server.realtime.redis_log import RedisMessageLog
 from server.realtime.registry import MemoryRegistry, RedisRegistry, Registry
 from server.resources import Resources
-from server.security.client_ip import parse_networks
 from server.security.crypto import SecretBox
 from server.security.passwords import PasswordHasher
-from server.security.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
+from server.security.ratelimit import Rate
 from server.security.scanner import build_scanner
 from server.security.tokens import TokenCodec
 from server.security.webhook_urls import AllowList
+from server.services.access import GroupAccess
 from server.services.assignments import AssignmentService
 from server.services.auth import AuthService
 from server.services.clock import Clock
+from server.services.deliveries import DeliveryQueue, MessageEvents, WebhookDeliveries
 from server.services.groups import GroupService
 from server.services.invites import InviteService
-from server.services.membership import MembershipCache
 from server.services.messages import MessagePipeline, MessageService
-from server.services.notify import Notifier
+from server.services.recovery import RecoveryReader
 from server.services.users import UserService
-from server.services.webhooks import WebhookService, WebhookSettings
-from server.settings import Settings
+from server.services.webhooks import WebhookService
 from server.store.db import Database
 from server.store.messages import max_seq
 
-log = logging.getLogger(__name__)
-Check = Callable[[], Awaitable[object]]
-CHECK_TIMEOUT_S = 2.0
 DELIVER_JOB = "webhooks.deliver"
-HOUSEKEEPING_JOBS = ("sessions.purge_expired", "webhooks.requeue_stalled")
 
 
-class Services:
-    """Everything request handlers and socket sessions call into."""
+@dataclass(frozen=True, slots=True)
+class Realtime:
+    """The realtime broker's parts: log, persistence announcements, leases and presence."""
 
-    def __init__(
-        self, resources: Resources, notifier: Notifier, clock: Clock | None = None
-    ) -> None:
-        settings = resources.settings
-        self.settings: Settings = settings
-        self.resources = resources
-        self.db: Database = resources.db
-        self.clock = clock or Clock()
-        redis = resources.redis
-        self.limiter: RateLimiter = (
-            RedisRateLimiter(redis, settings.redis_prefix) if redis else MemoryRateLimiter()
-        )
-        self.cache: Cache = RedisCache(redis, settings.redis_prefix) if redis else MemoryCache()
-        self.tokens = TokenCodec.from_settings(settings, self.clock.time)
-        self.box = SecretBox(settings.data_encryption_key)
-        self.hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_max_concurrency)
-        self.notifier = notifier
-        self.auth = AuthService(
-            self.db, self.hasher, self.tokens, self.box, self.clock, settings.refresh_token_ttl_s
-        )
-        self.users = UserService(
-            self.db,
-            self.auth,
-            self.cache,
+    log: MessageLog
+    watch: PersistWatch
+    registry: Registry
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """The use cases, as REST handlers, socket sessions and jobs see them."""
+
+    clock: Clock
+    auth: AuthService
+    users: UserService
+    access: GroupAccess
+    groups: GroupService
+    invites: InviteService
+    assignments: AssignmentService
+    deliveries: WebhookDeliveries
+    webhooks: WebhookService
+    pipeline: MessagePipeline
+    recovery: RecoveryReader
+    messages: MessageService
+
+
+def build_realtime(resources: Resources, clock: Clock) -> Realtime:
+    """The message log (Redis, or in process), announcements and the registry."""
+    settings, redis, db = resources.settings, resources.redis, resources.db
+    window = {"window": settings.recovery_window_size, "window_s": settings.recovery_window_s}
+    seed = _seeder(db)
+    log: MessageLog
+    registry: Registry
+    if redis is not None:
+        log = RedisMessageLog(redis, settings.redis_prefix, seed, **window)
+        registry = RedisRegistry(redis, settings.redis_prefix, settings.ws_lease_ttl_s)
+    else:
+        log = MemoryMessageLog(resources.bus, seed, clock=clock.time, **window)
+        registry = MemoryRegistry()
+    return Realtime(log, PersistWatch(resources.bus), registry)
+
+
+def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Domain:
+    """Every use case, wired to the resources and the realtime broker."""
+    settings, db = resources.settings, resources.db
+    notifier = BusNotifier(resources.bus)
+    box = SecretBox(settings.data_encryption_key)
+    auth = AuthService(
+        db,
+        PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_max_concurrency),
+        TokenCodec.from_settings(settings, clock.time),
+        box,
+        clock,
+        settings.refresh_token_ttl_s,
+    )
+    access = GroupAccess(db, clock.time)
+    deliveries = WebhookDeliveries(
+        db,
+        box,
+        clock,
+        WebhookClient(settings.webhook_timeout_s),
+        _job_queue(resources, DELIVER_JOB),
+        allow=AllowList.parse(settings.webhook_allowed_hosts),
+        retry_base_s=settings.webhook_retry_base_s,
+    )
+    groups = GroupService(db, access, notifier, deliveries, clock)
+    rate = Rate(settings.ws_message_burst, settings.ws_message_burst / settings.ws_message_rate)
+    pipeline = MessagePipeline(realtime.log, access, clock, rate=rate)
+    return Domain(
+        clock=clock,
+        auth=auth,
+        users=UserService(
+            db,
+            auth,
+            _cache(resources),
             build_scanner(settings.clamd_url),
             notifier,
-            self.clock,
+            clock,
             media_dir=settings.media_dir,
             media_url_prefix=settings.media_url_prefix,
             cache_ttl_s=settings.profile_cache_ttl_s,
-        )
-        self.membership = MembershipCache(self.db, self.clock.time)
-        self.message_log = self._message_log()
-        self.pipeline = MessagePipeline(
-            self.message_log,
-            self.membership,
-            self.db,
-            self.clock,
-            rate=Rate(
-                settings.ws_message_burst, settings.ws_message_burst / settings.ws_message_rate
-            ),
+        ),
+        access=access,
+        groups=groups,
+        invites=InviteService(db, groups, notifier, deliveries, clock),
+        assignments=AssignmentService(db, groups, deliveries, clock),
+        deliveries=deliveries,
+        webhooks=WebhookService(db, box, clock, deliveries),
+        pipeline=pipeline,
+        recovery=RecoveryReader(
+            realtime.log,
+            db,
+            clock,
             window=settings.recovery_window_size,
             window_s=settings.recovery_window_s,
-        )
-        self.webhooks = WebhookService(
-            self.db,
-            self.box,
-            self.clock,
-            WebhookClient(settings.webhook_timeout_s),
-            self._queue_deliveries,
-            WebhookSettings(
-                AllowList.parse(settings.webhook_allowed_hosts), settings.webhook_retry_base_s
-            ),
-        )
-        self.groups = GroupService(self.db, self.membership, notifier, self.webhooks, self.clock)
-        self.invites = InviteService(self.db, self.groups, notifier, self.webhooks, self.clock)
-        self.assignments = AssignmentService(self.db, self.groups, self.webhooks, self.clock)
-        self.messages = MessageService(
-            self.db, self.pipeline, self.groups, self.membership, notifier, self.clock
-        )
-        self.registry: Registry = (
-            RedisRegistry(redis, settings.redis_prefix, settings.ws_lease_ttl_s)
-            if redis
-            else MemoryRegistry()
-        )
-        self.hub = Hub(
-            resources.bus,
-            self.registry,
-            self.pipeline,
-            self.membership,
-            max_sockets=settings.ws_max_sockets_per_user,
-        )
-        self.persister = Persister(
-            self.message_log, self.db, f"node-{uuid.uuid4().hex[:12]}", events=self.webhooks
-        )
-        self.gate = Gate(
-            self.limiter,
-            Rates(
-                Rate.parse(settings.rate_limit_auth),
-                Rate.parse(settings.rate_limit_user),
-                Rate.parse(settings.rate_limit_anon),
-            ),
-            parse_networks(settings.trusted_proxies),
-            self.auth.authenticate,
-        )
-        self.draining = False
+        ),
+        messages=MessageService(
+            db, pipeline, realtime.log, realtime.watch, access, notifier, clock
+        ),
+    )
 
-    def _message_log(self) -> MessageLog:
-        settings, redis = self.settings, self.resources.redis
 
-        async def seed(group_id: uuid.UUID) -> int:
-            async with self.db.session() as session:
-                return await max_seq(session, group_id)
+def build_hub(resources: Resources, realtime: Realtime, domain: Domain) -> Hub:
+    """This node's sockets and their fan-out."""
+    settings = resources.settings
+    return Hub(
+        resources.bus,
+        realtime.registry,
+        domain.access,
+        domain.recovery,
+        max_sockets=settings.ws_max_sockets_per_user,
+        window=settings.recovery_window_size,
+    )
 
-        window = {"window": settings.recovery_window_size, "window_s": settings.recovery_window_s}
-        if redis is not None:
-            return RedisMessageLog(redis, settings.redis_prefix, seed, **window)
-        return MemoryMessageLog(self.resources.bus, seed, clock=self.clock.time, **window)
 
-    async def _queue_deliveries(self, ids: Sequence[uuid.UUID]) -> None:
-        task = self.resources.broker.find_task(DELIVER_JOB)
+def build_persister(resources: Resources, realtime: Realtime, domain: Domain) -> Persister:
+    """This node's share of moving logged messages into the database."""
+    persister = Persister(
+        realtime.log,
+        resources.db,
+        f"node-{uuid.uuid4().hex[:12]}",
+        hook=MessageEvents(domain.deliveries),
+        announce=realtime.watch.announce,
+    )
+    realtime.watch.wake_with(persister.wake)
+    return persister
+
+
+def _cache(resources: Resources) -> Cache:
+    redis = resources.redis
+    return RedisCache(redis, resources.settings.redis_prefix) if redis else MemoryCache()
+
+
+def _seeder(db: Database) -> Seeder:
+    async def seed(group_id: uuid.UUID) -> int:
+        async with db.session() as session:
+            return await max_seq(session, group_id)
+
+    return seed
+
+
+def _job_queue(resources: Resources, name: str) -> DeliveryQueue:
+    async def queue(ids: Sequence[uuid.UUID]) -> None:
+        task = resources.broker.find_task(name)
         if task is None:
-            raise RuntimeError(f"job {DELIVER_JOB} is not registered")
-        for delivery in ids:
-            await task.kiq(str(delivery))
+            raise RuntimeError(f"job {name} is not registered")
+        for item in ids:
+            await task.kiq(str(item))
 
-    async def readiness(self) -> dict[str, str]:
-        """``ok`` or ``down`` for each dependency (and ``draining`` during shutdown)."""
-        checks: dict[str, Check] = {"database": self.db.ping}
-        if self.resources.redis is not None:
-            checks["redis"] = self.resources.redis.ping
-        names = list(checks)
-        results = await asyncio.gather(*(_probe(checks[name]) for name in names))
-        states = dict(zip(names, results, strict=True))
-        if self.draining:
-            states["node"] = "draining"
-        return states
-
-    async def housekeeping(self) -> None:
-        """Queue start-up maintenance jobs (the worker runs them, or this process)."""
-        for name in HOUSEKEEPING_JOBS:
-            task = self.resources.broker.find_task(name)
-            if task is None:
-                continue
-            try:
-                await task.kiq()
-            except Exception:
-                log.exception("could not queue start-up housekeeping", extra={"job": name})
-
-    async def refresh_gauges(self) -> None:
-        """Update gauges that are computed on scrape."""
-        try:
-            pending, oldest = await self.message_log.lag()
-        except Exception:
-            return
-        PERSISTER_PENDING.set(pending)
-        PERSISTER_OLDEST_AGE.set(oldest)
-
-
-async def _probe(check: Check) -> str:
-    try:
-        await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
-    except Exception:
-        return "down"
-    return "ok"
+    return queue

@@ -27,14 +27,13 @@ class DrainingServer(uvicorn.Server):
     """uvicorn's server with a socket drain in front of its shutdown."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """Drain the hub, then shut down as uvicorn does."""
+        """Stop listening and drain the node's sockets, then shut down as uvicorn does."""
         state: dict[str, Any] = getattr(self.lifespan, "state", {})
-        services = state.get("services")
-        if services is not None:
-            services.draining = True
+        node = state.get("node")
+        if node is not None:
             for server in self.servers:
                 server.close()
-            await services.hub.drain(deadline_s=services.settings.shutdown_grace_s)
+            await node.drain(node.settings.shutdown_grace_s)
         await super().shutdown(sockets)
 
 

@@ -70,7 +70,7 @@ def _fields(body: AssignmentCreate | AssignmentPatch) -> AssignmentFields:
 async def create_assignment(call: Call[AssignmentCreate]) -> Response:
     """Add an assignment (owner and admins)."""
     return created(
-        await call.services.assignments.create(
+        await call.domain.assignments.create(
             call.user_id, call.path_id("group_id"), _fields(call.body)
         )
     )
@@ -79,16 +79,14 @@ async def create_assignment(call: Call[AssignmentCreate]) -> Response:
 async def list_assignments(call: Call[None]) -> Response:
     """A group's assignments; ``filter[due_after]``, ``filter[due_before]``."""
     query = parse_list_query(call.query, ASSIGNMENT_LIST, call.user_id)
-    items, total = await call.services.assignments.find(
-        call.user_id, call.path_id("group_id"), query
-    )
+    items, total = await call.domain.assignments.find(call.user_id, call.path_id("group_id"), query)
     return page(items, Pagination.of(query.page, query.page_size, total))
 
 
 async def get_assignment(call: Call[None]) -> Response:
     """One assignment."""
     return ok(
-        await call.services.assignments.get(
+        await call.domain.assignments.get(
             call.user_id, call.path_id("group_id"), call.path_id("assignment_id")
         )
     )
@@ -96,7 +94,7 @@ async def get_assignment(call: Call[None]) -> Response:
 
 async def update_assignment(call: Call[AssignmentPatch]) -> Response:
     """Change an assignment (owner and admins)."""
-    item = await call.services.assignments.update(
+    item = await call.domain.assignments.update(
         call.user_id, call.path_id("group_id"), call.path_id("assignment_id"), _fields(call.body)
     )
     return ok(item)
@@ -104,7 +102,7 @@ async def update_assignment(call: Call[AssignmentPatch]) -> Response:
 
 async def delete_assignment(call: Call[None]) -> Response:
     """Delete an assignment (owner and admins; soft)."""
-    await call.services.assignments.delete(
+    await call.domain.assignments.delete(
         call.user_id, call.path_id("group_id"), call.path_id("assignment_id")
     )
     return no_content()

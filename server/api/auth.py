@@ -109,14 +109,14 @@ def token_result(tokens: SessionTokens) -> TokenResult:
 
 def _session_response(call: Call[Any], tokens: SessionTokens) -> Response:
     response = ok(token_result(tokens))
-    set_session_cookies(response, call.services.settings, tokens.refresh_token)
+    set_session_cookies(response, call.settings, tokens.refresh_token)
     return response
 
 
 async def register(call: Call[RegisterBody]) -> Response:
     """Create an account."""
     body = call.body
-    user = await call.services.auth.register(
+    user = await call.domain.auth.register(
         email=body.email,
         username=body.username,
         password=body.password,
@@ -128,7 +128,7 @@ async def register(call: Call[RegisterBody]) -> Response:
 async def login(call: Call[LoginBody]) -> Response:
     """Exchange credentials for an access token and session cookies."""
     body = call.body
-    tokens = await call.services.auth.login(
+    tokens = await call.domain.auth.login(
         email=body.email, password=body.password, totp_code=body.totp_code
     )
     return _session_response(call, tokens)
@@ -136,34 +136,34 @@ async def login(call: Call[LoginBody]) -> Response:
 
 async def refresh(call: Call[None]) -> Response:
     """Rotate the refresh cookie and issue a new access token."""
-    token = read_refresh_cookie(call.request, call.services.settings)
-    tokens = await call.services.auth.refresh(token)
+    token = read_refresh_cookie(call.request, call.settings)
+    tokens = await call.domain.auth.refresh(token)
     return _session_response(call, tokens)
 
 
 async def logout(call: Call[None]) -> Response:
     """Revoke the session family and clear the cookies."""
-    await call.services.auth.logout(read_refresh_cookie(call.request, call.services.settings))
+    await call.domain.auth.logout(read_refresh_cookie(call.request, call.settings))
     response = no_content()
-    clear_session_cookies(response, call.services.settings)
+    clear_session_cookies(response, call.settings)
     return response
 
 
 async def mfa_setup(call: Call[None]) -> Response:
     """Start MFA enrolment."""
-    setup = await call.services.auth.setup_mfa(call.user_id)
+    setup = await call.domain.auth.setup_mfa(call.user_id)
     return ok(MfaSetupResult(secret=setup.secret, otpauth_uri=setup.otpauth_uri))
 
 
 async def mfa_enable(call: Call[MfaCodeBody]) -> Response:
     """Confirm enrolment with a current code."""
-    user = await call.services.auth.enable_mfa(call.user_id, call.body.code)
+    user = await call.domain.auth.enable_mfa(call.user_id, call.body.code)
     return ok(user_private(user))
 
 
 async def mfa_disable(call: Call[MfaDisableBody]) -> Response:
     """Turn MFA off."""
-    user = await call.services.auth.disable_mfa(call.user_id, call.body.code, call.body.password)
+    user = await call.domain.auth.disable_mfa(call.user_id, call.body.code, call.body.password)
     return ok(user_private(user))
 
 

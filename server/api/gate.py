@@ -6,14 +6,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from starlette.requests import Request
 
 from server.api.operation import Bucket, Operation
 from server.errors import AppError, RateLimited, Unauthorized
 from server.observability.context import user_id_var
-from server.security.client_ip import Network, client_ip
-from server.security.ratelimit import Decision, Rate, RateLimiter
+from server.security.client_ip import Network, client_ip, parse_networks
+from server.security.ratelimit import (
+    Decision,
+    MemoryRateLimiter,
+    Rate,
+    RateLimiter,
+    RedisRateLimiter,
+)
 from server.security.tokens import Principal
+from server.settings import Settings
 
 Authenticate = Callable[[str], Awaitable[Principal]]
 
@@ -109,3 +117,16 @@ class Gate:
         if not decision.allowed:
             raise Rejected(RateLimited(decision.retry_after), headers)
         return headers
+
+
+def build_gate(settings: Settings, redis: Redis | None, authenticate: Authenticate) -> Gate:
+    """The REST gate: rate limits in Redis (shared by every node) or in process."""
+    limiter: RateLimiter = (
+        RedisRateLimiter(redis, settings.redis_prefix) if redis else MemoryRateLimiter()
+    )
+    rates = Rates(
+        Rate.parse(settings.rate_limit_auth),
+        Rate.parse(settings.rate_limit_user),
+        Rate.parse(settings.rate_limit_anon),
+    )
+    return Gate(limiter, rates, parse_networks(settings.trusted_proxies), authenticate)

@@ -79,24 +79,24 @@ def _fields(body: GroupCreate | GroupPatch) -> GroupFields:
 
 async def create_group(call: Call[GroupCreate]) -> Response:
     """Create a group; you become its owner."""
-    return created(await call.services.groups.create(call.user_id, _fields(call.body)))
+    return created(await call.domain.groups.create(call.user_id, _fields(call.body)))
 
 
 async def list_groups(call: Call[None]) -> Response:
     """Public groups and yours."""
     query = parse_list_query(call.query, GROUP_LIST, call.user_id)
-    groups, total = await call.services.groups.find(call.user_id, query)
+    groups, total = await call.domain.groups.find(call.user_id, query)
     return page(groups, Pagination.of(query.page, query.page_size, total))
 
 
 async def get_group(call: Call[None]) -> Response:
     """One group."""
-    return ok(await call.services.groups.get(call.user_id, call.path_id("group_id")))
+    return ok(await call.domain.groups.get(call.user_id, call.path_id("group_id")))
 
 
 async def update_group(call: Call[GroupPatch]) -> Response:
     """Change a group (owner and admins)."""
-    group = await call.services.groups.update(
+    group = await call.domain.groups.update(
         call.user_id, call.path_id("group_id"), _fields(call.body)
     )
     return ok(group)
@@ -104,35 +104,31 @@ async def update_group(call: Call[GroupPatch]) -> Response:
 
 async def delete_group(call: Call[None]) -> Response:
     """Delete a group (owner; soft delete)."""
-    await call.services.groups.delete(call.user_id, call.path_id("group_id"))
+    await call.domain.groups.delete(call.user_id, call.path_id("group_id"))
     return no_content()
 
 
 async def list_members(call: Call[None]) -> Response:
     """A group's members."""
     query = parse_list_query(call.query, MEMBER_LIST, call.user_id)
-    members, total = await call.services.groups.members(
-        call.user_id, call.path_id("group_id"), query
-    )
+    members, total = await call.domain.groups.members(call.user_id, call.path_id("group_id"), query)
     return page(members, Pagination.of(query.page, query.page_size, total))
 
 
 async def join_group(call: Call[None]) -> Response:
     """Join a public group."""
-    return ok(await call.services.groups.join(call.user_id, call.path_id("group_id")))
+    return ok(await call.domain.groups.join(call.user_id, call.path_id("group_id")))
 
 
 async def remove_member(call: Call[None]) -> Response:
     """Leave (your own id) or kick."""
-    await call.services.groups.remove(
-        call.user_id, call.path_id("group_id"), call.path_id("user_id")
-    )
+    await call.domain.groups.remove(call.user_id, call.path_id("group_id"), call.path_id("user_id"))
     return no_content()
 
 
 async def change_role(call: Call[RoleChange]) -> Response:
     """Change a member's role (owner only)."""
-    member = await call.services.groups.change_role(
+    member = await call.domain.groups.change_role(
         call.user_id, call.path_id("group_id"), call.path_id("user_id"), Role(call.body.role)
     )
     return ok(member)

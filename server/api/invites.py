@@ -24,7 +24,7 @@ class InviteCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 async def create_invite(call: Call[InviteCreate]) -> Response:
     """Invite a user (owner and admins); expires in 7 days."""
-    invite = await call.services.invites.invite(
+    invite = await call.domain.invites.invite(
         call.user_id, call.path_id("group_id"), call.body.user_id
     )
     return created(invite)
@@ -33,18 +33,18 @@ async def create_invite(call: Call[InviteCreate]) -> Response:
 async def list_invites(call: Call[None]) -> Response:
     """Invites addressed to you."""
     query = parse_list_query(call.query, INVITE_LIST, call.user_id)
-    invites, total = await call.services.invites.mine(call.user_id, query)
+    invites, total = await call.domain.invites.mine(call.user_id, query)
     return page(invites, Pagination.of(query.page, query.page_size, total))
 
 
 async def accept_invite(call: Call[None]) -> Response:
     """Accept: you become a member."""
-    return ok(await call.services.invites.accept(call.user_id, call.path_id("invite_id")))
+    return ok(await call.domain.invites.accept(call.user_id, call.path_id("invite_id")))
 
 
 async def decline_invite(call: Call[None]) -> Response:
     """Decline."""
-    return ok(await call.services.invites.decline(call.user_id, call.path_id("invite_id")))
+    return ok(await call.domain.invites.decline(call.user_id, call.path_id("invite_id")))
 
 
 INVITE = "/api/v1/invites/{invite_id:uuid}"

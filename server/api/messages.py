@@ -72,7 +72,7 @@ async def list_messages(call: Call[None]) -> Response:
     )
     if problems:
         raise ValidationFailed("Invalid query parameters", problems)
-    items, total = await call.services.messages.history(
+    items, total = await call.domain.messages.history(
         call.user_id, call.path_id("group_id"), query, after, before
     )
     return page(items, Pagination.of(query.page, query.page_size, total))
@@ -80,7 +80,7 @@ async def list_messages(call: Call[None]) -> Response:
 
 async def post_message(call: Call[MessageCreate]) -> Response:
     """Send a message (201), or get the first copy of a repeated ``client_msg_id`` (200)."""
-    message, new = await call.services.messages.post(
+    message, new = await call.domain.messages.post(
         call.user_id, call.path_id("group_id"), call.body.body, call.body.client_msg_id
     )
     return created(message) if new else ok(message)
@@ -88,7 +88,7 @@ async def post_message(call: Call[MessageCreate]) -> Response:
 
 async def edit_message(call: Call[MessagePatch]) -> Response:
     """Edit your message."""
-    message = await call.services.messages.edit(
+    message = await call.domain.messages.edit(
         call.user_id, call.path_id("group_id"), call.path_id("message_id"), call.body.body
     )
     return ok(message)
@@ -96,7 +96,7 @@ async def edit_message(call: Call[MessagePatch]) -> Response:
 
 async def delete_message(call: Call[None]) -> Response:
     """Delete a message (author, owner or admin; soft)."""
-    await call.services.messages.delete(
+    await call.domain.messages.delete(
         call.user_id, call.path_id("group_id"), call.path_id("message_id")
     )
     return no_content()
@@ -105,13 +105,13 @@ async def delete_message(call: Call[None]) -> Response:
 async def mark_read(call: Call[ReadMark]) -> Response:
     """Move your read marker forward."""
     group_id = call.path_id("group_id")
-    marker = await call.services.messages.mark_read(call.user_id, group_id, call.body.seq)
+    marker = await call.domain.messages.mark_read(call.user_id, group_id, call.body.seq)
     return ok(ReadState(group_id=str(group_id), last_read_seq=marker))
 
 
 async def unread(call: Call[None]) -> Response:
     """Unread counts of all your groups."""
-    return ok(await call.services.messages.unread(call.user_id))
+    return ok(await call.domain.messages.unread(call.user_id))
 
 
 MEMBER = (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN)

@@ -15,8 +15,9 @@ from protocol.errors import ErrorCode
 from server.errors import Unauthorized
 
 if TYPE_CHECKING:
-    from server.container import Services
+    from server.container import Domain
     from server.security.tokens import Principal
+    from server.settings import Settings
     from server.store.listing import ListSpec
 
 B = TypeVar("B")
@@ -47,9 +48,14 @@ class Call(Generic[B]):
     principal: Principal | None
 
     @property
-    def services(self) -> Services:
-        """The node's services, built by the lifespan."""
-        return cast("Services", self.request.state.services)
+    def domain(self) -> Domain:
+        """The use cases, built by the lifespan."""
+        return cast("Domain", self.request.state.domain)
+
+    @property
+    def settings(self) -> Settings:
+        """The node's settings."""
+        return cast("Settings", self.request.state.settings)
 
     @property
     def user_id(self) -> uuid.UUID:

@@ -18,7 +18,7 @@ from server.api.routing import labelled
 from server.observability.metrics import render_latest
 
 if TYPE_CHECKING:
-    from server.container import Services
+    from server.node import Node
 
 _SWAGGER = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>StudyBuddy API</title>
@@ -35,8 +35,8 @@ _REDOC = """<!doctype html>
 <script src="/static/docs/redoc.standalone.js"></script></body></html>"""
 
 
-def _services(request: Request) -> Services:
-    return cast("Services", request.state.services)
+def _node(request: Request) -> Node:
+    return cast("Node", request.state.node)
 
 
 async def health(_request: Request) -> Response:
@@ -46,7 +46,7 @@ async def health(_request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     """Readiness: every dependency answers; 503 names those that do not."""
-    checks = await _services(request).readiness()
+    checks = await _node(request).readiness()
     down = sorted(name for name, state in checks.items() if state != "ok")
     if down:
         return error_response(
@@ -59,7 +59,7 @@ async def ready(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     """Prometheus exposition text."""
-    await _services(request).refresh_gauges()
+    await _node(request).refresh_gauges()
     body, content_type = render_latest()
     return Response(body, media_type=content_type)
 

@@ -90,7 +90,7 @@ def _wrap(op: Operation[Any], max_json_bytes: int, max_body_bytes: int) -> Endpo
 
 
 def _gate(request: Request) -> Gate:
-    return cast(Gate, request.state.services.gate)
+    return cast(Gate, request.state.gate)
 
 
 def _limited(request: Request, limit: int, *, multipart: bool) -> Request:

@@ -63,12 +63,12 @@ class AccountDeletion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
 async def get_me(call: Call[None]) -> Response:
     """The caller's account."""
-    return ok(await call.services.users.me(call.user_id))
+    return ok(await call.domain.users.me(call.user_id))
 
 
 async def update_me(call: Call[ProfilePatch]) -> Response:
     """Change display name or bio."""
-    user = await call.services.users.update_profile(
+    user = await call.domain.users.update_profile(
         call.user_id, display_name=call.body.display_name, bio=call.body.bio
     )
     return ok(user)
@@ -77,14 +77,14 @@ async def update_me(call: Call[ProfilePatch]) -> Response:
 async def change_password(call: Call[PasswordChange]) -> Response:
     """Set a new password; other sessions, tokens and sockets end."""
     body, principal = call.body, call.principal
-    issued = await call.services.users.change_password(
+    issued = await call.domain.users.change_password(
         call.user_id,
         current=body.current_password,
         new=body.new_password,
         totp_code=body.totp_code,
         session_id=principal.session_id if principal else None,
     )
-    user = await call.services.users.me(call.user_id)
+    user = await call.domain.users.me(call.user_id)
     return ok(
         TokenResult(
             access_token=issued.token,
@@ -97,33 +97,33 @@ async def change_password(call: Call[PasswordChange]) -> Response:
 async def upload_avatar(call: Call[None]) -> Response:
     """Replace the avatar (PNG, JPEG or WebP, at most 2 MiB)."""
     data = await read_upload(call.request, "file", MAX_AVATAR_BYTES)
-    return ok(await call.services.users.set_avatar(call.user_id, data))
+    return ok(await call.domain.users.set_avatar(call.user_id, data))
 
 
 async def export_me(call: Call[None]) -> Response:
     """Everything held about the caller (GDPR access)."""
-    return ok(await call.services.users.export(call.user_id))
+    return ok(await call.domain.users.export(call.user_id))
 
 
 async def delete_me(call: Call[AccountDeletion]) -> Response:
     """Erase the account and personal data."""
-    await call.services.users.delete_account(
+    await call.domain.users.delete_account(
         call.user_id, password=call.body.password, totp_code=call.body.totp_code
     )
     response = no_content()
-    clear_session_cookies(response, call.services.settings)
+    clear_session_cookies(response, call.settings)
     return response
 
 
 async def get_user(call: Call[None]) -> Response:
     """Someone's public profile."""
-    return ok(await call.services.users.public(call.path_id("user_id")))
+    return ok(await call.domain.users.public(call.path_id("user_id")))
 
 
 async def list_users(call: Call[None]) -> Response:
     """Find users by username or display name."""
     query = parse_list_query(call.query, USER_LIST, call.user_id)
-    users, total = await call.services.users.search(query)
+    users, total = await call.domain.users.search(query)
     return page(users, Pagination.of(query.page, query.page_size, total))
 
 

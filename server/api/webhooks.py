@@ -47,7 +47,7 @@ class WebhookCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 async def create_webhook(call: Call[WebhookCreate]) -> Response:
     """Subscribe a URL to a group's events (owner and admins)."""
     body = call.body
-    hook = await call.services.webhooks.create(
+    hook = await call.domain.webhooks.create(
         call.user_id, body.group_id, body.url, list(body.events)
     )
     return created(hook)
@@ -56,20 +56,20 @@ async def create_webhook(call: Call[WebhookCreate]) -> Response:
 async def list_webhooks(call: Call[None]) -> Response:
     """Webhooks of the groups you own or administer."""
     query = parse_list_query(call.query, WEBHOOK_LIST, call.user_id)
-    hooks, total = await call.services.webhooks.find(call.user_id, query)
+    hooks, total = await call.domain.webhooks.find(call.user_id, query)
     return page(hooks, Pagination.of(query.page, query.page_size, total))
 
 
 async def delete_webhook(call: Call[None]) -> Response:
     """Delete a webhook; nothing more is delivered to it."""
-    await call.services.webhooks.delete(call.user_id, call.path_id("webhook_id"))
+    await call.domain.webhooks.delete(call.user_id, call.path_id("webhook_id"))
     return no_content()
 
 
 async def list_deliveries(call: Call[None]) -> Response:
     """A webhook's deliveries and their attempts."""
     query = parse_list_query(call.query, DELIVERY_LIST, call.user_id)
-    items, total = await call.services.webhooks.deliveries(
+    items, total = await call.domain.webhooks.deliveries(
         call.user_id, call.path_id("webhook_id"), query
     )
     return page(items, Pagination.of(query.page, query.page_size, total))

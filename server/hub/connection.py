@@ -17,22 +17,15 @@ from dataclasses import dataclass, field
 from protocol.codec import Codec
 from protocol.errors import CloseCode
 from protocol.frames import ServerFrame
+from server.hub.cursor import Cursor
 from server.hub.outgoing import Outgoing
 from server.hub.outlet import Cork, DirectOutlet, FrameWriter, Outlet, QueuedOutlet, Send
 from server.observability.metrics import QUEUE_DROPS, SLOW_CONSUMER_CLOSES
 from server.realtime.envelope import Kind
 
-__all__ = ["CLOSE_TIMEOUT_S", "Connection", "GroupState", "Latch", "Outgoing"]
+__all__ = ["CLOSE_TIMEOUT_S", "Connection", "Latch", "Outgoing"]
 
 CLOSE_TIMEOUT_S = 10.0
-
-
-@dataclass(slots=True)
-class GroupState:
-    """Delivery state of one subscription: the last seq written, and a buffer while replaying."""
-
-    delivered: int = 0
-    buffer: list[Outgoing] | None = None
 
 
 class Latch:
@@ -82,7 +75,7 @@ class Connection:
     on_closed: Callable[[], None] | None = None
     writer: FrameWriter | None = None
     cork: Cork | None = None
-    groups: dict[uuid.UUID, GroupState] = field(default_factory=dict)
+    groups: dict[uuid.UUID, Cursor[Outgoing]] = field(default_factory=dict)
     closed: Latch = field(default_factory=Latch)
     close_code: int | None = None
     outlet: Outlet = field(init=False)

@@ -1,9 +1,9 @@
 """The hub: this node's sockets, their group subscriptions, and fan-out from the bus.
 
 One bus subscription per group (and per user) per node, however many local sockets share
-it. A message arriving from the bus is decoded to text once and offered to every local
-subscriber without waiting; per-subscription ``seq`` bookkeeping drops duplicates and notices
-gaps, which are filled from the recovery window before anything newer is written.
+it. A message arriving from the bus is offered to every local subscriber without waiting;
+each subscription's :class:`~server.hub.cursor.Cursor` drops duplicates and notices gaps,
+which are filled from the recovery window before anything newer is written.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import msgspec
 from protocol.errors import CloseCode
 from protocol.frames import Presence, Ref, Subscribed, TypingNotice, Unsubscribed
 from server.bus.base import Bus
-from server.hub.connection import Connection, GroupState, Outgoing
+from server.hub.connection import Connection, Outgoing
+from server.hub.cursor import Cursor, Step
 from server.hub.outlet import Cork
+from server.hub.ports import Access, Recovery
 from server.observability.metrics import FRAMES, WS_CONNECTIONS
 from server.realtime.envelope import (
     BadEnvelope,
@@ -32,9 +34,8 @@ from server.realtime.envelope import (
     unpack,
     user_channel,
 )
+from server.realtime.log import Recent
 from server.realtime.registry import Registry
-from server.services.membership import MembershipCache
-from server.services.messages import MessagePipeline
 
 log = logging.getLogger(__name__)
 TYPING_INTERVAL_S = 2.0
@@ -47,17 +48,19 @@ class Hub:
         self,
         bus: Bus,
         registry: Registry,
-        pipeline: MessagePipeline,
-        membership: MembershipCache,
+        access: Access,
+        recovery: Recovery,
         *,
         max_sockets: int,
+        window: int,
         maintenance_s: float = 5.0,
     ) -> None:
         self._bus = bus
         self._registry = registry
-        self._pipeline = pipeline
-        self._membership = membership
+        self._access = access
+        self._recovery = recovery
         self._max_sockets = max_sockets
+        self._window = window
         self._maintenance_s = maintenance_s
         self._users: dict[uuid.UUID, set[Connection]] = {}
         self._groups: dict[uuid.UUID, set[Connection]] = {}
@@ -103,11 +106,6 @@ class Hub:
             for future in waiting:
                 future.cancel()
 
-    @property
-    def connection_count(self) -> int:
-        """Sockets on this node."""
-        return sum(len(conns) for conns in self._users.values())
-
     # -- connections ------------------------------------------------------------------
 
     async def admit(self, conn: Connection) -> bool:
@@ -151,14 +149,14 @@ class Hub:
             NotFound: not a member of the group.
             BusUnavailable: the bus cannot confirm the subscription.
         """
-        await self._membership.require_member(group_id, conn.user_id)
+        await self._access.may_read(group_id, conn.user_id)
         renewing = group_id in conn.groups
-        state = conn.groups[group_id] = GroupState(buffer=[])
+        cursor = conn.groups[group_id] = Cursor[Outgoing](self._window)
         try:
             await self._attach(conn, group_id)
-            last = await self._pipeline.last_seq(group_id)
+            last = await self._recovery.last_seq(group_id)
             replay = (
-                await self._pipeline.replay(group_id, since_seq, last)
+                await self._recovery.replay(group_id, since_seq, last)
                 if since_seq is not None
                 else None
             )
@@ -171,17 +169,15 @@ class Hub:
         except BaseException:
             await self._leave(conn, group_id)
             raise
-        for frame in replay.frames if replay else ():
-            conn.offer(Outgoing.from_json(Kind.MESSAGE, frame.seq, frame.frame, "message"))
+        recovered = replay is not None and replay.recovered
+        cursor.delivered = since_seq if recovered and since_seq is not None else last
+        for item in cursor.replayed(_messages(replay.frames) if replay else [], last):
+            conn.offer(item)
         subscribed = Subscribed(
-            group_id=group_id,
-            last_seq=last,
-            online=online,
-            recovered=bool(replay and replay.recovered),
+            group_id=group_id, last_seq=last, online=online, recovered=recovered
         )
-        if ref is not None:
-            subscribed = msgspec.structs.replace(subscribed, ref=ref)
-        self._activate(conn, group_id, state, last, subscribed)
+        conn.reply(msgspec.structs.replace(subscribed, ref=ref) if ref is not None else subscribed)
+        self._apply(conn, group_id, cursor.release())
         if first:
             await self._announce(group_id, conn.user_id, "online")
         return subscribed
@@ -199,7 +195,7 @@ class Hub:
         Raises:
             NotFound: not a member.
         """
-        await self._membership.require_member(group_id, conn.user_id)
+        await self._access.may_post(group_id, conn.user_id)
         key = (group_id, conn.user_id)
         if now - self._typing.get(key, 0.0) < TYPING_INTERVAL_S:
             return
@@ -210,19 +206,6 @@ class Hub:
         await self._bus.publish(
             group_channel(group_id), pack(Kind.EPHEMERAL, frame, exclude=conn.session_id)
         )
-
-    def _activate(
-        self,
-        conn: Connection,
-        group_id: uuid.UUID,
-        state: GroupState,
-        last: int,
-        subscribed: Subscribed,
-    ) -> None:
-        conn.reply(subscribed)
-        buffered, state.buffer, state.delivered = state.buffer or [], None, last
-        for item in buffered:
-            self._deliver(conn, group_id, state, item)
 
     async def _attach(self, conn: Connection, group_id: uuid.UUID) -> None:
         members = self._groups.setdefault(group_id, set())
@@ -277,9 +260,9 @@ class Hub:
                 Kind.MESSAGE, envelope.seq, envelope.frame, "message", created
             )
             for conn in tuple(members):
-                state = conn.groups.get(group_id)
-                if state is not None:
-                    self._deliver(conn, group_id, state, item)
+                cursor = conn.groups.get(group_id)
+                if cursor is not None:
+                    self._apply(conn, group_id, cursor.live(item))
         elif envelope.kind is Kind.RECHECK:
             self._revoke(group_id, envelope.subject)
         else:
@@ -305,25 +288,19 @@ class Hub:
             if conn.session_id != envelope.exclude:
                 conn.offer(item)
 
-    def _deliver(
-        self, conn: Connection, group_id: uuid.UUID, state: GroupState, item: Outgoing
-    ) -> None:
-        if state.buffer is not None:
-            state.buffer.append(item)
-            return
-        if item.seq <= state.delivered:
-            return
-        if item.seq > state.delivered + 1:
-            state.buffer = [item]
-            self._spawn(self._fill_gap(conn, group_id, state))
-            return
-        state.delivered = item.seq
-        conn.offer(item)
+    def _apply(self, conn: Connection, group_id: uuid.UUID, step: Step[Outgoing]) -> None:
+        """Carry out a cursor's decision."""
+        for item in step.write:
+            conn.offer(item)
+        if step.overflow:
+            conn.close(CloseCode.SERVICE_RESTART, "missed too much; resubscribe with since_seq")
+        elif step.fill_from is not None:
+            self._spawn(self._fill_gap(conn, group_id, step.fill_from))
 
     def _revoke(self, group_id: uuid.UUID, subject: str) -> None:
         """Membership ended: stop delivering to the affected sockets at once."""
         user = uuid.UUID(subject) if subject else None
-        self._membership.forget(group_id, user)
+        self._access.forget(group_id, user)
         for conn in tuple(self._groups.get(group_id, ())):
             if (user is None or conn.user_id == user) and self._detach(conn, group_id):
                 conn.reply(Unsubscribed(group_id=group_id))
@@ -331,37 +308,36 @@ class Hub:
 
     # -- recovery ---------------------------------------------------------------------
 
-    async def _fill_gap(self, conn: Connection, group_id: uuid.UUID, state: GroupState) -> None:
-        """Write what a subscription missed, then what arrived meanwhile, in seq order."""
+    async def _fill_gap(self, conn: Connection, group_id: uuid.UUID, after: int) -> None:
+        """Write what a subscription missed after ``after``, then what arrived meanwhile."""
         try:
-            last = await self._pipeline.last_seq(group_id)
-            replay = await self._pipeline.replay(group_id, state.delivered, last)
+            last = await self._recovery.last_seq(group_id)
+            replay = await self._recovery.replay(group_id, after, last)
         except Exception:
             log.exception("gap recovery failed")
             conn.close(CloseCode.SERVICE_RESTART, "recovery failed; resubscribe with since_seq")
             return
+        cursor = conn.groups.get(group_id)
+        if cursor is None:
+            return  # unsubscribed meanwhile
         if not replay.recovered:
             conn.close(CloseCode.SERVICE_RESTART, "missed too much; resubscribe with since_seq")
             return
-        buffered, state.buffer = state.buffer or [], None
-        for frame in replay.frames:
-            self._deliver(
-                conn,
-                group_id,
-                state,
-                Outgoing.from_json(Kind.MESSAGE, frame.seq, frame.frame, "message"),
-            )
-        for item in buffered:
-            self._deliver(conn, group_id, state, item)
+        for item in cursor.replayed(_messages(replay.frames), last):
+            conn.offer(item)
+        step = cursor.release()
+        if step.fill_from is not None and step.fill_from <= after:  # the log cannot fill it
+            conn.close(CloseCode.SERVICE_RESTART, "recovery failed; resubscribe with since_seq")
+            return
+        self._apply(conn, group_id, step)
 
     def _resync_all(self) -> None:
         """After a bus reconnect: look for messages published while it was down."""
         for group_id, members in self._groups.items():
             for conn in tuple(members):
-                state = conn.groups.get(group_id)
-                if state is not None and state.buffer is None:
-                    state.buffer = []
-                    self._spawn(self._fill_gap(conn, group_id, state))
+                cursor = conn.groups.get(group_id)
+                if cursor is not None and cursor.hold():
+                    self._spawn(self._fill_gap(conn, group_id, cursor.delivered))
 
     # -- maintenance ------------------------------------------------------------------
 
@@ -397,3 +373,7 @@ class Hub:
     async def _quietly(awaitable: object) -> None:
         with contextlib.suppress(Exception):
             await awaitable  # type: ignore[misc]
+
+
+def _messages(frames: list[Recent]) -> list[Outgoing]:
+    return [Outgoing.from_json(Kind.MESSAGE, f.seq, f.frame, "message") for f in frames]

@@ -93,6 +93,15 @@ class Recent:
     created_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a re-subscribing client missed: frames in seq order, or nothing and ``False``."""
+
+    last_seq: int
+    frames: list[Recent]
+    recovered: bool
+
+
 class MessageLog(Protocol):
     """Where messages become durable and visible."""
 

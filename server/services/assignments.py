@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from protocol.frames import AssignmentNotice
 from protocol.objects import Assignment as AssignmentObject
 from server.errors import NotFound
+from server.services.access import authorize
 from server.services.clock import Clock
 from server.services.events import Events
 from server.services.groups import GroupService
@@ -63,7 +64,7 @@ class AssignmentService:
     ) -> AssignmentObject:
         """Add an assignment; members are told live."""
         async with self._db.session() as session, session.begin():
-            await self._groups.authorize(session, group_id, actor_id, Action.MANAGE_ASSIGNMENTS)
+            await authorize(session, group_id, actor_id, Action.MANAGE_ASSIGNMENTS)
             assignment = Assignment(
                 group_id=group_id,
                 title=fields.title,
@@ -82,7 +83,7 @@ class AssignmentService:
     ) -> tuple[list[AssignmentObject], int]:
         """A group's assignments."""
         async with self._db.session() as session:
-            await self._groups.authorize(session, group_id, actor_id, Action.READ_ASSIGNMENTS)
+            await authorize(session, group_id, actor_id, Action.READ_ASSIGNMENTS)
             rows, total = await fetch_page(session, repo.assignments_of(group_id), query)
         return [assignment_view(row[0]) for row in rows], total
 
@@ -91,7 +92,7 @@ class AssignmentService:
     ) -> AssignmentObject:
         """One assignment."""
         async with self._db.session() as session:
-            await self._groups.authorize(session, group_id, actor_id, Action.READ_ASSIGNMENTS)
+            await authorize(session, group_id, actor_id, Action.READ_ASSIGNMENTS)
             assignment = await self._find(session, group_id, assignment_id)
         return assignment_view(assignment)
 
@@ -104,7 +105,7 @@ class AssignmentService:
     ) -> AssignmentObject:
         """Change an assignment."""
         async with self._db.session() as session, session.begin():
-            await self._groups.authorize(session, group_id, actor_id, Action.MANAGE_ASSIGNMENTS)
+            await authorize(session, group_id, actor_id, Action.MANAGE_ASSIGNMENTS)
             assignment = await self._find(session, group_id, assignment_id)
             for name in ("title", "description", "due_at"):
                 value = getattr(fields, name)
@@ -120,7 +121,7 @@ class AssignmentService:
     ) -> None:
         """Soft-delete an assignment."""
         async with self._db.session() as session, session.begin():
-            await self._groups.authorize(session, group_id, actor_id, Action.MANAGE_ASSIGNMENTS)
+            await authorize(session, group_id, actor_id, Action.MANAGE_ASSIGNMENTS)
             assignment = await self._find(session, group_id, assignment_id)
             assignment.deleted_at = self._clock.now()
         await self._announce("deleted", assignment)

@@ -2,7 +2,7 @@
 
 Events are staged inside the transaction that makes the change (so a committed change always
 has its deliveries, and a rolled-back one has none), then released to the job queue after the
-commit. :class:`server.services.webhooks.WebhookService` implements this.
+commit. :class:`server.services.deliveries.WebhookDeliveries` implements this.
 """
 
 from __future__ import annotations

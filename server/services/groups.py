@@ -14,9 +14,9 @@ from protocol.objects import Group, GroupMember, Member
 from server.errors import Conflict, Forbidden, NotFound
 from server.observability.metrics import GROUPS_CREATED
 from server.services import policy
+from server.services.access import GroupAccess, authorize, load_group
 from server.services.clock import Clock
 from server.services.events import Events
-from server.services.membership import MembershipCache
 from server.services.notify import Notifier
 from server.services.policy import Action
 from server.services.views import group_view, member_view
@@ -76,56 +76,19 @@ class GroupFields:
     clear_max_members: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """A group and the caller's role in it."""
-
-    group: StudyGroup
-    role: Role | None
-
-
-async def load_group(
-    session: AsyncSession, group_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
-) -> Loaded:
-    """The live group and the user's role.
-
-    Raises:
-        NotFound: no live group with this id.
-    """
-    group = await repo.get_group(session, group_id, lock=lock)
-    if group is None:
-        raise NotFound("Study group not found")
-    membership = await repo.get_membership(session, group_id, user_id)
-    return Loaded(group, Role(membership.role) if membership else None)
-
-
-async def authorize(
-    session: AsyncSession,
-    group_id: uuid.UUID,
-    user_id: uuid.UUID,
-    action: Action,
-    *,
-    lock: bool = False,
-) -> Loaded:
-    """Load the group and check ``action`` against the policy (404 before 403)."""
-    loaded = await load_group(session, group_id, user_id, lock=lock)
-    policy.require(loaded.role, action, Visibility(loaded.group.visibility))
-    return loaded
-
-
 class GroupService:
     """Groups and memberships."""
 
     def __init__(
         self,
         db: Database,
-        membership: MembershipCache,
+        access: GroupAccess,
         notifier: Notifier,
         events: Events,
         clock: Clock,
     ) -> None:
         self._db = db
-        self._membership = membership
+        self._access = access
         self._notifier = notifier
         self._events = events
         self._clock = clock
@@ -146,7 +109,7 @@ class GroupService:
             await session.flush()
             await repo.add_member(session, group, owner_id, Role.OWNER.value)
         GROUPS_CREATED.inc()
-        self._membership.forget(group.id, owner_id)
+        self._access.forget(group.id, owner_id)
         return group_view(group, Role.OWNER.value)
 
     async def find(self, viewer: uuid.UUID, query: ListQuery) -> tuple[list[Group], int]:
@@ -162,7 +125,7 @@ class GroupService:
             NotFound: absent, deleted, or private and the viewer is not a member.
         """
         async with self._db.session() as session:
-            loaded = await self.load(session, group_id, viewer)
+            loaded = await load_group(session, group_id, viewer)
         policy.require(loaded.role, Action.VIEW_GROUP, Visibility(loaded.group.visibility))
         return group_view(loaded.group, loaded.role)
 
@@ -173,7 +136,7 @@ class GroupService:
             Conflict: ``max_members`` below the current member count.
         """
         async with self._db.session() as session, session.begin():
-            loaded = await self.authorize(session, group_id, viewer, Action.UPDATE_GROUP, lock=True)
+            loaded = await authorize(session, group_id, viewer, Action.UPDATE_GROUP, lock=True)
             group = loaded.group
             if fields.max_members is not None and fields.max_members < group.member_count:
                 raise Conflict(f"The group already has {group.member_count} members")
@@ -188,9 +151,9 @@ class GroupService:
     async def delete(self, viewer: uuid.UUID, group_id: uuid.UUID) -> None:
         """Soft-delete a group (owner only); its members stop receiving at once."""
         async with self._db.session() as session, session.begin():
-            loaded = await self.authorize(session, group_id, viewer, Action.DELETE_GROUP, lock=True)
+            loaded = await authorize(session, group_id, viewer, Action.DELETE_GROUP, lock=True)
             loaded.group.deleted_at = self._clock.now()
-        self._membership.forget(group_id)
+        self._access.forget(group_id)
         await self._notifier.membership_changed(group_id, None)
 
     async def members(
@@ -198,7 +161,7 @@ class GroupService:
     ) -> tuple[list[Member], int]:
         """A group's members."""
         async with self._db.session() as session:
-            await self.authorize(session, group_id, viewer, Action.VIEW_MEMBERS)
+            await authorize(session, group_id, viewer, Action.VIEW_MEMBERS)
             rows, total = await fetch_page(session, repo.members_of(group_id), query)
         return [member_view(m, username, name) for m, username, name in rows], total
 
@@ -210,7 +173,7 @@ class GroupService:
             Conflict: already a member, or the group is full.
         """
         async with self._db.session() as session, session.begin():
-            loaded = await self.load(session, group_id, user_id, lock=True)
+            loaded = await load_group(session, group_id, user_id, lock=True)
             if loaded.role is not None:
                 raise Conflict("You are already a member of this group")
             if loaded.group.visibility != Visibility.PUBLIC.value:
@@ -258,7 +221,7 @@ class GroupService:
             NotFound: the target is not a member.
         """
         async with self._db.session() as session, session.begin():
-            loaded = await self.authorize(session, group_id, actor_id, Action.LEAVE, lock=True)
+            loaded = await authorize(session, group_id, actor_id, Action.LEAVE, lock=True)
             target = await repo.get_membership(session, group_id, target_id)
             if target is None:
                 raise NotFound("That user is not a member")
@@ -278,9 +241,7 @@ class GroupService:
             NotFound: the target is not a member.
         """
         async with self._db.session() as session, session.begin():
-            loaded = await self.authorize(
-                session, group_id, actor_id, Action.CHANGE_ROLES, lock=True
-            )
+            loaded = await authorize(session, group_id, actor_id, Action.CHANGE_ROLES, lock=True)
             target = await repo.get_membership(session, group_id, target_id)
             if target is None:
                 raise NotFound("That user is not a member")
@@ -294,27 +255,9 @@ class GroupService:
             target.role = role.value
             member = await self._member(session, target)
         for user in (actor_id, target_id):
-            self._membership.forget(group_id, user)
+            self._access.forget(group_id, user)
         await self._announce(group_id, target_id, "role_changed", role)
         return member
-
-    async def load(
-        self, session: AsyncSession, group_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
-    ) -> Loaded:
-        """The live group and the user's role (see :func:`load_group`)."""
-        return await load_group(session, group_id, user_id, lock=lock)
-
-    async def authorize(
-        self,
-        session: AsyncSession,
-        group_id: uuid.UUID,
-        user_id: uuid.UUID,
-        action: Action,
-        *,
-        lock: bool = False,
-    ) -> Loaded:
-        """Load the group and check ``action`` (see :func:`authorize`)."""
-        return await authorize(session, group_id, user_id, action, lock=lock)
 
     async def notify_members(self, group_id: uuid.UUID, frame: ServerFrame) -> None:
         """Send a user-directed frame to every member's sockets."""
@@ -330,7 +273,7 @@ class GroupService:
             raise Forbidden("Your role may not remove this member")
 
     async def _after_removal(self, group_id: uuid.UUID, user_id: uuid.UUID, action: str) -> None:
-        self._membership.forget(group_id, user_id)
+        self._access.forget(group_id, user_id)
         await self._notifier.membership_changed(group_id, user_id)
         frame = MemberNotice(group_id=group_id, user_id=user_id, action=action, role=None)  # type: ignore[arg-type]
         await self.notify_members(group_id, frame)
@@ -339,7 +282,7 @@ class GroupService:
     async def _announce(
         self, group_id: uuid.UUID, user_id: uuid.UUID, action: str, role: Role
     ) -> None:
-        self._membership.forget(group_id, user_id)
+        self._access.forget(group_id, user_id)
         frame = MemberNotice(group_id=group_id, user_id=user_id, action=action, role=role.value)  # type: ignore[arg-type]
         await self.notify_members(group_id, frame)
 

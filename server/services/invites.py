@@ -12,6 +12,7 @@ from protocol.frames import InviteNotice
 from protocol.objects import Invite as InviteObject
 from protocol.objects import Member
 from server.errors import Conflict, NotFound
+from server.services.access import authorize, load_group
 from server.services.clock import Clock
 from server.services.events import Events
 from server.services.groups import GroupService
@@ -71,7 +72,7 @@ class InviteService:
         """
         now = self._clock.now()
         async with self._db.session() as session, session.begin():
-            await self._groups.authorize(session, group_id, inviter_id, Action.INVITE)
+            await authorize(session, group_id, inviter_id, Action.INVITE)
             if await user_repo.get_user(session, invitee_id) is None:
                 raise NotFound("No such user")
             if await repo.get_membership(session, group_id, invitee_id) is not None:
@@ -111,7 +112,7 @@ class InviteService:
         """
         async with self._db.session() as session, session.begin():
             invite = await self._pending(session, user_id, invite_id)
-            loaded = await self._groups.load(session, invite.group_id, user_id, lock=True)
+            loaded = await load_group(session, invite.group_id, user_id, lock=True)
             if loaded.role is not None:
                 raise Conflict("You are already a member of this group")
             membership = await self._groups.admit(session, loaded.group, user_id)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import uuid
-from dataclasses import dataclass
+from typing import Protocol
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from protocol.codec import JSON
 from protocol.frames import (
     MAX_BODY_CHARS,
     MessageCreated,
@@ -19,13 +19,12 @@ from protocol.frames import (
 from protocol.objects import Message as MessageObject
 from protocol.objects import UnreadCount
 from server.errors import Forbidden, NotFound, ServiceUnavailable
-from server.realtime.log import Accepted, MessageLog, NewMessage, Recent
+from server.realtime.log import Accepted, MessageLog, NewMessage
 from server.security.ratelimit import Rate
 from server.security.sanitize import clean_text
 from server.services import policy
+from server.services.access import GroupAccess, authorize
 from server.services.clock import Clock
-from server.services.groups import GroupService
-from server.services.membership import MembershipCache
 from server.services.notify import Notifier
 from server.services.policy import Action
 from server.services.views import message_view
@@ -34,6 +33,10 @@ from server.store import messages as repo
 from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, fetch_page
 from server.store.models import Message
+
+log = logging.getLogger(__name__)
+STORE_WAIT_S = 3.0
+"""How long a REST post waits for its message to reach history before answering anyway."""
 
 MESSAGE_LIST = ListSpec(
     sorts={"seq": Message.seq, "created_at": Message.created_at},
@@ -44,127 +47,65 @@ MESSAGE_LIST = ListSpec(
 )
 
 
-def created_frame(row: Message) -> MessageCreated:
-    """The ``message`` frame of a stored message."""
-    return MessageCreated(
-        group_id=row.group_id,
-        seq=row.seq,
-        message_id=row.id,
-        author_id=row.author_id,
-        body=row.body,
-        created_at=row.created_at,
-        client_msg_id=row.client_msg_id,
-    )
-
-
 def clean_body(body: str) -> str:
     """Sanitise a message body: 1..4,000 characters, not blank."""
     return clean_text(body, field="body", min_length=1, max_length=MAX_BODY_CHARS, not_blank=True)
 
 
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """What a re-subscribing client missed: frames in seq order, or nothing and ``False``."""
+class Stored(Protocol):
+    """Waits until a message is in history (:class:`server.realtime.persisted.PersistWatch`)."""
 
-    last_seq: int
-    frames: list[Recent]
-    recovered: bool
+    def expect(self, message_id: uuid.UUID) -> None:
+        """Start waiting for ``message_id``, before it is appended."""
+        ...
+
+    async def wait(self, message_id: uuid.UUID, timeout_s: float) -> bool:
+        """Wait (bounded) until ``message_id`` is stored; False on timeout."""
+        ...
+
+    def discard(self, message_id: uuid.UUID) -> None:
+        """Stop waiting for ``message_id``."""
+        ...
 
 
 class MessagePipeline:
-    """The single entry point for sending: sanitise, check membership, append to the log."""
+    """The single entry point for sending (REST and socket): check, sanitise, append."""
 
-    def __init__(
-        self,
-        log: MessageLog,
-        membership: MembershipCache,
-        db: Database,
-        clock: Clock,
-        *,
-        rate: Rate,
-        window: int,
-        window_s: int,
-    ) -> None:
+    def __init__(self, log: MessageLog, access: GroupAccess, clock: Clock, *, rate: Rate) -> None:
         self._log = log
-        self._membership = membership
-        self._db = db
+        self._access = access
         self._clock = clock
         self._rate = rate
-        self._window = window
-        self._window_s = window_s
-
-    @property
-    def log(self) -> MessageLog:
-        """The message log behind the pipeline."""
-        return self._log
 
     async def submit(
-        self, author_id: uuid.UUID, group_id: uuid.UUID, body: str, client_msg_id: str
+        self,
+        author_id: uuid.UUID,
+        group_id: uuid.UUID,
+        body: str,
+        client_msg_id: str,
+        message_id: uuid.UUID | None = None,
     ) -> tuple[NewMessage, Accepted]:
         """Send a message; the returned ack means it is durable.
 
         Raises:
+            NotFound: no such group, or a private one the author is not in.
+            Forbidden: a public group the author is not in.
             ValidationFailed: empty or too long body.
-            NotFound: not a member.
             RateLimited: over the author's message rate.
             ServiceUnavailable: the log cannot make it durable right now.
         """
+        await self._access.require(group_id, author_id, Action.POST_MESSAGE)
         text = clean_body(body)
-        await self._membership.require_member(group_id, author_id)
         now = self._clock.now()
         message = NewMessage(
             group_id=group_id,
             author_id=author_id,
-            message_id=uuid.uuid4(),
+            message_id=message_id or uuid.uuid4(),
             body=text,
             client_msg_id=client_msg_id,
             created_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
         )
         return message, await self._log.append(message, self._rate)
-
-    async def last_seq(self, group_id: uuid.UUID) -> int:
-        """The highest seq assigned in the group."""
-        return await self._log.last_seq(group_id)
-
-    async def replay(self, group_id: uuid.UUID, since_seq: int, upto: int) -> Replay:
-        """Missed messages in ``(since_seq, upto]``: from the recovery window, else the database.
-
-        More missed than the window holds (count or age): nothing, and not recovered.
-        """
-        if since_seq >= upto:
-            return Replay(upto, [], True)
-        if upto - since_seq > self._window:
-            return Replay(upto, [], False)
-        recent = [
-            f for f in await self._log.recent(group_id, since_seq, self._window) if f.seq <= upto
-        ]
-        older: list[Recent] = []
-        oldest_ms = recent[0].created_ms if recent else None
-        first = recent[0].seq if recent else upto + 1
-        if first > since_seq + 1:
-            found = await self._from_database(group_id, since_seq, first - 1)
-            if found is None:
-                return Replay(upto, [], False)
-            older, oldest_ms = found
-        horizon = (self._clock.time() - self._window_s) * 1000
-        if oldest_ms is None or oldest_ms < horizon:
-            return Replay(upto, [], False)
-        return Replay(upto, older + recent, True)
-
-    async def _from_database(
-        self, group_id: uuid.UUID, after: int, upto: int
-    ) -> tuple[list[Recent], int] | None:
-        """Frames of ``(after, upto]`` from the database, if it holds all of them."""
-        async with self._db.session() as session:
-            rows = await repo.messages_after(session, group_id, after, upto)
-        if [row.seq for row in rows] != list(range(after + 1, upto + 1)):
-            return None
-        frames = [
-            Recent(row.seq, JSON.encode(created_frame(row)), int(row.created_at.timestamp() * 1000))
-            for row in rows
-            if row.deleted_at is None
-        ]
-        return frames, int(rows[0].created_at.timestamp() * 1000)
 
 
 class MessageService:
@@ -174,15 +115,17 @@ class MessageService:
         self,
         db: Database,
         pipeline: MessagePipeline,
-        groups: GroupService,
-        membership: MembershipCache,
+        log: MessageLog,
+        stored: Stored,
+        access: GroupAccess,
         notifier: Notifier,
         clock: Clock,
     ) -> None:
         self._db = db
         self._pipeline = pipeline
-        self._groups = groups
-        self._membership = membership
+        self._log = log
+        self._stored = stored
+        self._access = access
         self._notifier = notifier
         self._clock = clock
 
@@ -191,17 +134,24 @@ class MessageService:
     ) -> tuple[MessageObject, bool]:
         """Send over REST; returns the message and whether it is new (False: a repeat).
 
-        The row is also written here, idempotently, so REST history shows it at once.
+        The answer waits (bounded) until a persister has stored the message, so that the
+        caller's next request finds it in history.
         """
-        async with self._db.session() as session:
-            await self._groups.authorize(session, group_id, author_id, Action.POST_MESSAGE)
-        message, accepted = await self._pipeline.submit(author_id, group_id, body, client_msg_id)
+        message_id = uuid.uuid4()
+        self._stored.expect(message_id)
+        try:
+            message, accepted = await self._pipeline.submit(
+                author_id, group_id, body, client_msg_id, message_id
+            )
+        except BaseException:
+            self._stored.discard(message_id)
+            raise
         if accepted.duplicate:
-            return await self._first(group_id, author_id, client_msg_id), False
-        async with self._db.session() as session, session.begin():
-            await repo.insert_ignoring_duplicates(session, [message.row(accepted.seq)])
-        row = message.row(accepted.seq)
-        return MessageObject(**{**row, "edited_at": None}), True
+            self._stored.discard(message_id)
+            return await self._first(group_id, accepted), False
+        if not await self._stored.wait(message_id, STORE_WAIT_S):
+            log.warning("an acked message is not in history yet", extra={"seq": accepted.seq})
+        return MessageObject(**message.row(accepted.seq), edited_at=None), True
 
     async def history(
         self,
@@ -218,7 +168,7 @@ class MessageService:
         if before_seq is not None:
             statement = statement.where(Message.seq < before_seq)
         async with self._db.session() as session:
-            await self._groups.authorize(session, group_id, viewer, Action.READ_MESSAGES)
+            await authorize(session, group_id, viewer, Action.READ_MESSAGES)
             rows, total = await fetch_page(session, statement, query)
         return [message_view(row[0]) for row in rows], total
 
@@ -232,7 +182,7 @@ class MessageService:
         """
         text = clean_body(body)
         async with self._db.session() as session, session.begin():
-            await self._groups.authorize(session, group_id, actor_id, Action.EDIT_OWN_MESSAGE)
+            await authorize(session, group_id, actor_id, Action.EDIT_OWN_MESSAGE)
             message = await self._find(session, group_id, message_id)
             if message.author_id != actor_id:
                 raise Forbidden("Only the author can edit a message")
@@ -254,7 +204,7 @@ class MessageService:
             Forbidden: neither the author nor a manager.
         """
         async with self._db.session() as session, session.begin():
-            loaded = await self._groups.authorize(session, group_id, actor_id, Action.READ_MESSAGES)
+            loaded = await authorize(session, group_id, actor_id, Action.READ_MESSAGES)
             message = await self._find(session, group_id, message_id)
             if not policy.can_delete_message(loaded.role, message.author_id == actor_id):
                 raise Forbidden("Only the author, the owner or an admin can delete a message")
@@ -267,8 +217,8 @@ class MessageService:
         self, user_id: uuid.UUID, group_id: uuid.UUID, seq: int, exclude: str = ""
     ) -> int:
         """Move the user's read marker; their other sockets are told."""
-        await self._membership.require_member(group_id, user_id)
-        seq = min(seq, await self._pipeline.last_seq(group_id))  # never past the last message
+        await self._access.require(group_id, user_id, Action.READ_MESSAGES)
+        seq = min(seq, await self._log.last_seq(group_id))  # never past the last message
         async with self._db.session() as session, session.begin():
             marker = await group_repo.set_read_marker(session, group_id, user_id, seq)
         await self._notifier.to_user(
@@ -284,16 +234,26 @@ class MessageService:
             UnreadCount(group_id=g, unread=u, last_seq=s, last_read_seq=r) for g, u, s, r in rows
         ]
 
-    async def _first(
-        self, group_id: uuid.UUID, author_id: uuid.UUID, client_msg_id: str
-    ) -> MessageObject:
-        for _ in range(50):  # the first copy may still be on its way to the database
-            async with self._db.session() as session:
-                found = await repo.find_by_client_id(session, group_id, author_id, client_msg_id)
-            if found is not None:
-                return message_view(found)
-            await asyncio.sleep(0.1)
-        raise ServiceUnavailable("The first copy of this message is not stored yet; retry")
+    async def _first(self, group_id: uuid.UUID, accepted: Accepted) -> MessageObject:
+        """The first copy of a repeated send: stored, or still in the recovery window."""
+        async with self._db.session() as session:
+            found = await repo.get_message_by_id(session, group_id, accepted.message_id)
+        if found is not None:
+            return message_view(found)
+        for recent in await self._log.recent(group_id, accepted.seq - 1, 1):
+            if recent.seq == accepted.seq:
+                frame = msgspec.json.decode(recent.frame, type=MessageCreated)
+                return MessageObject(
+                    id=frame.message_id,
+                    group_id=frame.group_id,
+                    seq=frame.seq,
+                    author_id=frame.author_id,
+                    body=frame.body,
+                    client_msg_id=frame.client_msg_id,
+                    created_at=frame.created_at,
+                    edited_at=None,
+                )
+        raise ServiceUnavailable("The first copy of this message is not available; retry")
 
     @staticmethod
     async def _find(session: AsyncSession, group_id: uuid.UUID, message_id: uuid.UUID) -> Message:

@@ -7,6 +7,7 @@ from datetime import datetime
 import msgspec
 
 from protocol import objects
+from protocol.frames import MessageCreated
 from server.store import models
 
 
@@ -101,6 +102,19 @@ def message_view(message: models.Message) -> objects.Message:
         client_msg_id=message.client_msg_id,
         created_at=message.created_at,
         edited_at=message.edited_at,
+    )
+
+
+def created_frame(message: models.Message) -> MessageCreated:
+    """The ``message`` frame of a stored message."""
+    return MessageCreated(
+        group_id=message.group_id,
+        seq=message.seq,
+        message_id=message.id,
+        author_id=message.author_id,
+        body=message.body,
+        created_at=message.created_at,
+        client_msg_id=message.client_msg_id,
     )
 
 

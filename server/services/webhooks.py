@@ -1,41 +1,22 @@
-"""Webhooks: a group's owner or admins subscribe a URL to its events.
+"""Webhooks: a group's owner or admins subscribe a URL to its events (management).
 
-Each event becomes one delivery row per subscribed webhook, then a queued job. The job signs
-the body, posts it to an address checked to be public (or allowed), and retries a failure
-after 1 s and then 4 s (times the configured base): 3 attempts, then ``dead``. Deliveries are
-at least once: a receiver deduplicates by ``X-StudyBuddy-Delivery``.
+What happens to the events afterwards is :mod:`server.services.deliveries`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Protocol
 
 import msgspec
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol import objects
-from server.errors import NotFound, ValidationFailed
-from server.outbound.webhook_client import PostResult
+from server.errors import NotFound
 from server.security import signing
 from server.security.crypto import SecretBox
-from server.security.webhook_urls import (
-    AllowList,
-    IPAddress,
-    UnsafeUrl,
-    WebhookTarget,
-    check_addresses,
-    parse_webhook_url,
-)
+from server.services.access import authorize
 from server.services.clock import Clock
-from server.services.events import EventItem
-from server.services.groups import authorize
+from server.services.deliveries import WebhookDeliveries
 from server.services.policy import ALLOWED, Action
 from server.services.views import delivery_view, webhook_view
 from server.store import webhooks as repo
@@ -43,12 +24,8 @@ from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, choice_filter, fetch_page
 from server.store.models import DeliveryStatus, Webhook, WebhookDelivery
 
-log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 3
 MANAGERS = tuple(role.value for role in ALLOWED[Action.MANAGE_WEBHOOKS])
 """Roles whose holders see and manage a group's webhooks (the policy's rule)."""
-FINAL = frozenset({DeliveryStatus.SUCCEEDED.value, DeliveryStatus.DEAD.value})
-USER_AGENT = "StudyBuddy-Webhooks/1"
 
 WEBHOOK_LIST = ListSpec(
     sorts={"created_at": Webhook.created_at},
@@ -68,62 +45,16 @@ DELIVERY_LIST = ListSpec(
 )
 
 
-class Receivers(Protocol):
-    """Resolves and posts to webhook receivers (``server.outbound.webhook_client``)."""
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        """Every address of ``host``."""
-        ...
-
-    async def post(
-        self, target: WebhookTarget, address: IPAddress, body: bytes, headers: dict[str, str]
-    ) -> PostResult:
-        """POST ``body``; never raises for network trouble."""
-        ...
-
-
-DeliveryQueue = Callable[[Sequence[uuid.UUID]], Awaitable[None]]
-"""Queues a delivery job per id (taskiq in a node, or in-process in the embedded default)."""
-
-
-def retry_delay(attempts_made: int, base_s: float) -> float:
-    """Wait before the next attempt: ``base`` after the first, ``4 * base`` after the second."""
-    return float(base_s * 4 ** (attempts_made - 1))
-
-
-def delivery_id(webhook_id: uuid.UUID, event: str, key: str) -> uuid.UUID:
-    """A delivery's id, derived from what it delivers, so that a replayed event adds nothing."""
-    return uuid.uuid5(webhook_id, f"{event}/{key}")
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookSettings:
-    """Where deliveries may go and how they are retried."""
-
-    allow: AllowList
-    retry_base_s: float
-
-
 class WebhookService:
-    """Webhook subscriptions, the events they receive, and their deliveries."""
+    """Webhook subscriptions and their delivery logs."""
 
     def __init__(
-        self,
-        db: Database,
-        box: SecretBox,
-        clock: Clock,
-        receivers: Receivers,
-        queue: DeliveryQueue,
-        settings: WebhookSettings,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        self, db: Database, box: SecretBox, clock: Clock, deliveries: WebhookDeliveries
     ) -> None:
         self._db = db
         self._box = box
         self._clock = clock
-        self._receivers = receivers
-        self._queue = queue
-        self._settings = settings
-        self._sleep = sleep
+        self._deliveries = deliveries
 
     async def create(
         self, actor_id: uuid.UUID, group_id: uuid.UUID, url: str, events: list[str]
@@ -133,7 +64,7 @@ class WebhookService:
         Raises:
             ValidationFailed: the URL is not http(s) or does not resolve to public addresses.
         """
-        await self._check_url(url)
+        await self._deliveries.check_url(url)
         secret = signing.new_secret()
         async with self._db.session() as session, session.begin():
             await authorize(session, group_id, actor_id, Action.MANAGE_WEBHOOKS)
@@ -174,135 +105,6 @@ class WebhookService:
             rows, total = await fetch_page(session, repo.deliveries_of(webhook_id), query)
         return [delivery_view(row[0]) for row in rows], total
 
-    async def stage(
-        self, session: AsyncSession, items: Sequence[EventItem], event: str
-    ) -> list[uuid.UUID]:
-        """Add deliveries of ``event`` for ``(group_id, key, data)`` items in ``session``."""
-        hooks = await repo.subscribers(session, {group for group, _, _ in items}, event)
-        if not hooks:
-            return []
-        now = self._clock.now()
-        rows: list[dict[str, Any]] = [
-            {
-                "id": delivery_id(hook.id, event, key),
-                "webhook_id": hook.id,
-                "event": event,
-                "payload": msgspec.to_builtins(data),
-                "status": DeliveryStatus.PENDING.value,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for group, key, data in items
-            for hook in hooks
-            if hook.group_id == group
-        ]
-        await repo.add_deliveries(session, rows)
-        return [row["id"] for row in rows]
-
-    async def release(self, ids: Sequence[uuid.UUID]) -> None:
-        """Queue the delivery jobs of ``ids`` (after their rows are committed).
-
-        A failure is logged, not raised: the change that caused the event is committed, and
-        the deliveries stay pending until a node's start-up re-queues them.
-        """
-        if not ids:
-            return
-        try:
-            await self._queue(ids)
-        except Exception:
-            log.exception("could not queue webhook deliveries", extra={"count": len(ids)})
-
-    async def requeue_stalled(self, older_than_s: float = 60.0) -> int:
-        """Queue again deliveries left pending or failed (a crash, a queue outage)."""
-        cutoff = self._clock.now() - timedelta(seconds=older_than_s)
-        async with self._db.session() as session:
-            ids = await repo.stalled_deliveries(session, cutoff)
-        await self.release(ids)
-        return len(ids)
-
-    async def deliver(self, delivery_id_: uuid.UUID) -> str | None:
-        """Run a delivery's remaining attempts; return its final status (None if unknown)."""
-        async with self._db.session() as session:
-            loaded = await repo.get_delivery(session, delivery_id_)
-        if loaded is None:
-            return None
-        delivery, hook = loaded
-        attempts = delivery.attempts
-        status = delivery.status
-        while status not in FINAL:
-            if attempts:
-                await self._sleep(retry_delay(attempts, self._settings.retry_base_s))
-            outcome = await self._attempt(hook, delivery)
-            recorded = await self._record(delivery.id, attempts, outcome)
-            if recorded is None:
-                return None  # another worker moved it on meanwhile
-            attempts, status = attempts + 1, recorded
-        return status
-
-    async def _attempt(self, hook: Webhook, delivery: WebhookDelivery) -> PostResult | UnsafeUrl:
-        if hook.deleted_at is not None or not hook.active:
-            return UnsafeUrl("the webhook was deleted")
-        target = parse_webhook_url(hook.url)
-        try:
-            found = await self._receivers.resolve(target.host, target.port)
-            addresses = check_addresses(target, found, self._settings.allow)
-        except UnsafeUrl as exc:
-            if found:
-                return exc  # resolves somewhere it must not go: skipped for good
-            return PostResult(None, str(exc))
-        body = msgspec.json.encode(
-            objects.WebhookEventBody(
-                id=delivery.id,
-                type=delivery.event,  # type: ignore[arg-type]
-                created_at=delivery.created_at,
-                data=delivery.payload,
-            )
-        )
-        headers = {
-            "User-Agent": USER_AGENT,
-            "X-StudyBuddy-Event": delivery.event,
-            "X-StudyBuddy-Delivery": str(delivery.id),
-            signing.SIGNATURE_HEADER: signing.sign(
-                self._box.open(hook.secret), body, int(self._clock.time())
-            ),
-        }
-        return await self._receivers.post(target, addresses[0], body, headers)
-
-    async def _record(
-        self, delivery_id_: uuid.UUID, attempts: int, outcome: PostResult | UnsafeUrl
-    ) -> str | None:
-        """Store an attempt's outcome unless another worker recorded one first."""
-        if isinstance(outcome, UnsafeUrl):
-            values: dict[str, Any] = {
-                "status": DeliveryStatus.DEAD.value,
-                "last_error": f"skipped: {outcome}",
-            }
-        else:
-            values = {
-                "status": _status_after(attempts + 1, outcome),
-                "attempts": attempts + 1,
-                "response_status": outcome.status,
-                "last_error": outcome.error,
-            }
-        async with self._db.session() as session, session.begin():
-            result = await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery_id_, WebhookDelivery.attempts == attempts)
-                .values(**values, updated_at=self._clock.now())
-            )
-        return str(values["status"]) if getattr(result, "rowcount", 0) == 1 else None
-
-    async def _check_url(self, url: str) -> None:
-        try:
-            target = parse_webhook_url(url)
-            found = await self._receivers.resolve(target.host, target.port)
-            check_addresses(target, found, self._settings.allow)
-        except UnsafeUrl as exc:
-            raise ValidationFailed.field(
-                "url", str(exc), "Use a public http(s) URL, e.g. https://example.com/hooks"
-            ) from exc
-
     @staticmethod
     async def _managed(
         session: AsyncSession, webhook_id: uuid.UUID, actor_id: uuid.UUID
@@ -311,11 +113,3 @@ class WebhookService:
         if hook is None:
             raise NotFound("Webhook not found")
         return hook
-
-
-def _status_after(attempts: int, outcome: PostResult) -> str:
-    if outcome.ok:
-        return DeliveryStatus.SUCCEEDED.value
-    if attempts >= MAX_ATTEMPTS:
-        return DeliveryStatus.DEAD.value
-    return DeliveryStatus.FAILED.value

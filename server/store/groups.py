@@ -51,17 +51,21 @@ async def get_membership(
     return await session.get(Membership, (group_id, user_id))
 
 
-async def get_role(session: AsyncSession, group_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
-    """A user's role in a live group, or None."""
-    return await session.scalar(
-        select(Membership.role)
-        .join(StudyGroup, StudyGroup.id == Membership.group_id)
-        .where(
-            Membership.group_id == group_id,
-            Membership.user_id == user_id,
-            StudyGroup.deleted_at.is_(None),
+async def get_access(
+    session: AsyncSession, group_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[str, str | None] | None:
+    """A live group's visibility and the user's role in it (None: not a member), or None."""
+    row = (
+        await session.execute(
+            select(StudyGroup.visibility, Membership.role)
+            .outerjoin(
+                Membership,
+                and_(Membership.group_id == StudyGroup.id, Membership.user_id == user_id),
+            )
+            .where(StudyGroup.id == group_id, StudyGroup.deleted_at.is_(None))
         )
-    )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def members_of(group_id: uuid.UUID) -> AnySelect:

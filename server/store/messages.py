@@ -31,19 +31,12 @@ async def get_message(
     )
 
 
-async def find_by_client_id(
-    session: AsyncSession, group_id: uuid.UUID, author_id: uuid.UUID, client_msg_id: str
+async def get_message_by_id(
+    session: AsyncSession, group_id: uuid.UUID, message_id: uuid.UUID
 ) -> Message | None:
-    """The first message an author sent to a group with ``client_msg_id``."""
+    """A group's message by id, deleted or not."""
     return await session.scalar(
-        select(Message)
-        .where(
-            Message.group_id == group_id,
-            Message.author_id == author_id,
-            Message.client_msg_id == client_msg_id,
-        )
-        .order_by(Message.seq)
-        .limit(1)
+        select(Message).where(Message.id == message_id, Message.group_id == group_id)
     )
 
 

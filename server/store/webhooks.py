@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.bulk import insert_skipping_conflicts
@@ -98,3 +98,15 @@ async def get_delivery(
         )
     ).first()
     return None if row is None else (row[0], row[1])
+
+
+async def record_attempt(
+    session: AsyncSession, delivery_id: uuid.UUID, attempts: int, values: dict[str, Any]
+) -> bool:
+    """Store an attempt's outcome if the delivery still has ``attempts``; False otherwise."""
+    result = await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.attempts == attempts)
+        .values(**values)
+    )
+    return getattr(result, "rowcount", 0) == 1

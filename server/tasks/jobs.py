@@ -7,35 +7,35 @@ from typing import Annotated, Any
 
 from taskiq import AsyncBroker, Context, TaskiqDepends
 
-from server.container import Services
+from server.container import Domain
 
 
-def services_of(context: Annotated[Context, TaskiqDepends()]) -> Services:
-    """The services of the process running the job (app or worker)."""
-    services: Services = context.state.services
-    return services
+def domain_of(context: Annotated[Context, TaskiqDepends()]) -> Domain:
+    """The use cases of the process running the job (app or worker)."""
+    domain: Domain = context.state.domain
+    return domain
 
 
 async def purge_expired_sessions(
-    services: Annotated[Services, TaskiqDepends(services_of)],
+    domain: Annotated[Domain, TaskiqDepends(domain_of)],
 ) -> int:
     """Delete refresh tokens that expired (housekeeping); returns how many."""
-    return await services.auth.purge_expired_sessions()
+    return await domain.auth.purge_expired_sessions()
 
 
 async def deliver_webhook(
     delivery_id: str,
-    services: Annotated[Services, TaskiqDepends(services_of)],
+    domain: Annotated[Domain, TaskiqDepends(domain_of)],
 ) -> str | None:
     """Run a webhook delivery's attempts; returns its final status."""
-    return await services.webhooks.deliver(uuid.UUID(delivery_id))
+    return await domain.deliveries.deliver(uuid.UUID(delivery_id))
 
 
 async def requeue_stalled_deliveries(
-    services: Annotated[Services, TaskiqDepends(services_of)],
+    domain: Annotated[Domain, TaskiqDepends(domain_of)],
 ) -> int:
     """Queue again deliveries a crash or a queue outage left behind; returns how many."""
-    return await services.webhooks.requeue_stalled()
+    return await domain.deliveries.requeue_stalled()
 
 
 def register_jobs(broker: AsyncBroker) -> None:

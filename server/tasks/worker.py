@@ -11,11 +11,11 @@ from contextlib import AsyncExitStack
 
 from taskiq import TaskiqEvents, TaskiqState
 
-from server.container import Services
+from server.container import build_domain, build_realtime
 from server.observability.logging import configure_logging
 from server.observability.sentry import init_sentry
-from server.realtime.notifier import BusNotifier
 from server.resources import open_resources
+from server.services.clock import Clock
 from server.settings import Settings
 from server.tasks.broker import build_broker
 from server.tasks.jobs import register_jobs
@@ -27,13 +27,14 @@ register_jobs(broker)
 
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
 async def startup(state: TaskiqState) -> None:
-    """Open the worker's resources and services."""
+    """Open the worker's resources and the use cases its jobs call (no hub, no persister)."""
     configure_logging(settings.log_level)
     init_sentry(settings.sentry_dsn, settings.env.value)
     stack = AsyncExitStack()
     resources = await stack.enter_async_context(open_resources(settings))
     state.stack = stack
-    state.services = Services(resources, BusNotifier(resources.bus))
+    clock = Clock()
+    state.domain = build_domain(resources, build_realtime(resources, clock), clock)
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)

@@ -42,9 +42,12 @@ from server.ws.uvicorn_protocol import EXTENSION as FRAMES_EXTENSION
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from server.container import Services
+    from server.node import Node
 
 log = logging.getLogger(__name__)
+SOCKET_CODES = {ErrorCode.FORBIDDEN: ErrorCode.NOT_FOUND}
+"""Socket errors speak of membership only (contract section 4): a visible group that the
+user may not act in is ``NOT_FOUND`` (not a member) on a socket, where REST says 403."""
 
 
 def origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
@@ -60,10 +63,10 @@ class SocketEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handshake, then hand over to a :class:`SocketRun`."""
-        services = cast("Services", scope["state"]["services"])
+        node = cast("Node", scope["state"]["node"])
         if (await receive())["type"] != "websocket.connect":
             return
-        if services.draining or not origin_allowed(scope, services.settings.cors_origins):
+        if node.draining or not origin_allowed(scope, node.settings.cors_origins):
             await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
             return
         offered = list(scope.get("subprotocols") or [])
@@ -73,10 +76,10 @@ class SocketEndpoint:
             accept["subprotocol"] = codec.subprotocol
         await send(accept)
         writer = (scope.get("extensions") or {}).get(FRAMES_EXTENSION)
-        await SocketRun(services, codec, receive, send, writer).serve()
+        await SocketRun(node, codec, receive, send, writer).serve()
 
 
-class SocketRoute:
+class SocketShortcutMiddleware:
     """Middleware sending ``/api/v1/ws`` straight to the socket endpoint.
 
     Frames are the hot path: skipping the router and the exception wrapper around ``send``
@@ -102,26 +105,29 @@ class SocketRun:
     __slots__ = (
         "codec",
         "conn",
+        "domain",
         "expiry",
+        "hub",
         "receive",
         "send",
-        "services",
         "session",
+        "settings",
         "task",
         "writer",
     )
 
     def __init__(
         self,
-        services: Services,
+        node: Node,
         codec: Codec,
         receive: Receive,
         send: Send,
         writer: FrameWriter | None = None,
     ) -> None:
-        settings = services.settings
+        settings = self.settings = node.settings
+        self.domain = node.domain
+        self.hub = node.hub
         self.writer = writer
-        self.services = services
         self.codec = codec
         self.receive = receive
         self.send = send
@@ -147,12 +153,11 @@ class SocketRun:
             await self._cleanup()
 
     async def _authenticate_first(self) -> Connection | None:
+        timeout = self.settings.ws_auth_timeout_s
         try:
-            message = await asyncio.wait_for(
-                self.receive(), self.services.settings.ws_auth_timeout_s
-            )
+            message = await asyncio.wait_for(self.receive(), timeout)
         except TimeoutError:
-            await self._close_now(CloseCode.UNAUTHORIZED, "no auth frame within 5 s")
+            await self._close_now(CloseCode.UNAUTHORIZED, f"no auth frame within {timeout:g} s")
             return None
         frame = await self._decode(message, first=True)
         if frame is None:
@@ -164,9 +169,9 @@ class SocketRun:
         return await self._open(effect)
 
     async def _open(self, effect: Authenticate) -> Connection | None:
-        settings = self.services.settings
+        settings = self.settings
         try:
-            principal = await self.services.auth.authenticate(effect.token)
+            principal = await self.domain.auth.authenticate(effect.token)
             conn = Connection(
                 self.send,
                 self.codec,
@@ -176,9 +181,9 @@ class SocketRun:
                 settings.ws_queue_max_bytes,
                 on_closed=self._on_closed,
                 writer=self.writer,
-                cork=self.services.hub.cork,
+                cork=self.hub.cork,
             )
-            admitted = await self.services.hub.admit(conn)
+            admitted = await self.hub.admit(conn)
         except AppError:
             await self._close_now(CloseCode.UNAUTHORIZED, "invalid or expired token")
             return None
@@ -234,7 +239,8 @@ class SocketRun:
         except RateLimited:
             self._run(self.session.rate_limited(getattr(effect, "ref", None), time.monotonic()))
         except AppError as exc:
-            self._run([self.session.error(exc.code, exc.message, getattr(effect, "ref", None))])
+            code = SOCKET_CODES.get(exc.code, exc.code)
+            self._run([self.session.error(code, exc.message, getattr(effect, "ref", None))])
         except Exception as exc:
             unavailable = as_unavailable(exc)
             if unavailable is None:
@@ -254,7 +260,7 @@ class SocketRun:
             case Reply() | Close():
                 self._run([effect])
             case DoSend(group_id=group, body=body, client_msg_id=cmid, ref=ref):
-                _, accepted = await self.services.pipeline.submit(conn.user_id, group, body, cmid)
+                _, accepted = await self.domain.pipeline.submit(conn.user_id, group, body, cmid)
                 conn.reply(
                     Ack(
                         client_msg_id=cmid,
@@ -265,9 +271,9 @@ class SocketRun:
                     )
                 )
             case DoSubscribe(group_id=group, since_seq=since, ref=ref):
-                await self.services.hub.subscribe(conn, group, since, ref)
+                await self.hub.subscribe(conn, group, since, ref)
             case DoUnsubscribe(group_id=group, ref=ref):
-                if await self.services.hub.unsubscribe(conn, group):
+                if await self.hub.unsubscribe(conn, group):
                     conn.reply(Unsubscribed(group_id=group, **_ref(ref)))
                 else:
                     self._run(
@@ -278,9 +284,9 @@ class SocketRun:
                         ]
                     )
             case DoTyping(group_id=group):
-                await self.services.hub.typing(conn, group, time.monotonic())
+                await self.hub.typing(conn, group, time.monotonic())
             case DoRead(group_id=group, seq=seq):
-                await self.services.messages.mark_read(
+                await self.domain.messages.mark_read(
                     conn.user_id, group, seq, exclude=conn.session_id
                 )
             case Authenticate(token=token, ref=ref):
@@ -288,7 +294,7 @@ class SocketRun:
 
     async def _refresh(self, token: str, ref: object) -> None:
         try:
-            principal = await self.services.auth.authenticate(token)
+            principal = await self.domain.auth.authenticate(token)
         except AppError:
             await self._close(CloseCode.UNAUTHORIZED, "invalid refresh token")
             return
@@ -334,7 +340,7 @@ class SocketRun:
             self.expiry.cancel()
         if self.conn is not None:
             with contextlib.suppress(Exception):
-                await self.services.hub.release(self.conn)
+                await self.hub.release(self.conn)
             await self.conn.stop()
 
 

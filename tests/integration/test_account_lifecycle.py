@@ -157,7 +157,7 @@ async def test_password_change_with_a_sessionless_token_revokes_every_session(
 async def test_sensitive_operations_on_a_vanished_account(node: RunningServer) -> None:
     """The service refuses to act for an account that no longer exists."""
     with pytest.raises(Unauthorized):
-        await node.services.auth.setup_mfa(uuid.uuid4())
+        await node.domain.auth.setup_mfa(uuid.uuid4())
 
 
 async def test_logout_with_an_unknown_refresh_token_is_harmless(client: httpx.AsyncClient) -> None:
@@ -200,4 +200,4 @@ async def test_the_avatar_service_keeps_its_size_limit(node: RunningServer) -> N
     from server.errors import PayloadTooLarge
 
     with pytest.raises(PayloadTooLarge):
-        await node.services.users.set_avatar(uuid.uuid4(), b"\0" * (2 * 1024 * 1024 + 1))
+        await node.domain.users.set_avatar(uuid.uuid4(), b"\0" * (2 * 1024 * 1024 + 1))

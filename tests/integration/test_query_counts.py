@@ -37,7 +37,7 @@ BACKGROUND_TASKS = frozenset({"persister", "hub-maintenance", "redis-bus"})
 @contextmanager
 def counting_statements(node: RunningServer) -> Iterator[list[str]]:
     """Collect every SQL statement the node sends while the block runs (background excluded)."""
-    engine: Engine = node.services.db.engine.sync_engine
+    engine: Engine = node.db.engine.sync_engine
     statements: list[str] = []
 
     def before_cursor_execute(
@@ -268,6 +268,6 @@ async def test_list_sql_is_served_by_its_index(
     settings: Settings, node: RunningServer, statement: AnySelect, index: str
 ) -> None:
     """With sequential scans off, the API's filter/sort SQL scans the index meant for it."""
-    assert node.services.db.dialect == "postgresql"
+    assert node.db.dialect == "postgresql"
     used = await _explain(settings.database_url, statement)
     assert index in used, f"{index} not used; plan scanned {sorted(used)}:\n{_sql(statement)}"

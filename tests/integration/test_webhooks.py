@@ -415,7 +415,7 @@ async def test_start_up_requeues_deliveries_left_pending(
     owner = await account(http)
     group = await create_group(http, owner, visibility="public")
     hook = await subscribe(http, owner, group["id"], receiver.url(), ["invite.created"])
-    webhooks = hook_node.services.webhooks
+    webhooks = hook_node.domain.deliveries
     data = GroupMember(
         user_id=uuid.UUID(owner.id),
         username="x",
@@ -424,7 +424,7 @@ async def test_start_up_requeues_deliveries_left_pending(
         joined_at=datetime.now(UTC),
         group_id=uuid.UUID(group["id"]),
     )
-    async with hook_node.services.db.session() as session, session.begin():
+    async with hook_node.db.session() as session, session.begin():
         staged = await webhooks.stage(
             session, [(uuid.UUID(group["id"]), "left-behind", data)], "invite.created"
         )
@@ -437,10 +437,10 @@ async def test_start_up_requeues_deliveries_left_pending(
     assert (await settled(http, owner, hook["id"]))[0]["status"] == "succeeded"
 
 
-class _BrokenEvents:
-    """Events whose staging fails after touching the database."""
+class _BrokenHook:
+    """A batch hook whose staging fails after touching the database."""
 
-    async def stage(self, session: Any, items: Any, event: str) -> list[uuid.UUID]:
+    async def stage(self, session: Any, rows: Any) -> list[uuid.UUID]:
         await session.execute(text("SELECT no_such_column FROM webhooks"))
         return []
 
@@ -450,7 +450,7 @@ class _BrokenEvents:
 
 async def test_a_webhook_failure_never_holds_messages_back(hook_node: RunningServer) -> None:
     """The persister stages events in a savepoint: a failure there leaves its batch intact."""
-    async with hook_node.services.db.session() as session, session.begin():
+    async with hook_node.db.session() as session, session.begin():
         row = {
             "id": uuid.uuid4(),
             "group_id": uuid.uuid4(),
@@ -460,6 +460,6 @@ async def test_a_webhook_failure_never_holds_messages_back(hook_node: RunningSer
             "client_msg_id": "c1",
             "created_at": datetime.now(UTC),
         }
-        staged = await Persister._stage_events(session, _BrokenEvents(), [row])
+        staged = await Persister._stage(session, _BrokenHook(), [row])
         assert staged == []
         assert (await session.execute(text("SELECT 1"))).scalar() == 1  # still usable

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 
 async def _expired_tokens(node: RunningServer, user_id: str) -> int:
-    async with node.services.db.session() as session:
+    async with node.db.session() as session:
         count = await session.scalar(
             select(func.count()).where(
                 RefreshToken.user_id == uuid.UUID(user_id), RefreshToken.expires_at < utcnow()
@@ -71,7 +71,7 @@ async def test_worker_runs_the_housekeeping_job(
     await client.post(
         "/api/v1/auth/login", json={"email": payload["email"], "password": payload["password"]}
     )
-    async with node.services.db.session() as session, session.begin():
+    async with node.db.session() as session, session.begin():
         await session.execute(
             update(RefreshToken)
             .where(RefreshToken.user_id == uuid.UUID(payload["id"]))

@@ -17,7 +17,7 @@ import server.hub.outlet as outlet_module
 from protocol.codec import JSON, MSGPACK, Codec
 from protocol.errors import CloseCode
 from protocol.frames import Pong, Presence, TypingNotice
-from server.hub.connection import Connection, GroupState, Outgoing
+from server.hub.connection import Connection, Outgoing
 from server.observability.metrics import FRAMES
 from server.realtime.envelope import Kind
 
@@ -124,13 +124,6 @@ def test_binary_form_is_derived_once_from_json() -> None:
     first = item.binary()
     assert item.binary() is first
     assert msgspec.msgpack.decode(first) == {"type": "message", "seq": 4, "body": "hé"}
-
-
-def test_group_state_starts_empty() -> None:
-    """A new subscription has delivered nothing and is not buffering."""
-    state = GroupState()
-    assert state.delivered == 0
-    assert state.buffer is None
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -1,0 +1,97 @@
+"""A serving node: its parts, and their life from start-up to drain.
+
+Built by the app lifespan from the process's resources (see :mod:`server.container`). The
+node alone knows whether it is draining; readiness, the socket endpoint and the server's
+shutdown all ask it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from protocol.errors import CloseCode
+from server.container import build_domain, build_hub, build_persister, build_realtime
+from server.observability.metrics import PERSISTER_OLDEST_AGE, PERSISTER_PENDING
+from server.resources import Resources
+from server.services.clock import Clock
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+Check = Callable[[], Awaitable[object]]
+CHECK_TIMEOUT_S = 2.0
+HOUSEKEEPING_JOBS = ("sessions.purge_expired", "webhooks.requeue_stalled")
+
+
+class Node:
+    """Realtime broker, domain, hub and persister of one serving process."""
+
+    def __init__(self, resources: Resources, clock: Clock | None = None) -> None:
+        clock = clock or Clock()
+        self.resources = resources
+        self.settings: Settings = resources.settings
+        self.realtime = build_realtime(resources, clock)
+        self.domain = build_domain(resources, self.realtime, clock)
+        self.hub = build_hub(resources, self.realtime, self.domain)
+        self.persister = build_persister(resources, self.realtime, self.domain)
+        self.draining = False
+
+    async def start(self) -> None:
+        """Start background work: announcements, the persister, the hub; queue housekeeping."""
+        await self.realtime.watch.start()
+        self.persister.start()
+        self.hub.start()
+        await self._housekeeping()
+
+    async def drain(self, deadline_s: float) -> None:
+        """Report not ready, refuse new sockets, and close the open ones in batches."""
+        self.draining = True
+        await self.hub.drain(CloseCode.GOING_AWAY, deadline_s=deadline_s)
+
+    async def stop(self) -> None:
+        """Drain what is left, stop the hub, and flush the persister."""
+        await self.drain(self.settings.shutdown_grace_s)
+        await self.hub.stop()
+        await self.persister.stop(self.settings.shutdown_grace_s)
+        await self.realtime.watch.stop()
+
+    async def readiness(self) -> dict[str, str]:
+        """``ok`` or ``down`` for each dependency (and ``draining`` during shutdown)."""
+        checks: dict[str, Check] = {"database": self.resources.db.ping}
+        if self.resources.redis is not None:
+            checks["redis"] = self.resources.redis.ping
+        names = list(checks)
+        results = await asyncio.gather(*(_probe(checks[name]) for name in names))
+        states = dict(zip(names, results, strict=True))
+        if self.draining:
+            states["node"] = "draining"
+        return states
+
+    async def refresh_gauges(self) -> None:
+        """Update gauges that are computed on scrape."""
+        try:
+            pending, oldest = await self.realtime.log.lag()
+        except Exception:
+            return
+        PERSISTER_PENDING.set(pending)
+        PERSISTER_OLDEST_AGE.set(oldest)
+
+    async def _housekeeping(self) -> None:
+        """Queue start-up maintenance jobs (the worker runs them, or this process)."""
+        for name in HOUSEKEEPING_JOBS:
+            task = self.resources.broker.find_task(name)
+            if task is None:
+                continue
+            try:
+                await task.kiq()
+            except Exception:
+                log.exception("could not queue start-up housekeeping", extra={"job": name})
+
+
+async def _probe(check: Check) -> str:
+    try:
+        await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+    except Exception:
+        return "down"
+    return "ok"

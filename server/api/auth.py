@@ -13,7 +13,6 @@ from server.api.cookies import clear_session_cookies, read_refresh_cookie, set_s
 from server.api.operation import Bucket, Call, Operation
 from server.api.responses import created, no_content, ok
 from server.services.auth import SessionTokens
-from server.services.views import user_private
 
 EMAIL_META = msgspec.Meta(
     max_length=254,
@@ -103,7 +102,7 @@ def token_result(tokens: SessionTokens) -> TokenResult:
     return TokenResult(
         access_token=tokens.access.token,
         expires_in=tokens.access.expires_in,
-        user=user_private(tokens.user),
+        user=tokens.user,
     )
 
 
@@ -122,7 +121,7 @@ async def register(call: Call[RegisterBody]) -> Response:
         password=body.password,
         display_name=body.display_name,
     )
-    return created(user_private(user))
+    return created(user)
 
 
 async def login(call: Call[LoginBody]) -> Response:
@@ -158,13 +157,13 @@ async def mfa_setup(call: Call[None]) -> Response:
 async def mfa_enable(call: Call[MfaCodeBody]) -> Response:
     """Confirm enrolment with a current code."""
     user = await call.domain.auth.enable_mfa(call.user_id, call.body.code)
-    return ok(user_private(user))
+    return ok(user)
 
 
 async def mfa_disable(call: Call[MfaDisableBody]) -> Response:
     """Turn MFA off."""
     user = await call.domain.auth.disable_mfa(call.user_id, call.body.code, call.body.password)
-    return ok(user_private(user))
+    return ok(user)
 
 
 PREFIX = "/api/v1/auth"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from enum import IntEnum
 from typing import Any
 
 from redis.asyncio import Redis
@@ -33,30 +34,60 @@ from server.security.ratelimit import GCRA_STORE, Rate, gcra_lua
 
 GROUP = "persisters"
 
+
+class Appended(IntEnum):
+    """What the append script answers first."""
+
+    NEW = 0
+    """Appended: ``{NEW, ack}``."""
+    REPEAT = 1
+    """A repeated ``client_msg_id``: ``{REPEAT, first ack}``; nothing appended."""
+    UNSEEDED = 2
+    """The group has no counter in Redis yet: seed it, then try again."""
+    RATE_LIMITED = 3
+    """Over the author's message rate: ``{RATE_LIMITED, retry_after_s}``."""
+
+
 _APPEND = (
     """
-local prior = redis.call('GET', KEYS[2])
-if prior then return {1, prior} end
+-- Append one message to a group's log, atomically: rate-limit the author, answer a repeated
+-- client_msg_id with its first ack, assign the next seq, keep the frame in the recovery
+-- window, queue the message for the persisters, remember the ack, publish the envelope.
+-- One script, so Redis's single thread publishes every group's messages in seq order.
+-- KEYS: seq counter, idempotency record, recovery stream, persist stream, author's bucket.
+-- ARGV: see RedisMessageLog._args (frame prefix/suffix around the seq, channel, TTLs,
+-- window size, message fields, rate). Returns {Appended, value}.
+local seq_key, idem_key, recovery_key, persist_key, bucket = unpack(KEYS)
+local frame_prefix, frame_suffix, channel = ARGV[1], ARGV[2], ARGV[3]
+local idem_ttl_s, window, window_s = ARGV[4], ARGV[5], ARGV[6]
+local message_id, group_id, author_id = ARGV[7], ARGV[8], ARGV[9]
+local body, client_msg_id, created_ms = ARGV[10], ARGV[11], ARGV[12]
+local period_ms, limit, created_iso = ARGV[13], ARGV[14], ARGV[15]
 """
-    + gcra_lua("KEYS[5]", "ARGV[13]", "ARGV[14]")
+    + "".join(f"local {outcome.name} = {outcome.value}\n" for outcome in Appended)
+    + """
+local prior = redis.call('GET', idem_key)
+if prior then return {REPEAT, prior} end
+"""
+    + gcra_lua("bucket", "period_ms", "limit")
     + """
 if not allowed then
-  return {3, tostring(math.ceil((new_tat - period - now) / 1000))}
+  return {RATE_LIMITED, tostring(math.ceil((new_tat - period - now) / 1000))}
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {2, ''} end
+if redis.call('EXISTS', seq_key) == 0 then return {UNSEEDED, ''} end
 """
-    + GCRA_STORE.format(key="KEYS[5]")
+    + GCRA_STORE.format(key="bucket")
     + """
-local seq = redis.call('INCR', KEYS[1])
-local frame = ARGV[1] .. seq .. ARGV[2]
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'f', frame, 't', ARGV[12])
-redis.call('EXPIRE', KEYS[3], ARGV[6])
-redis.call('XADD', KEYS[4], '*', 'g', ARGV[8], 's', seq, 'i', ARGV[7], 'a', ARGV[9],
-  'b', ARGV[10], 'c', ARGV[11], 't', ARGV[12])
-local ack = seq .. '|' .. ARGV[7] .. '|' .. ARGV[15]
-redis.call('SET', KEYS[2], ack, 'EX', ARGV[4])
-redis.call('PUBLISH', ARGV[3], '0 ' .. seq .. ' - ' .. ARGV[12] .. '\\n' .. frame)
-return {0, ack}
+local seq = redis.call('INCR', seq_key)
+local frame = frame_prefix .. seq .. frame_suffix
+redis.call('XADD', recovery_key, 'MAXLEN', '~', window, seq .. '-0', 'f', frame, 't', created_ms)
+redis.call('EXPIRE', recovery_key, window_s)
+redis.call('XADD', persist_key, '*', 'g', group_id, 's', seq, 'i', message_id, 'a', author_id,
+  'b', body, 'c', client_msg_id, 't', created_ms)
+local ack = seq .. '|' .. message_id .. '|' .. created_iso
+redis.call('SET', idem_key, ack, 'EX', idem_ttl_s)
+redis.call('PUBLISH', channel, '0 ' .. seq .. ' - ' .. created_ms .. '\\n' .. frame)
+return {NEW, ack}
 """
 )
 
@@ -83,10 +114,12 @@ class RedisMessageLog:
                 keys=self._keys(message), args=self._args(message, rate)
             )
             text = value.decode() if isinstance(value, bytes) else str(value)
-            if code in (0, 1):
+            outcome = Appended(code)
+            if outcome in (Appended.NEW, Appended.REPEAT):
                 accepted = parse_ack(text)
-                return Accepted(accepted.seq, accepted.message_id, accepted.created_at, code == 1)
-            if code == 3:  # noqa: PLR2004 - rate limited
+                repeat = outcome is Appended.REPEAT
+                return Accepted(accepted.seq, accepted.message_id, accepted.created_at, repeat)
+            if outcome is Appended.RATE_LIMITED:
                 raise RateLimited(max(1, int(text)), "Slow down: too many messages")
             await self._seed(message.group_id)
         raise RuntimeError("the group's sequence could not be seeded")

@@ -52,50 +52,86 @@ class Registry(Protocol):
         ...
 
 
-_ACQUIRE = """
+_NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not known and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+"""
+"""Lua: the Redis clock in ms (every node shares it)."""
+
+_ACQUIRE = (
+    """
+-- Take one of a user's connection slots, atomically (expired leases are dropped first).
+-- KEYS: the user's lease set (session -> expiry ms). ARGV: session, ttl_ms, limit.
+-- Returns 1 (taken, or already held) or 0 (all slots in use).
+local leases = KEYS[1]
+local session, ttl_ms, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+"""
+    + _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+local known = redis.call('ZSCORE', leases, session)
+if not known and redis.call('ZCARD', leases) >= limit then
   return 0
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', leases, now + ttl_ms, session)
+redis.call('PEXPIRE', leases, ttl_ms)
 return 1
 """
+)
 
-_JOIN = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local prefix = ARGV[1] .. '|'
+_JOIN = (
+    """
+-- Mark a socket subscribed to a group, atomically.
+-- KEYS: the group's presence set ('user|session' -> expiry ms). ARGV: user, session, ttl_ms.
+-- Returns 1 when it made the user online (no live entry of theirs before), else 0.
+local presence = KEYS[1]
+local user, session, ttl_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
+"""
+    + _NOW
+    + """
+local prefix = user .. '|'
 local had = 0
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', presence, now, '+inf')) do
   if string.sub(m, 1, #prefix) == prefix then had = 1 break end
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), prefix .. ARGV[2])
+redis.call('ZADD', presence, now + ttl_ms, prefix .. session)
 return 1 - had
 """
+)
 
-_LEAVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local prefix = ARGV[1] .. '|'
-if redis.call('ZREM', KEYS[1], prefix .. ARGV[2]) == 0 then return 0 end
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
+_LEAVE = (
+    """
+-- Unmark a socket, atomically.
+-- KEYS: the group's presence set. ARGV: user, session.
+-- Returns 1 when that was the user's last live socket in the group, else 0.
+local presence = KEYS[1]
+local user, session = ARGV[1], ARGV[2]
+"""
+    + _NOW
+    + """
+local prefix = user .. '|'
+if redis.call('ZREM', presence, prefix .. session) == 0 then return 0 end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', presence, now, '+inf')) do
   if string.sub(m, 1, #prefix) == prefix then return 0 end
 end
 return 1
 """
+)
 
-_SWEEP = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+_SWEEP = (
+    """
+-- Drop expired presence (a dead node's sockets), atomically, so that each user who went
+-- offline is reported by exactly one sweeping node.
+-- KEYS: the group's presence set. ARGV: none. Returns the users now offline.
+local presence = KEYS[1]
+"""
+    + _NOW
+    + """
+local expired = redis.call('ZRANGEBYSCORE', presence, '-inf', '(' .. now)
 if #expired == 0 then return {} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+redis.call('ZREMRANGEBYSCORE', presence, '-inf', '(' .. now)
 local live = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, m in ipairs(redis.call('ZRANGE', presence, 0, -1)) do
   live[string.match(m, '^[^|]+')] = true
 end
 local gone, seen = {}, {}
@@ -105,12 +141,19 @@ for _, m in ipairs(expired) do
 end
 return gone
 """
+)
 
-_ONLINE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
+_ONLINE = (
+    """
+-- Live presence entries of a group ('user|session'), read by the Redis clock.
+-- KEYS: the group's presence set. ARGV: none.
+local presence = KEYS[1]
 """
+    + _NOW
+    + """
+return redis.call('ZRANGEBYSCORE', presence, now, '+inf')
+"""
+)
 
 
 class RedisRegistry:

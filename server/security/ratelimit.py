@@ -103,11 +103,13 @@ class MemoryRateLimiter:
 
 
 def gcra_lua(key: str, period_ms: str, limit: str) -> str:
-    """Lua computing one GCRA step on ``key`` with the Redis clock.
+    """Lua computing one GCRA step on the bucket named by the Lua variable ``key``.
 
-    Defines ``now``, ``period``, ``tat``, ``new_tat`` and ``allowed``; storing ``new_tat``
-    (when allowed) is left to the caller, so a script can refuse for other reasons first.
-    Shared by the request limiter below and the message log's append script.
+    ``period_ms`` and ``limit`` name Lua variables too. Defines ``now``, ``period``, ``tat``,
+    ``new_tat`` and ``allowed``; storing ``new_tat`` (when allowed) is left to the caller
+    (:data:`GCRA_STORE`), so a script can refuse for other reasons first. Timed by the Redis
+    clock, so every node shares it. Shared by the request limiter below and the message
+    log's append script.
     """
     return f"""
 local t = redis.call('TIME')
@@ -121,14 +123,22 @@ local allowed = new_tat - period <= now
 
 
 GCRA_STORE = "redis.call('SET', {key}, tostring(new_tat), 'PX', math.ceil(new_tat - now))"
-"""Lua storing the step computed by :func:`gcra_lua` (format with ``key``)."""
+"""Lua storing the step computed by :func:`gcra_lua` (format with the bucket variable)."""
 
 _GCRA = (
-    gcra_lua("KEYS[1]", "ARGV[1]", "ARGV[2]")
+    """
+-- One request on a rate-limit bucket, atomically.
+-- KEYS: the bucket (its theoretical arrival time, in ms). ARGV: period_ms, limit.
+-- Returns {allowed (1) or refused (0), tat, now}: the caller derives the headers.
+local bucket = KEYS[1]
+local period_ms = ARGV[1]
+local limit = ARGV[2]
+"""
+    + gcra_lua("bucket", "period_ms", "limit")
     + """
 if not allowed then return {0, tostring(tat), tostring(now)} end
 """
-    + GCRA_STORE.format(key="KEYS[1]")
+    + GCRA_STORE.format(key="bucket")
     + """
 return {1, tostring(tat), tostring(now)}
 """

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from protocol.objects import UserPrivate
 from server.errors import (
     Conflict,
     FieldProblem,
@@ -23,6 +24,7 @@ from server.security.passwords import PasswordHasher, check_password_policy
 from server.security.sanitize import clean_email, clean_text, clean_username
 from server.security.tokens import IssuedToken, Principal, TokenCodec, hash_token, new_opaque_token
 from server.services.clock import Clock
+from server.services.views import user_private
 from server.store import users as repo
 from server.store.db import Database
 from server.store.models import RefreshToken, User
@@ -36,7 +38,7 @@ class SessionTokens:
 
     access: IssuedToken
     refresh_token: str
-    user: User
+    user: UserPrivate
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,7 @@ class AuthService:
 
     async def register(
         self, *, email: str, username: str, password: str, display_name: str | None
-    ) -> User:
+    ) -> UserPrivate:
         """Create an account.
 
         Raises:
@@ -100,7 +102,7 @@ class AuthService:
                 session.add(user)
         except IntegrityError:
             raise _taken({"email", "username"}) from None
-        return user
+        return user_private(user)
 
     async def login(self, *, email: str, password: str, totp_code: str | None) -> SessionTokens:
         """Check credentials (and the second factor) and open a new session family.
@@ -177,7 +179,7 @@ class AuthService:
             email = user.email
         return MfaSetup(secret, mfa.otpauth_uri(secret, email))
 
-    async def enable_mfa(self, user_id: uuid.UUID, code: str) -> User:
+    async def enable_mfa(self, user_id: uuid.UUID, code: str) -> UserPrivate:
         """Turn MFA on once the user proves they hold the secret.
 
         Raises:
@@ -200,9 +202,9 @@ class AuthService:
                     "code", "Invalid or already used code", "Enter the current 6-digit code"
                 )
             user.mfa_enabled = True
-        return user
+        return user_private(user)
 
-    async def disable_mfa(self, user_id: uuid.UUID, code: str, password: str) -> User:
+    async def disable_mfa(self, user_id: uuid.UUID, code: str, password: str) -> UserPrivate:
         """Turn MFA off; needs the password and a fresh code.
 
         Raises:
@@ -219,7 +221,7 @@ class AuthService:
         async with self._db.session() as session, session.begin():
             user = await self._user(session, user_id)
             user.mfa_enabled, user.mfa_secret = False, None
-        return user
+        return user_private(user)
 
     async def verify_password(self, user: User, password: str) -> None:
         """Re-authentication for sensitive operations.
@@ -282,7 +284,7 @@ class AuthService:
                     expires_at=self._clock.now() + self._refresh_ttl,
                 )
             )
-        return SessionTokens(self._tokens.issue(user.id, family_id), token, user)
+        return SessionTokens(self._tokens.issue(user.id, family_id), token, user_private(user))
 
     @staticmethod
     async def _user(session: AsyncSession, user_id: uuid.UUID) -> User:

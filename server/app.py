@@ -132,7 +132,7 @@ def _lifespan(settings: Settings) -> Any:
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_resources(settings) as resources:
             node = Node(resources)
-            gate = build_gate(settings, resources.redis, node.domain.auth.authenticate)
+            gate = build_gate(settings, resources.redis, node.authenticate)
             register_jobs(resources.broker)
             resources.broker.state.domain = node.domain
             await resources.broker.startup()

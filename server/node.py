@@ -12,9 +12,15 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from protocol.errors import CloseCode
+from server.activity import DailyActive
 from server.container import build_domain, build_hub, build_persister, build_realtime
-from server.observability.metrics import PERSISTER_OLDEST_AGE, PERSISTER_PENDING
+from server.observability.metrics import (
+    DAILY_ACTIVE_USERS,
+    PERSISTER_OLDEST_AGE,
+    PERSISTER_PENDING,
+)
 from server.resources import Resources
+from server.security.tokens import Principal
 from server.services.clock import Clock
 from server.settings import Settings
 
@@ -35,7 +41,18 @@ class Node:
         self.domain = build_domain(resources, self.realtime, clock)
         self.hub = build_hub(resources, self.realtime, self.domain)
         self.persister = build_persister(resources, self.realtime, self.domain)
+        self.activity = DailyActive(resources.redis, self.settings.redis_prefix, clock.time)
         self.draining = False
+
+    async def authenticate(self, token: str) -> Principal:
+        """Verify an access token (REST or socket) and count its user as active today.
+
+        Raises:
+            Unauthorized: an invalid, expired or revoked token.
+        """
+        principal = await self.domain.auth.authenticate(token)
+        await self.activity.seen(principal.user_id)
+        return principal
 
     async def start(self) -> None:
         """Start background work: announcements, the persister, the hub; queue housekeeping."""
@@ -69,13 +86,15 @@ class Node:
         return states
 
     async def refresh_gauges(self) -> None:
-        """Update gauges that are computed on scrape."""
+        """Update gauges computed on scrape (a dependency down leaves them as they were)."""
         try:
             pending, oldest = await self.realtime.log.lag()
+            active = await self.activity.count()
         except Exception:
             return
         PERSISTER_PENDING.set(pending)
         PERSISTER_OLDEST_AGE.set(oldest)
+        DAILY_ACTIVE_USERS.set(active)
 
     async def _housekeeping(self) -> None:
         """Queue start-up maintenance jobs (the worker runs them, or this process)."""

@@ -90,11 +90,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """True on a developer's machine (plain HTTP, relaxed defaults)."""
         return self.env is Env.DEV
 
-    @property
-    def uses_sqlite(self) -> bool:
-        """True when the database is the embedded SQLite file."""
-        return self.database_url.startswith("sqlite")
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``environ`` (default: the process environment).

@@ -47,10 +47,6 @@ class MemoryBus:
     def on_resync(self, callback: Callable[[], None]) -> None:
         """An in-process bus never loses messages; nothing to register."""
 
-    def subscriber_count(self, channel: str) -> int:
-        """How many handlers ``channel`` has (for tests and metrics)."""
-        return len(self._handlers.get(channel, ()))
-
 
 def dispatch(handlers: list[Handler] | tuple[Handler, ...], channel: str, payload: bytes) -> None:
     """Call every handler; one failing handler never stops the others."""

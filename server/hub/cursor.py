@@ -52,11 +52,6 @@ class Cursor(Generic[T]):
         self.delivered = delivered
         self._held: list[T] | None = []
 
-    @property
-    def holding(self) -> bool:
-        """Whether live frames are being kept aside (a replay or a gap fill is running)."""
-        return self._held is not None
-
     def live(self, item: T) -> Step[T]:
         """A frame from the bus: write it, drop it (a duplicate), hold it, or ask for a fill."""
         held = self._held

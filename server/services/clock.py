@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 
 class Clock:
-    """Wall-clock time; tests pass a subclass or a :class:`FrozenClock`."""
+    """Wall-clock time; tests pass a clock that only moves when told to."""
 
     def time(self) -> float:
         """Seconds since the epoch."""
@@ -16,18 +16,3 @@ class Clock:
     def now(self) -> datetime:
         """The current time, aware UTC."""
         return datetime.fromtimestamp(self.time(), UTC)
-
-
-class FrozenClock(Clock):
-    """A clock that only moves when told to."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self._now = time.time() if start is None else start
-
-    def time(self) -> float:
-        """The frozen time."""
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self._now += seconds

@@ -108,6 +108,7 @@ class SocketRun:
         "domain",
         "expiry",
         "hub",
+        "node",
         "receive",
         "send",
         "session",
@@ -125,6 +126,7 @@ class SocketRun:
         writer: FrameWriter | None = None,
     ) -> None:
         settings = self.settings = node.settings
+        self.node = node
         self.domain = node.domain
         self.hub = node.hub
         self.writer = writer
@@ -171,7 +173,7 @@ class SocketRun:
     async def _open(self, effect: Authenticate) -> Connection | None:
         settings = self.settings
         try:
-            principal = await self.domain.auth.authenticate(effect.token)
+            principal = await self.node.authenticate(effect.token)
             conn = Connection(
                 self.send,
                 self.codec,
@@ -294,7 +296,7 @@ class SocketRun:
 
     async def _refresh(self, token: str, ref: object) -> None:
         try:
-            principal = await self.domain.auth.authenticate(token)
+            principal = await self.node.authenticate(token)
         except AppError:
             await self._close(CloseCode.UNAUTHORIZED, "invalid refresh token")
             return

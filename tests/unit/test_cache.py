@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server.cache import MemoryCache
-from server.services.clock import FrozenClock
+from tests.fixtures.clock import FrozenClock
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ def test_empty_environment_gives_the_embedded_default() -> None:
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.redis_url is None
     assert settings.is_dev is True
-    assert settings.uses_sqlite is True
 
 
 def test_scalars_are_converted_from_strings() -> None:
@@ -47,7 +46,6 @@ def test_scalars_are_converted_from_strings() -> None:
     assert settings.db_pool_max == 7
     assert settings.ws_heartbeat_s == 2.5
     assert settings.redis_url == "redis://cache:6379/0"
-    assert settings.uses_sqlite is False
     assert settings.log_level == "debug"
 
 

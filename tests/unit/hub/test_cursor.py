@@ -29,7 +29,8 @@ def test_in_order_frames_are_written_and_advance_the_cursor() -> None:
     cursor = live_cursor(4)
     assert seqs(cursor.live(Item(5))) == [5]
     assert seqs(cursor.live(Item(6))) == [6]
-    assert cursor.delivered == 6 and not cursor.holding
+    assert cursor.delivered == 6
+    assert cursor.hold()  # it was not holding
 
 
 def test_duplicates_are_dropped() -> None:
@@ -45,11 +46,12 @@ def test_a_gap_holds_newer_frames_and_asks_for_a_fill() -> None:
     """Seq 7 after 4: hold 7, fetch what follows 4, then write 5, 6, 7 in order."""
     cursor = live_cursor(4)
     step = cursor.live(Item(7))
-    assert step == Step(fill_from=4) and cursor.holding
+    assert step == Step(fill_from=4)
     assert cursor.live(Item(8)) == Step()
     assert seqs(cursor.replayed([Item(5), Item(6)], upto=6)) == [5, 6]
     assert seqs(cursor.release()) == [7, 8]
-    assert cursor.delivered == 8 and not cursor.holding
+    assert cursor.delivered == 8
+    assert cursor.hold()  # it was not holding
 
 
 def test_out_of_order_frames_while_holding_come_out_sorted() -> None:
@@ -76,7 +78,8 @@ def test_replay_in_chunks_advances_by_chunk() -> None:
     cursor: Cursor[Item] = Cursor(100, 0)
     assert seqs(cursor.replayed([Item(1), Item(2), Item(3)], upto=3)) == [1, 2, 3]
     assert seqs(cursor.replayed([Item(3), Item(4)], upto=4)) == [4]
-    assert cursor.delivered == 4 and cursor.holding
+    assert cursor.delivered == 4
+    assert cursor.live(Item(5)) == Step()  # still holding: 5 waits for the release
 
 
 def test_a_replay_with_holes_for_deleted_messages_moves_past_them() -> None:
@@ -94,7 +97,7 @@ def test_a_gap_left_after_a_replay_asks_for_another_fill() -> None:
     cursor.live(Item(10))
     cursor.replayed([Item(seq) for seq in range(1, 7)], upto=6)
     step = cursor.release()
-    assert step == Step([], fill_from=6) and cursor.holding
+    assert step == Step([], fill_from=6)
     assert seqs(cursor.replayed([Item(7), Item(8)], upto=8)) == [7, 8]
     assert seqs(cursor.release()) == [9, 10]
 

@@ -26,7 +26,7 @@ from server.realtime.log import (
 )
 from server.realtime.memory_log import MemoryMessageLog
 from server.security.ratelimit import Rate
-from server.services.clock import FrozenClock
+from tests.fixtures.clock import FrozenClock
 
 GROUP = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
 AUTHOR = uuid.UUID("00000000-0000-4000-8000-000000000001")

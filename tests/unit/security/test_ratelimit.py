@@ -7,7 +7,7 @@ import time
 import pytest
 
 from server.security.ratelimit import Decision, MemoryRateLimiter, Rate
-from server.services.clock import FrozenClock
+from tests.fixtures.clock import FrozenClock
 
 START = 1_000_000.0
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from server.services.clock import Clock, FrozenClock
+from server.services.clock import Clock
+from tests.fixtures.clock import FrozenClock
 
 
 def test_wall_clock_follows_time() -> None:

@@ -11,7 +11,7 @@ HOST   ?= 127.0.0.1
 help:
 	@echo "make run        serve on http://$(HOST):$(PORT) (embedded default: SQLite, in-process bus)"
 	@echo "make test       full test suite against PostgreSQL and Redis, with coverage gates"
-	@echo "make lint       ruff format --check, ruff check, mypy --strict, bandit"
+	@echo "make lint       ruff format --check, ruff check, mypy --strict, bandit, import-linter"
 	@echo "make fmt        ruff format and ruff check --fix"
 	@echo "make migrate    apply database migrations (DATABASE_URL or the SQLite default)"
 	@echo "make worker     run the taskiq worker"
@@ -52,6 +52,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r server protocol
+	$(BIN)/lint-imports --no-cache
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

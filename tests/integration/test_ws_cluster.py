@@ -34,7 +34,7 @@ def cluster_env(pg_url: str, prefix: str, tmp: Path, **extra: str) -> dict[str, 
         "RATE_LIMIT_AUTH": "100000/60",
         "RATE_LIMIT_USER": "100000/60",
         "RATE_LIMIT_ANON": "100000/60",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",  # the shutdown test reads uvicorn's lines
         **extra,
     }
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
 """Called with ``(channel, payload)`` on the event loop; must not block or raise."""
@@ -51,3 +54,12 @@ class Bus(Protocol):
     def on_resync(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after a reconnect: messages may have been missed meanwhile."""
         ...
+
+
+def dispatch(handlers: list[Handler] | tuple[Handler, ...], channel: str, payload: bytes) -> None:
+    """Call every handler; one failing handler never stops the others."""
+    for handler in tuple(handlers):
+        try:
+            handler(channel, payload)
+        except Exception:
+            log.exception("bus handler failed", extra={"channel": channel})

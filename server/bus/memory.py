@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
-from server.bus.base import Handler
-
-log = logging.getLogger(__name__)
+from server.bus.base import Handler, dispatch
 
 
 class MemoryBus:
@@ -46,12 +43,3 @@ class MemoryBus:
 
     def on_resync(self, callback: Callable[[], None]) -> None:
         """An in-process bus never loses messages; nothing to register."""
-
-
-def dispatch(handlers: list[Handler] | tuple[Handler, ...], channel: str, payload: bytes) -> None:
-    """Call every handler; one failing handler never stops the others."""
-    for handler in tuple(handlers):
-        try:
-            handler(channel, payload)
-        except Exception:
-            log.exception("bus handler failed", extra={"channel": channel})

@@ -22,8 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from server.bus.base import BusUnavailable, Handler
-from server.bus.memory import dispatch
+from server.bus.base import BusUnavailable, Handler, dispatch
 
 log = logging.getLogger(__name__)
 KEEPALIVE = "bus:keepalive"

@@ -18,8 +18,15 @@ from protocol.codec import Codec
 from protocol.errors import CloseCode
 from protocol.frames import ServerFrame
 from server.hub.cursor import Cursor
-from server.hub.outgoing import Outgoing
-from server.hub.outlet import Cork, DirectOutlet, FrameWriter, Outlet, QueuedOutlet, Send
+from server.hub.outlet import (
+    Cork,
+    DirectOutlet,
+    FrameWriter,
+    Outgoing,
+    Outlet,
+    QueuedOutlet,
+    Send,
+)
 from server.observability.metrics import QUEUE_DROPS, SLOW_CONSUMER_CLOSES
 from server.realtime.envelope import Kind
 

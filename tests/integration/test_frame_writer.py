@@ -12,7 +12,7 @@ import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from server.hub.outgoing import ws_frame as frame
+from server.hub.outlet import ws_frame as frame
 from server.ws.uvicorn_protocol import EXTENSION, FrameWriterProtocol
 
 Scope = dict[str, Any]

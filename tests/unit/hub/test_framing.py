@@ -6,7 +6,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from server.hub.outgoing import ws_frame as frame
+from server.hub.outlet import ws_frame as frame
 
 
 def parse(data: bytes) -> Frame:

@@ -19,8 +19,7 @@ from protocol.codec import JSON, MSGPACK, Codec
 from protocol.errors import CloseCode
 from protocol.frames import Pong
 from server.hub.connection import Connection
-from server.hub.outgoing import Outgoing
-from server.hub.outlet import Cork, DirectOutlet
+from server.hub.outlet import Cork, DirectOutlet, Outgoing
 from server.realtime.envelope import Kind
 
 USER = uuid.UUID("00000000-0000-4000-8000-000000000001")

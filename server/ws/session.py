@@ -226,7 +226,7 @@ _HANDLERS: dict[type[ClientFrames], Callable[[Session, Any], list[Effect]]] = {
     Refresh: Session._refresh,
     Auth: Session._auth_again,
 }
-"""Dispatch by frame type (ARCHITECTURE rule 9)."""
+"""Dispatch by frame type (rule 9 of docs/architecture/style.md)."""
 
 
 def _with_ref(frame: ServerFrame, ref: Ref | None) -> ServerFrame:

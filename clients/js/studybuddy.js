@@ -40,7 +40,7 @@ const PASS_THROUGH = new Set([
 /** Error codes after which a send or subscribe is tried again (same `client_msg_id`). */
 const TRANSIENT_ERRORS = new Set(['RATE_LIMITED', 'SERVICE_UNAVAILABLE']);
 
-/** Close codes (and the handshake status) that mean "come back later". */
+/** Close codes (and the handshake status) that mean "come back later". @type {Set<number>} */
 const RETRY_LATER_CODES = new Set([
   CloseCode.GOING_AWAY, CloseCode.SERVICE_RESTART, CloseCode.TRY_AGAIN_LATER,
 ]);
@@ -626,7 +626,8 @@ export class StudyBuddyClient {
     if (problem) return Promise.reject(new StudyBuddyError('VALIDATION_ERROR', problem));
     const existing = this.#outbox.get(clientMsgId);
     if (existing) return existing.promise;
-    const entry = { frame: { type: 'send', group_id: groupId, body, client_msg_id: clientMsgId }, tries: 0 };
+    const frame = { type: 'send', group_id: groupId, body, client_msg_id: clientMsgId };
+    const entry = /** @type {any} */ ({ frame, tries: 0 });
     entry.promise = quiet(new Promise((resolve, reject) => Object.assign(entry, { resolve, reject })));
     this.#outbox.set(clientMsgId, entry);
     if (this.#state === 'ready') this.#transmitSend(entry);

@@ -65,7 +65,9 @@ async function account(name) {
   });
   const login = await api('POST', '/auth/login', { body: credentials });
   const user = { id: login.data.user.id, token: login.data.access_token, cookies: login.cookies, refreshes: 0 };
+  user.gate = null; // a promise that holds the next connection back while the test wants it away
   user.getToken = async ({ force }) => {
+    await user.gate;
     if (!force) return user.token;
     const refreshed = await api('POST', '/auth/refresh', {
       headers: {
@@ -141,12 +143,16 @@ async function main() {
   const refreshed = await a.client.refreshToken();
   check(refreshed.user_id === alice.id && alice.refreshes === 1, 'refresh frame with a cookie-refreshed token');
 
-  // Drop alice's socket; send from both sides while she is away.
+  // Drop alice's socket and keep her away (her token getter waits) while both sides send.
+  let comeBack;
+  alice.gate = new Promise((resolve) => { comeBack = resolve; });
   a.sockets.at(-1).terminate();
   await until(() => a.seen.disconnected.length === 1, 'alice disconnected');
   const offline = a.client.send(group.id, 'sent while offline', { clientMsgId: 'alice-offline' });
   check(a.client.outbox.length === 1, 'the offline send waits in the outbox');
   for (let i = 0; i < 3; i += 1) await b.client.send(group.id, `missed ${i}`);
+  alice.gate = null;
+  comeBack();
   const ackOffline = await offline;
   check(ackOffline.seq === 6, `the offline send is acked after reconnecting (seq ${ackOffline.seq})`);
   await until(() => seqs(a).length === 6 && seqs(b).length === 6, 'six messages on both sides');

@@ -759,7 +759,10 @@ export class StudyBuddyClient {
   #detach() {
     const ws = this.#ws;
     this.#ws = null;
-    if (ws) ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = ignore; // Node's ws throws an 'error' nobody listens to (e.g. closed while connecting)
+    }
     for (const name of [...this.#timers.keys()]) if (name !== 'reconnect') this.#clearTimer(name);
     const requests = [...this.#requests.values()];
     this.#requests.clear();
@@ -1092,6 +1095,8 @@ function quiet(promise) {
   promise.catch(() => {});
   return promise;
 }
+
+function ignore() {}
 
 function notConnected() {
   return new StudyBuddyError('NOT_CONNECTED', 'not connected');

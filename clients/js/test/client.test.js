@@ -541,6 +541,18 @@ test('close() rejects what is pending, closes with 1000 and never reconnects', a
   assert.deepEqual(clock.pending(), []);
 });
 
+test('close() while the socket is still connecting closes it quietly', async () => {
+  const { client, net, clock } = setup();
+  const ready = client.connect();
+  await flush();
+  assert.equal(net.last.readyState, 0);
+  client.close();
+  await assert.rejects(ready, { code: 'CLOSED' });
+  assert.equal(net.last.readyState, 3);
+  await clock.advance(60_000);
+  assert.equal(net.sockets.length, 1);
+});
+
 test('close() while the token getter is still running opens nothing', async () => {
   const net = fakeNetwork();
   let release;

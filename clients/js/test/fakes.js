@@ -32,11 +32,22 @@ export function fakeNetwork({ format = 'json' } = {}) {
       this.sent.push(data);
     }
 
+    /** Like Node's ws: closing while connecting emits an 'error', which throws without a listener. */
     close(code = 1000, reason = '') {
       if (this.readyState >= 2) return;
+      const connecting = this.readyState === 0;
       this.closedWith = { code, reason };
       this.readyState = 3;
-      this.onclose?.({ code, reason, wasClean: true });
+      if (!connecting) {
+        this.onclose?.({ code, reason, wasClean: true });
+        return;
+      }
+      process.nextTick(() => {
+        const error = new Error('WebSocket was closed before the connection was established');
+        if (!this.onerror) throw error; // an EventEmitter 'error' without a listener
+        this.onerror({ error, message: error.message });
+        this.onclose?.({ code: 1006, reason: '', wasClean: false });
+      });
     }
 
     // --- the server's side ---

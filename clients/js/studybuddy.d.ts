@@ -45,6 +45,7 @@ export type ClientErrorCode =
   | 'NOT_CONNECTED'
   | 'UNSUBSCRIBED'
   | 'TOKEN_ERROR'
+  | 'CONNECT_FAILED'
   | 'REFRESH_FAILED'
   | 'DECODE_ERROR'
   | 'SEND_FAILED';
@@ -278,7 +279,7 @@ export interface ClientEvents {
   assignment: AssignmentFrame;
   notification: NotificationFrame;
   ack: AckFrame;
-  /** Error frames without a pending request, and SDK problems (TOKEN_ERROR, DECODE_ERROR...). */
+  /** Error frames without a pending request, and SDK problems (TOKEN_ERROR, CONNECT_FAILED, DECODE_ERROR...). */
   error: StudyBuddyError;
   /** Every decoded frame, before the client acts on it (for logging). */
   frame: ServerFrame | { type: string; [field: string]: unknown };

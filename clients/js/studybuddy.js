@@ -677,12 +677,21 @@ export class StudyBuddyClient {
     try {
       token = await this.#freshToken();
     } catch (cause) {
-      if (generation !== this.#generation) return;
-      this.#emitError(new StudyBuddyError('TOKEN_ERROR', 'getToken failed', { cause }));
-      this.#scheduleReconnect(this.#nextDelay('retry'));
+      if (generation === this.#generation) this.#retryAfter('TOKEN_ERROR', 'getToken failed', cause);
       return;
     }
-    if (generation === this.#generation) this.#dial(token);
+    if (generation !== this.#generation) return;
+    try {
+      this.#dial(token);
+    } catch (cause) {
+      this.#retryAfter('CONNECT_FAILED', 'could not open a WebSocket', cause);
+    }
+  }
+
+  /** Report a failure before any socket event, and try again with backoff. */
+  #retryAfter(code, message, cause) {
+    this.#emitError(new StudyBuddyError(code, message, { cause }));
+    this.#scheduleReconnect(this.#nextDelay('retry'));
   }
 
   /** The getter's token; forced when the last one was refused or has already expired. */

@@ -350,6 +350,28 @@ test('a token getter that throws is reported and retried with backoff', async ()
   assert.equal((await ready).type, 'ready');
 });
 
+test('a WebSocket constructor that throws is reported and retried', async () => {
+  const net = fakeNetwork();
+  const clock = new FakeClock();
+  let refusals = 1;
+  class Blocked extends net.WebSocket {
+    constructor(...args) {
+      if (refusals-- > 0) throw new Error('SecurityError: refused by the Content-Security-Policy');
+      super(...args);
+    }
+  }
+  const client = new StudyBuddyClient({ url: URL, getToken: async () => 'a.b.c', WebSocket: Blocked, clock, random: () => 1 });
+  const errors = [];
+  client.on('error', (e) => errors.push(e.code));
+  const ready = client.connect();
+  await flush();
+  assert.deepEqual(errors, ['CONNECT_FAILED']);
+  assert.equal(client.state, 'reconnecting');
+  await clock.advance(500);
+  await handshake(net);
+  assert.equal((await ready).type, 'ready');
+});
+
 test('an expired cached token is replaced before dialling', async () => {
   const net = fakeNetwork();
   const clock = new FakeClock();

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.pg_cluster import StreamingPair
 from tests.fixtures.redis_server import OwnRedis
 from tests.fixtures.server import RunningServer, serve
 from tests.fixtures.services import REDIS_URL, migrate
@@ -77,6 +78,29 @@ async def rt(
     chosen = {"redis": node, "memory": embedded_node, "asgi": asgi_node}[request.param]
     async with httpx.AsyncClient(base_url=chosen.base_url, timeout=10) as http:
         yield Realtime(chosen, http, request.param)
+
+
+@pytest.fixture(scope="session")
+async def pg_streaming() -> AsyncIterator[StreamingPair]:
+    """A PostgreSQL primary of our own and a streaming replica, with a migrated database.
+
+    Both on free loopback ports in a temp directory; never the system cluster.
+    """
+    pair = await asyncio.to_thread(StreamingPair.create)
+    try:
+        await asyncio.to_thread(migrate, pair.primary_url)
+        await pair.wait_caught_up()
+        yield pair
+    finally:
+        await asyncio.to_thread(pair.destroy)
+
+
+@pytest.fixture
+async def pg_replica(pg_streaming: StreamingPair) -> StreamingPair:
+    """The session's pair, its replica running and caught up (an earlier test may stop it)."""
+    await pg_streaming.astart_replica()
+    await pg_streaming.wait_caught_up()
+    return pg_streaming
 
 
 __all__ = ["REDIS_URL", "Realtime"]

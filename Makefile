@@ -16,6 +16,7 @@ help:
 	@echo "make migrate    apply database migrations (DATABASE_URL or the SQLite default)"
 	@echo "make worker     run the taskiq worker"
 	@echo "make bench      run the load benchmarks in loadtests/"
+	@echo "make dr-drill   disaster-recovery drill: lose PostgreSQL and Redis under traffic, restore, verify"
 	@echo "make lock       re-resolve requirements/lock.txt from pyproject.toml"
 
 $(STAMP): requirements/lock.txt pyproject.toml
@@ -72,3 +73,7 @@ lock:
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache htmlcov
+
+.PHONY: dr-drill
+dr-drill: $(STAMP)
+	$(BIN)/python -m scripts.dr_drill

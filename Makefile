@@ -18,6 +18,8 @@ help:
 	@echo "make bench      run the load benchmarks in loadtests/"
 	@echo "make dr-drill   disaster-recovery drill: lose PostgreSQL and Redis under traffic, restore, verify"
 	@echo "make lock       re-resolve requirements/lock.txt from pyproject.toml"
+	@echo "make cluster    start a local Redis Cluster (3 primaries + 3 replicas) on 7000-7005"
+	@echo "make cluster-stop  stop it (data stays in .cluster/; make cluster resumes it)"
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || (echo "Python >= 3.11 is required" && exit 1)
@@ -77,3 +79,18 @@ clean:
 .PHONY: dr-drill
 dr-drill: $(STAMP)
 	$(BIN)/python -m scripts.dr_drill
+
+# A local Redis Cluster (scripts/redis_cluster.py; the test fixtures and loadtests use the same
+# code). CLUSTER_PORT is the first of 6 ports; CLUSTER_DIR keeps each node's data and logs.
+CLUSTER_DIR  ?= .cluster
+CLUSTER_PORT ?= 7000
+.PHONY: cluster cluster-stop cluster-status
+
+cluster: $(STAMP)
+	$(BIN)/python -m scripts.redis_cluster --folder $(CLUSTER_DIR) --base-port $(CLUSTER_PORT) start
+
+cluster-stop: $(STAMP)
+	$(BIN)/python -m scripts.redis_cluster --folder $(CLUSTER_DIR) --base-port $(CLUSTER_PORT) stop
+
+cluster-status: $(STAMP)
+	$(BIN)/python -m scripts.redis_cluster --folder $(CLUSTER_DIR) --base-port $(CLUSTER_PORT) status

@@ -1,1 +1,1 @@
-"""Operational scripts, run from the repository root as modules (``python -m scripts.dr_drill``)."""
+"""Operational and developer tools, run from the repository root as modules (``python -m scripts.<name>``)."""

@@ -11,6 +11,11 @@ import httpx
 import pytest
 
 from server.settings import Settings
+from tests.fixtures.redis_cluster import (  # noqa: F401 - fixtures for the whole suite
+    cluster_redis,
+    own_redis_cluster,
+    redis_cluster,
+)
 from tests.fixtures.server import RunningServer, serve
 from tests.fixtures.services import (
     REDIS_URL,

@@ -414,6 +414,7 @@ class LocalCluster:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM every node (AOF flushed), SIGKILL what is left after ``timeout``."""
         for node in self.nodes:
+            node.signal(signal.SIGCONT)  # a frozen node would not act on SIGTERM
             node.signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for node in self.nodes:
@@ -434,6 +435,15 @@ class LocalCluster:
         if not node.signal(signal.SIGKILL):
             raise ClusterError(f"node {port} is not running")
         self._lost[port] = (slots, time.monotonic())
+
+    def freeze(self, port: int) -> None:
+        """SIGSTOP one node: alive but silent (a stalled replica makes ``WAIT`` time out)."""
+        if not self.node(port).signal(signal.SIGSTOP):
+            raise ClusterError(f"node {port} is not running")
+
+    def thaw(self, port: int) -> None:
+        """SIGCONT a frozen node."""
+        self.node(port).signal(signal.SIGCONT)
 
     def kill_primary_of(self, key: str | bytes) -> int:
         """SIGKILL the primary owning ``key``'s slot; returns its port."""
@@ -634,7 +644,7 @@ class LocalCluster:
 
     def _state_problem(self, live: list[Node]) -> str | None:
         live_ports = {node.port for node in live}
-        owners: set[tuple[int, SlotRanges]] | None = None
+        owners: set[tuple[int, bool, str | None, SlotRanges]] | None = None
         for node in live:
             info = self._cluster_info(node)
             if info.get("cluster_state") != "ok":
@@ -643,9 +653,10 @@ class LocalCluster:
             unhealthy = [v.port for v in views if v.port in live_ports and v.failing]
             if unhealthy:
                 return f"{node.port} still flags {unhealthy} as failing"
-            seen = {(v.port, v.slots) for v in views if v.is_primary and v.slots}
+            seen = {(v.port, v.is_primary, v.primary_id, v.slots) for v in views}
+            seen = {row for row in seen if row[0] in live_ports}
             if owners is not None and seen != owners:
-                return f"{node.port} disagrees on slot owners"
+                return f"{node.port} disagrees on roles or slot owners"
             owners = seen
         return None
 

@@ -595,6 +595,9 @@ class LocalCluster:
             "appendfsync": "always",
             "save": "",
             "repl-diskless-sync-delay": "0",  # a new replica syncs at once, not after 5 s
+            # replicas get a replication offset within a second even on an idle cluster: until
+            # then CLUSTER SLOTS leaves them out, and clients would not learn about them
+            "repl-ping-replica-period": "1",
             **self.extra_config,
         }
 
@@ -661,6 +664,11 @@ class LocalCluster:
         return None
 
     def _replication_problem(self, live: list[Node]) -> str | None:
+        live_ports = {node.port for node in live}
+        for node in live:
+            listed = {int(n[1]) for r in node.command("CLUSTER", "SLOTS") for n in r[2:]}
+            if live_ports - listed:
+                return f"{node.port}'s CLUSTER SLOTS leaves out {sorted(live_ports - listed)}"
         for node in live:
             info = node.info("replication")
             if info.get("role") != "slave":

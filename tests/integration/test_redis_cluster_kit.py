@@ -24,7 +24,7 @@ def test_starts_three_primaries_each_with_an_in_sync_replica(redis_cluster: Loca
     primaries = [s for s in status if s.role == "primary"]
     replicas = [s for s in status if s.role == "replica"]
     assert [s.slots for s in primaries] == [((0, 5460),), ((5461, 10922),), ((10923, 16383),)]
-    assert sorted(s.primary_port for s in replicas) == sorted(s.port for s in primaries)
+    assert sorted(s.primary_port or 0 for s in replicas) == sorted(s.port for s in primaries)
     assert {s.state for s in status} == {"ok"}
     for primary in primaries:
         node = redis_cluster.node(primary.port)
@@ -52,7 +52,7 @@ async def test_keys_set_through_redis_py_land_on_the_owning_primary(
     for key in keys:
         assert await cluster_redis.get(key) == key.upper().encode()
         port = redis_cluster.owner_of(key)
-        assert cluster_redis.get_node_from_key(key).port == port
+        assert getattr(cluster_redis.get_node_from_key(key), "port", None) == port
         assert redis_cluster.node(port).command("GET", key) == key.upper()
         owners.add(port)
     assert len(owners) == 3  # 60 keys spread over every primary
@@ -126,7 +126,7 @@ async def test_slot_migration_moves_keys_in_batches(own_redis_cluster: LocalClus
         assert cluster.node(target).command("CLUSTER", "COUNTKEYSINSLOT", slot) == 250
         assert cluster.node(source).command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
         assert await client.mget_nonatomic(keys) == [key.encode() for key in keys]
-        assert client.get_node_from_key(keys[0]).port == target  # MOVED updated the cache
+        assert getattr(client.get_node_from_key(keys[0]), "port", None) == target  # MOVED
         with pytest.raises(ClusterError, match="cannot migrate"):
             cluster.begin_migration(slot, target)
     finally:

@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -28,7 +29,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from scripts.redis_cluster import LocalCluster, slot_of, split_slots
+from scripts.redis_cluster import LocalCluster, free_base_port, slot_of, split_slots
 from tests.fixtures.redis_cluster import cluster_client
 
 T = TypeVar("T")
@@ -110,6 +111,15 @@ class ShardSubscriber:
         if self._client is not None:
             await self._client.aclose()
         self._pubsub = self._client = None
+
+
+async def test_one_seed_url_discovers_the_whole_cluster(redis_cluster: LocalCluster) -> None:
+    client = await RedisCluster.from_url(redis_cluster.url).initialize()  # REDIS_URL, one node
+    try:
+        assert sorted(_port(n) for n in client.get_primaries()) == redis_cluster.ports[:3]
+        assert sorted(_port(n) for n in client.get_replicas()) == redis_cluster.ports[3:]
+    finally:
+        await client.aclose()
 
 
 # -- (a) sharded pub/sub ----------------------------------------------------------------------
@@ -336,6 +346,46 @@ async def test_slot_migration_ends_sharded_subscriptions_with_a_server_push(
         await subscriber.close()
     finally:
         await client.aclose()
+
+
+@pytest.mark.slow
+async def test_other_shards_keep_serving_during_a_failover_without_full_coverage(
+    tmp_path: Path,
+) -> None:
+    # with the default cluster-require-full-coverage yes, every node answers CLUSTERDOWN from
+    # the moment the dead primary is flagged FAIL until its replica is promoted; redis-py
+    # retries that (0.25 s sleeps), so other shards' commands stalled ~1 s in scratch runs
+    cluster = LocalCluster(tmp_path / "c", free_base_port(), require_full_coverage=False).start()
+    client = cluster_client(cluster)
+    try:
+        await client.initialize()
+        victim_key = "{p7}k"
+        other_key = next(
+            f"o{i}" for i in range(100) if cluster.owner_of(f"o{i}") != cluster.owner_of(victim_key)
+        )
+        slowest = 0.0
+        done = asyncio.Event()
+
+        async def write_other_shard() -> None:
+            nonlocal slowest
+            while not done.is_set():
+                began = time.monotonic()
+                await client.set(other_key, 1)
+                slowest = max(slowest, time.monotonic() - began)
+                await asyncio.sleep(0.02)
+
+        writer = asyncio.create_task(write_other_shard())
+        victim = cluster.kill_primary_of(victim_key)
+        with pytest.raises(RedisConnectionError):
+            await client.set(victim_key, 1)  # its own slots: errors until the promotion
+        await asyncio.to_thread(cluster.wait_failover, victim)
+        await _eventually(lambda: client.set(victim_key, 2))
+        done.set()
+        await writer
+        assert slowest < 0.5
+    finally:
+        await client.aclose()
+        cluster.stop()
 
 
 # -- (b) scripts --------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ async def test_slow_consumer_is_closed_with_4010_and_others_keep_up(
         async with (
             socket(url, sender.token) as s,
             socket(url, fast.token) as f,
-            socket(url, slow.token, max_queue=1) as sl,
+            socket(url, slow.token, max_queue=1, receive_buffer=4096) as sl,
         ):
             await f.subscribe(group)
             await sl.subscribe(group)

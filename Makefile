@@ -94,3 +94,42 @@ cluster-stop: $(STAMP)
 
 cluster-status: $(STAMP)
 	$(BIN)/python -m scripts.redis_cluster --folder $(CLUSTER_DIR) --base-port $(CLUSTER_PORT) status
+
+# Infrastructure as code (deploy/terraform, Dockerfile): checks that need no cloud and no Docker
+# engine. Their tools live in .venv-iac/ with their own locks, away from the application's:
+# scan/ (checkov, hadolint) and hcl2/ (python-hcl2; checkov ships a fork under the same name).
+IAC_VENV := .venv-iac
+IAC_SCAN := $(IAC_VENV)/scan/bin
+IAC_HCL2 := $(IAC_VENV)/hcl2/bin
+CHECKOV  := $(IAC_SCAN)/checkov --quiet --compact --skip-download
+
+.PHONY: iac-check iac-lock
+
+$(IAC_VENV)/.scan-installed: requirements/iac.txt
+	test -x $(IAC_SCAN)/python || $(PYTHON) -m venv $(IAC_VENV)/scan
+	$(IAC_SCAN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(IAC_SCAN)/python -m pip install --quiet --require-hashes -r requirements/iac.txt
+	touch $@
+
+$(IAC_VENV)/.hcl2-installed: requirements/hcl2.txt
+	test -x $(IAC_HCL2)/python || $(PYTHON) -m venv $(IAC_VENV)/hcl2
+	$(IAC_HCL2)/python -m pip install --quiet --upgrade "pip>=24"
+	$(IAC_HCL2)/python -m pip install --quiet --require-hashes -r requirements/hcl2.txt
+	touch $@
+
+iac-check: $(IAC_VENV)/.scan-installed $(IAC_VENV)/.hcl2-installed
+	$(IAC_HCL2)/python deploy/check_iac.py
+	$(CHECKOV) --framework terraform secrets -d deploy/terraform
+	$(CHECKOV) --framework dockerfile secrets -f Dockerfile
+	$(IAC_SCAN)/hadolint Dockerfile && echo "hadolint: Dockerfile clean"
+	@if command -v terraform >/dev/null 2>&1; then \
+		CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive deploy/terraform \
+		&& echo "terraform fmt: formatted"; \
+	else echo "terraform fmt: not run (no terraform binary on this machine)"; fi
+	$(IAC_SCAN)/python deploy/rehearse_image.py
+
+iac-lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links \
+		--strip-extras --allow-unsafe -o requirements/iac.txt requirements/iac.in
+	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links \
+		--strip-extras --allow-unsafe -o requirements/hcl2.txt requirements/hcl2.in

@@ -3,7 +3,8 @@
 On PostgreSQL (a throw-away database) and on SQLite, the same walk
 (docs/operations/rollback.md relies on it):
 
-1. from base, each revision in turn: upgrade to it and put a row in every table that exists;
+1. from base, each revision in turn: upgrade to it, put a row in every table that exists and a
+   value in every column that has none;
    step one revision down (data present) and check that the schema is exactly what it was at
    the revision below and that every surviving column kept its data; step up again and
    check the schema is exactly what it was;

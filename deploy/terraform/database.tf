@@ -114,7 +114,7 @@ resource "aws_db_instance" "primary" {
 # primary (v1.1), and RDS replaces it from the primary.
 resource "aws_db_instance" "replica" {
   #checkov:skip=CKV_AWS_133:RDS for PostgreSQL read replicas do not support automated backups; backups and point-in-time recovery are the primary's.
-  #checkov:skip=CKV_AWS_157:A read replica carries no data of its own: reads fall back to the Multi-AZ primary while it is replaced, so a standby for it would double its cost for no durability.
+  #checkov:skip=CKV_AWS_157:A read replica carries no data of its own: lag-tolerant reads fall back to the Multi-AZ primary while RDS replaces it (DATABASE_REPLICA_URLS, v1.1), so a standby for it would double its cost for no durability.
   identifier          = "${local.prefix}-replica-1"
   replicate_source_db = aws_db_instance.primary.identifier
   instance_class      = var.db_instance_class

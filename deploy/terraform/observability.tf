@@ -70,6 +70,38 @@ resource "aws_sns_topic_subscription" "alarm_email" {
   endpoint  = var.alarm_email
 }
 
+# ElastiCache events (failovers, node replacements). ElastiCache cannot publish to an
+# encrypted topic, and its topic policy must use aws:SourceOwner (AWS: "Event Notifications
+# and Amazon SNS"), hence a second topic. The events name clusters and nodes, nothing more.
+resource "aws_sns_topic" "redis_events" {
+  #checkov:skip=CKV_AWS_26:ElastiCache cannot publish to an encrypted SNS topic; the events carry cluster and node names only.
+  name = "${local.prefix}-redis-events"
+}
+
+resource "aws_sns_topic_policy" "redis_events" {
+  arn = aws_sns_topic.redis_events.arn
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      # SNS's classic default statement, which is what ElastiCache's guide requires.
+      Sid       = "AccountResourcesPublish"
+      Effect    = "Allow"
+      Principal = { AWS = "*" }
+      Action    = "SNS:Publish"
+      Resource  = aws_sns_topic.redis_events.arn
+      Condition = { StringEquals = { "aws:SourceOwner" = local.account_id } }
+    }]
+  })
+}
+
+resource "aws_sns_topic_subscription" "redis_events_email" {
+  count     = var.alarm_email == "" ? 0 : 1
+  topic_arn = aws_sns_topic.redis_events.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
 locals {
   alarm_actions = [aws_sns_topic.alarms.arn]
   alb_dimensions = {

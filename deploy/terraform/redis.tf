@@ -69,7 +69,7 @@ resource "aws_elasticache_replication_group" "main" {
   maintenance_window         = "sun:04:30-sun:05:30"
   auto_minor_version_upgrade = true
   apply_immediately          = false
-  notification_topic_arn     = aws_sns_topic.alarms.arn
+  notification_topic_arn     = aws_sns_topic.redis_events.arn
 
   log_delivery_configuration {
     destination      = aws_cloudwatch_log_group.redis["slow-log"].name

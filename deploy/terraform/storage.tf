@@ -2,7 +2,7 @@
 # balancer's access logs (S3).
 
 resource "aws_ecr_repository" "app" {
-  name                 = var.name
+  name                 = local.prefix
   image_tag_mutability = "IMMUTABLE"
 
   image_scanning_configuration {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Generic, Protocol, TypeVar
 
 
@@ -25,21 +26,31 @@ class Sequenced(Protocol):
 T = TypeVar("T", bound=Sequenced)
 
 
+class Verdict(IntEnum):
+    """What to do with one live frame (the hot path: no allocation per frame)."""
+
+    WRITE = 0
+    """The next in seq order: write it (the cursor has moved on)."""
+    SKIP = 1
+    """A duplicate, or held until a replay ends: nothing to write now."""
+    FILL = 2
+    """A gap: the frame is held; fetch what follows :attr:`Cursor.delivered`."""
+    OVERFLOW = 3
+    """More held than the cursor may keep: the client must resubscribe."""
+
+
 @dataclass(frozen=True, slots=True)
 class Step(Generic[T]):
-    """What to do now.
+    """What to do when a replay ends.
 
     Attributes:
         write: frames to write, in seq order.
         fill_from: a gap: fetch what follows this seq, then :meth:`Cursor.replayed` and
             :meth:`Cursor.release`.
-        overflow: more arrived while holding than the cursor may keep: the subscription
-            cannot catch up by itself (the client must resubscribe with ``since_seq``).
     """
 
     write: list[T] = field(default_factory=list)
     fill_from: int | None = None
-    overflow: bool = False
 
 
 class Cursor(Generic[T]):
@@ -52,21 +63,23 @@ class Cursor(Generic[T]):
         self.delivered = delivered
         self._held: list[T] | None = []
 
-    def live(self, item: T) -> Step[T]:
-        """A frame from the bus: write it, drop it (a duplicate), hold it, or ask for a fill."""
+    def live(self, item: T) -> Verdict:
+        """A frame from the bus: write it, skip it (a duplicate, or held), or ask for a fill."""
         held = self._held
         if held is not None:
             if len(held) >= self.limit:
-                return Step(overflow=True)
+                return Verdict.OVERFLOW
             held.append(item)
-            return Step()
-        if item.seq <= self.delivered:
-            return Step()
-        if item.seq == self.delivered + 1:
-            self.delivered = item.seq
-            return Step([item])
+            return Verdict.SKIP
+        seq = item.seq
+        delivered = self.delivered
+        if seq == delivered + 1:
+            self.delivered = seq
+            return Verdict.WRITE
+        if seq <= delivered:
+            return Verdict.SKIP
         self._held = [item]
-        return Step(fill_from=self.delivered)
+        return Verdict.FILL
 
     def hold(self) -> bool:
         """Keep live frames aside from now on (the bus may have missed some); False if already."""

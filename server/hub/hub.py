@@ -21,7 +21,7 @@ from protocol.errors import CloseCode
 from protocol.frames import Presence, Ref, Subscribed, TypingNotice, Unsubscribed
 from server.bus.base import Bus
 from server.hub.connection import Connection, Outgoing
-from server.hub.cursor import Cursor, Step
+from server.hub.cursor import Cursor, Step, Verdict
 from server.hub.outlet import Cork
 from server.hub.ports import Access, Recovery
 from server.observability.metrics import FRAMES, WS_CONNECTIONS
@@ -262,7 +262,7 @@ class Hub:
             for conn in tuple(members):
                 cursor = conn.groups.get(group_id)
                 if cursor is not None:
-                    self._apply(conn, group_id, cursor.live(item))
+                    self._deliver(conn, group_id, cursor, item)
         elif envelope.kind is Kind.RECHECK:
             self._revoke(group_id, envelope.subject)
         else:
@@ -288,13 +288,23 @@ class Hub:
             if conn.session_id != envelope.exclude:
                 conn.offer(item)
 
+    def _deliver(
+        self, conn: Connection, group_id: uuid.UUID, cursor: Cursor[Outgoing], item: Outgoing
+    ) -> None:
+        """Offer a live message as the subscription's cursor decides."""
+        verdict = cursor.live(item)
+        if verdict is Verdict.WRITE:
+            conn.offer(item)
+        elif verdict is Verdict.FILL:
+            self._spawn(self._fill_gap(conn, group_id, cursor.delivered))
+        elif verdict is Verdict.OVERFLOW:
+            conn.close(CloseCode.SERVICE_RESTART, "missed too much; resubscribe with since_seq")
+
     def _apply(self, conn: Connection, group_id: uuid.UUID, step: Step[Outgoing]) -> None:
-        """Carry out a cursor's decision."""
+        """Carry out what a cursor decided when its replay ended."""
         for item in step.write:
             conn.offer(item)
-        if step.overflow:
-            conn.close(CloseCode.SERVICE_RESTART, "missed too much; resubscribe with since_seq")
-        elif step.fill_from is not None:
+        if step.fill_from is not None:
             self._spawn(self._fill_gap(conn, group_id, step.fill_from))
 
     def _revoke(self, group_id: uuid.UUID, subject: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.hub.cursor import Cursor, Step
+from server.hub.cursor import Cursor, Step, Verdict
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ def live_cursor(delivered: int = 0, limit: int = 10) -> Cursor[Item]:
 def test_in_order_frames_are_written_and_advance_the_cursor() -> None:
     """Each next seq is written at once."""
     cursor = live_cursor(4)
-    assert seqs(cursor.live(Item(5))) == [5]
-    assert seqs(cursor.live(Item(6))) == [6]
+    assert cursor.live(Item(5)) is Verdict.WRITE
+    assert cursor.live(Item(6)) is Verdict.WRITE
     assert cursor.delivered == 6
     assert cursor.hold()  # it was not holding
 
@@ -36,18 +36,17 @@ def test_in_order_frames_are_written_and_advance_the_cursor() -> None:
 def test_duplicates_are_dropped() -> None:
     """A seq at or below the last written one is written once only."""
     cursor = live_cursor(4)
-    assert cursor.live(Item(4)) == Step()
-    assert cursor.live(Item(2)) == Step()
-    assert seqs(cursor.live(Item(5))) == [5]
-    assert cursor.live(Item(5)) == Step()
+    assert cursor.live(Item(4)) is Verdict.SKIP
+    assert cursor.live(Item(2)) is Verdict.SKIP
+    assert cursor.live(Item(5)) is Verdict.WRITE
+    assert cursor.live(Item(5)) is Verdict.SKIP
 
 
 def test_a_gap_holds_newer_frames_and_asks_for_a_fill() -> None:
     """Seq 7 after 4: hold 7, fetch what follows 4, then write 5, 6, 7 in order."""
     cursor = live_cursor(4)
-    step = cursor.live(Item(7))
-    assert step == Step(fill_from=4)
-    assert cursor.live(Item(8)) == Step()
+    assert cursor.live(Item(7)) is Verdict.FILL and cursor.delivered == 4
+    assert cursor.live(Item(8)) is Verdict.SKIP
     assert seqs(cursor.replayed([Item(5), Item(6)], upto=6)) == [5, 6]
     assert seqs(cursor.release()) == [7, 8]
     assert cursor.delivered == 8
@@ -59,7 +58,7 @@ def test_out_of_order_frames_while_holding_come_out_sorted() -> None:
     cursor = live_cursor(0)
     assert cursor.hold()
     for seq in (3, 1, 2, 2, 4):
-        assert cursor.live(Item(seq)) == Step()
+        assert cursor.live(Item(seq)) is Verdict.SKIP
     assert seqs(cursor.release()) == [1, 2, 3, 4]
 
 
@@ -79,7 +78,7 @@ def test_replay_in_chunks_advances_by_chunk() -> None:
     assert seqs(cursor.replayed([Item(1), Item(2), Item(3)], upto=3)) == [1, 2, 3]
     assert seqs(cursor.replayed([Item(3), Item(4)], upto=4)) == [4]
     assert cursor.delivered == 4
-    assert cursor.live(Item(5)) == Step()  # still holding: 5 waits for the release
+    assert cursor.live(Item(5)) is Verdict.SKIP  # still holding: 5 waits for the release
 
 
 def test_a_replay_with_holes_for_deleted_messages_moves_past_them() -> None:
@@ -106,8 +105,8 @@ def test_holding_more_than_the_window_overflows() -> None:
     """Past ``limit`` held frames the subscription cannot catch up by itself."""
     cursor: Cursor[Item] = Cursor(3, 0)
     for seq in (1, 2, 3):
-        assert cursor.live(Item(seq)) == Step()
-    assert cursor.live(Item(4)) == Step(overflow=True)
+        assert cursor.live(Item(seq)) is Verdict.SKIP
+    assert cursor.live(Item(4)) is Verdict.OVERFLOW
 
 
 def test_hold_is_idempotent() -> None:

@@ -110,6 +110,17 @@ class Connection:
             return
         self.outlet.put(item)
 
+    async def drained(self, timeout_s: float) -> bool:
+        """Wait until the client has taken most of what was offered; False if it stalls."""
+        if self.close_code is not None:
+            return False
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.outlet.drained()
+        except TimeoutError:
+            return False
+        return self.close_code is None
+
     def reply(self, frame: ServerFrame) -> None:
         """Send a frame to this connection only."""
         self.offer(Outgoing.direct(self.codec, frame))

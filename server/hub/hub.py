@@ -24,7 +24,7 @@ from server.hub.connection import Connection, Outgoing
 from server.hub.cursor import Cursor, Step, Verdict
 from server.hub.outlet import Cork
 from server.hub.ports import Access, Recovery
-from server.observability.metrics import FRAMES, WS_CONNECTIONS
+from server.observability.metrics import FRAMES, SLOW_CONSUMER_CLOSES, WS_CONNECTIONS
 from server.realtime.envelope import (
     BadEnvelope,
     Envelope,
@@ -39,6 +39,10 @@ from server.realtime.registry import Registry
 
 log = logging.getLogger(__name__)
 TYPING_INTERVAL_S = 2.0
+REPLAY_CHUNK = 64
+"""Replayed frames written before waiting for the client to take them (flow control)."""
+REPLAY_STALL_S = 10.0
+"""A client that takes nothing of a replay for this long is a slow consumer (4010)."""
 
 
 class Hub:
@@ -171,8 +175,12 @@ class Hub:
             raise
         recovered = replay is not None and replay.recovered
         cursor.delivered = since_seq if recovered and since_seq is not None else last
-        for item in cursor.replayed(_messages(replay.frames) if replay else [], last):
-            conn.offer(item)
+        missed = replay.frames if replay is not None else []
+        if (
+            not await self._replay(conn, cursor, missed, last)
+            or conn.groups.get(group_id) is not cursor
+        ):
+            return Subscribed(group_id=group_id, last_seq=last, online=online, recovered=False)
         subscribed = Subscribed(
             group_id=group_id, last_seq=last, online=online, recovered=recovered
         )
@@ -333,13 +341,34 @@ class Hub:
         if not replay.recovered:
             conn.close(CloseCode.SERVICE_RESTART, "missed too much; resubscribe with since_seq")
             return
-        for item in cursor.replayed(_messages(replay.frames), last):
-            conn.offer(item)
+        if not await self._replay(conn, cursor, replay.frames, last):
+            return
         step = cursor.release()
         if step.fill_from is not None and step.fill_from <= after:  # the log cannot fill it
             conn.close(CloseCode.SERVICE_RESTART, "recovery failed; resubscribe with since_seq")
             return
         self._apply(conn, group_id, step)
+
+    async def _replay(
+        self, conn: Connection, cursor: Cursor[Outgoing], frames: list[Recent], upto: int
+    ) -> bool:
+        """Write replayed frames up to ``upto`` in chunks, letting the client take each one.
+
+        Live frames wait in the cursor meanwhile. A replay never counts against the
+        slow-consumer limit while the client reads; one that stops reading is closed (4010).
+        """
+        items = _messages(frames)
+        for start in range(0, len(items), REPLAY_CHUNK):
+            chunk = items[start : start + REPLAY_CHUNK]
+            end = upto if start + REPLAY_CHUNK >= len(items) else chunk[-1].seq
+            for item in cursor.replayed(chunk, end):
+                conn.offer(item)
+            if not await conn.drained(REPLAY_STALL_S):
+                SLOW_CONSUMER_CLOSES.inc()
+                conn.close(CloseCode.SLOW_CONSUMER, "slow consumer", flush=False)
+                return False
+        cursor.replayed((), upto)
+        return True
 
     def _resync_all(self) -> None:
         """After a bus reconnect: look for messages published while it was down."""

@@ -116,6 +116,9 @@ class FrameWriter(Protocol):
     def abort_transport(self) -> None:
         """Drop the connection now."""
 
+    async def wait_writable(self) -> None:
+        """Return once the transport's buffer is below its low-water mark (or closed)."""
+
 
 class Outlet(Protocol):
     """A connection's way out."""
@@ -128,6 +131,9 @@ class Outlet(Protocol):
 
     async def flush(self) -> None:
         """Return once everything put so far is handed to the server."""
+
+    async def drained(self) -> None:
+        """Return once the client has taken most of what was put (flow control)."""
 
     def discard(self) -> None:
         """Forget what is not yet handed to the server."""
@@ -262,6 +268,11 @@ class DirectOutlet(_Tally):
         """Write what is held now."""
         self.write_held()
 
+    async def drained(self) -> None:
+        """Write what is held, then wait until the transport's buffer runs low."""
+        self.write_held()
+        await self._writer.wait_writable()
+
     def discard(self) -> None:
         """Forget what is held; the transport keeps what it has."""
         self._held = None
@@ -306,6 +317,10 @@ class QueuedOutlet(_Tally):
         writer = self._writer
         if writer is not None:
             await asyncio.wait({writer})
+
+    async def drained(self) -> None:
+        """Wait for the writer to empty the queue (ASGI ``send`` applies the flow control)."""
+        await self.flush()
 
     def discard(self) -> None:
         """Drop the queue and stop the writer."""

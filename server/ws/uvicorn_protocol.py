@@ -49,6 +49,13 @@ class FrameWriterProtocol(WebSocketsSansIOProtocol):
         """Bytes written but not yet taken by the kernel."""
         return self.transport.get_write_buffer_size()
 
+    async def wait_writable(self) -> None:
+        """Return once the transport's buffer is below its low-water mark, or it is lost.
+
+        uvicorn keeps ``writable`` set and cleared from the transport's flow-control callbacks.
+        """
+        await self.writable.wait()
+
     def abort_transport(self) -> None:
         """Drop the connection now, unsent data included (a peer that stopped reading)."""
         self.transport.abort()

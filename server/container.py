@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from server.cache import Cache, MemoryCache, RedisCache
 from server.hub.hub import Hub
 from server.outbound.webhook_client import WebhookClient
-from server.realtime.log import MessageLog, Seeder
+from server.realtime.floors import SeqFloors
+from server.realtime.log import MessageLog
 from server.realtime.memory_log import MemoryMessageLog
 from server.realtime.notifier import BusNotifier
 from server.realtime.persisted import PersistWatch
@@ -44,8 +45,6 @@ from server.services.messages import MessagePipeline, MessageService
 from server.services.recovery import RecoveryReader
 from server.services.users import UserService
 from server.services.webhooks import WebhookService
-from server.store.db import Database
-from server.store.messages import max_seq
 
 DELIVER_JOB = "webhooks.deliver"
 
@@ -81,14 +80,14 @@ def build_realtime(resources: Resources, clock: Clock) -> Realtime:
     """The message log (Redis, or in process), announcements and the registry."""
     settings, redis, db = resources.settings, resources.redis, resources.db
     window = {"window": settings.recovery_window_size, "window_s": settings.recovery_window_s}
-    seed = _seeder(db)
+    floors = SeqFloors(db)
     log: MessageLog
     registry: Registry
     if redis is not None:
-        log = RedisMessageLog(redis, settings.redis_prefix, seed, **window)
+        log = RedisMessageLog(redis, settings.redis_prefix, floors, **window)
         registry = RedisRegistry(redis, settings.redis_prefix, settings.ws_lease_ttl_s)
     else:
-        log = MemoryMessageLog(resources.bus, seed, clock=clock.time, **window)
+        log = MemoryMessageLog(resources.bus, floors, clock=clock.time, **window)
         registry = MemoryRegistry()
     return Realtime(log, PersistWatch(resources.bus), registry)
 
@@ -182,14 +181,6 @@ def build_persister(resources: Resources, realtime: Realtime, domain: Domain) ->
 def _cache(resources: Resources) -> Cache:
     redis = resources.redis
     return RedisCache(redis, resources.settings.redis_prefix) if redis else MemoryCache()
-
-
-def _seeder(db: Database) -> Seeder:
-    async def seed(group_id: uuid.UUID) -> int:
-        async with db.session() as session:
-            return await max_seq(session, group_id)
-
-    return seed
 
 
 def _job_queue(resources: Resources, name: str) -> DeliveryQueue:

@@ -23,6 +23,17 @@ def as_unavailable(exc: BaseException) -> ServiceUnavailable | None:
         isinstance(exc, sa_errors.DBAPIError) and exc.connection_invalidated
     ):
         return ServiceUnavailable("The database is unavailable; try again shortly")
+    if isinstance(exc, sa_errors.DBAPIError) and _stale_plan(exc):
+        return ServiceUnavailable("The database schema just changed; try again")
     if isinstance(exc, OSError | TimeoutError):
         return ServiceUnavailable("A backing service is unreachable; try again shortly")
     return None
+
+
+def _stale_plan(exc: sa_errors.DBAPIError) -> bool:
+    """A migration altered a table under a cached statement (asyncpg); a retry succeeds.
+
+    SQLAlchemy drops the connection's statement cache when this happens, so the request
+    that met it is the only one to fail.
+    """
+    return type(exc.orig).__name__ == "InvalidCachedStatementError"

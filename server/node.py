@@ -71,6 +71,7 @@ class Node:
         await self.drain(self.settings.shutdown_grace_s)
         await self.hub.stop()
         await self.persister.stop(self.settings.shutdown_grace_s)
+        await self.realtime.log.close()
         await self.realtime.watch.stop()
 
     async def readiness(self) -> dict[str, str]:

@@ -10,7 +10,6 @@ for persistence, and publishes it on the bus, all at once. Two implementations: 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,9 +17,6 @@ from typing import Any, Protocol
 from protocol.codec import JSON
 from protocol.frames import MessageCreated
 from server.security.ratelimit import Rate
-
-Seeder = Callable[[uuid.UUID], Awaitable[int]]
-"""Returns the highest persisted seq of a group (to start its counter after a cold start)."""
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 
@@ -131,6 +127,10 @@ class MessageLog(Protocol):
 
     async def lag(self) -> tuple[int, float]:
         """Entries not yet persisted, and the age in seconds of the oldest."""
+        ...
+
+    async def close(self) -> None:
+        """The node is stopping and its persister has flushed."""
         ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -11,47 +12,51 @@ from collections.abc import Callable
 from server.bus.base import Bus
 from server.errors import RateLimited
 from server.realtime.envelope import Kind, group_channel, pack
+from server.realtime.floors import Floors, report_loss
 from server.realtime.log import (
     IDEMPOTENCY_TTL_S,
     Accepted,
     NewMessage,
     PersistEntry,
     Recent,
-    Seeder,
     ack_value,
     parse_ack,
 )
 from server.security.ratelimit import MemoryRateLimiter, Rate
 
+log = logging.getLogger(__name__)
 MAX_REMEMBERED_ACKS = 100_000
 
 
 class MemoryMessageLog:
-    """In-process twin: counters seeded from the database, a write-behind queue.
+    """In-process twin: counters within blocks reserved in the database, a write-behind queue.
 
-    A crash loses what the queue held; see ADR 0004 (single-node development default).
+    A crash loses what the queue held; see ADR 0004 (single-node development default). A clean
+    close gives the unused part of each block back, so a restart numbers on without a gap.
     """
 
     def __init__(
         self,
         bus: Bus,
-        seeder: Seeder,
+        floors: Floors,
         *,
         window: int,
         window_s: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._bus = bus
-        self._seeder = seeder
+        self._floors = floors
         self._window = window
         self._window_s = window_s
         self._clock = clock
         self._seq: dict[uuid.UUID, int] = {}
+        self._ceiling: dict[uuid.UUID, int] = {}
         self._recent: dict[uuid.UUID, deque[Recent]] = {}
         self._acks: OrderedDict[tuple[uuid.UUID, uuid.UUID, str], tuple[float, str]] = OrderedDict()
         self._queue: asyncio.Queue[PersistEntry] = asyncio.Queue()
         self._limiter = MemoryRateLimiter(clock)
         self._lock = asyncio.Lock()
+        self._reserving = asyncio.Lock()
 
     async def append(self, message: NewMessage, rate: Rate) -> Accepted:
         """Append in process order (one lock), publish on the in-process bus."""
@@ -76,9 +81,9 @@ class MemoryMessageLog:
         return Accepted(seq, message.message_id, message.created_at, False)
 
     async def last_seq(self, group_id: uuid.UUID) -> int:
-        """The group's counter, seeded on first use."""
+        """The group's counter, started from a reservation on first use."""
         if group_id not in self._seq:
-            self._seq[group_id] = await self._seeder(group_id)
+            await self._reserved(group_id, None)
         return self._seq[group_id]
 
     async def recent(self, group_id: uuid.UUID, after_seq: int, limit: int) -> list[Recent]:
@@ -109,10 +114,35 @@ class MemoryMessageLog:
         """Queued entries; their age is not tracked in process (reported as 0)."""
         return self._queue.qsize(), 0.0
 
+    async def close(self) -> None:
+        """Give back the unused seqs of every block, if everything was persisted."""
+        if not self._queue.empty():
+            return
+        try:
+            for group_id, counter in self._seq.items():
+                await self._floors.release(group_id, counter)
+        except Exception as exc:  # the next start resumes above the block instead
+            log.warning("could not give unused seqs back", extra={"error": repr(exc)})
+
     async def _next_seq(self, group_id: uuid.UUID) -> int:
         seq = await self.last_seq(group_id) + 1
+        if seq > self._ceiling[group_id]:
+            await self._reserved(group_id, seq - 1)
+            seq = self._seq[group_id] + 1
         self._seq[group_id] = seq
         return seq
+
+    async def _reserved(self, group_id: uuid.UUID, counter: int | None) -> None:
+        """Reserve and adopt the next block (one reservation at a time, checked again)."""
+        async with self._reserving:
+            if (group_id in self._seq) if counter is None else self._ceiling[group_id] > counter:
+                return
+            reservation = await self._floors.reserve(group_id, counter)
+            if counter is None or reservation.lost:
+                self._seq[group_id] = max(reservation.floor, counter or 0)
+            self._ceiling[group_id] = reservation.ceiling
+        if reservation.lost:
+            report_loss(group_id, reservation.floor)
 
     def _remember(self, key: tuple[uuid.UUID, uuid.UUID, str], value: str) -> None:
         now = self._clock()

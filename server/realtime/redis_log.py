@@ -1,6 +1,7 @@
 """The message log on Redis: one Lua script per append (ADR 0008).
 
-Keys (under ``REDIS_PREFIX``): ``seq:<group>`` the counter, ``idem:<group>:<author>:<id>``
+Keys (under ``REDIS_PREFIX``): ``seq:<group>`` the counter and ``ceil:<group>`` the ceiling
+reserved for it in the database (:mod:`server.realtime.floors`), ``idem:<group>:<author>:<id>``
 the first ack of a ``client_msg_id`` (24 h), ``rec:<group>`` the recovery stream (entry id
 ``<seq>-0``, trimmed to about the window size, expiring a day after the last message),
 ``persist`` the persistence stream read by the persisters' consumer group, ``rl:msg:<user>``
@@ -11,6 +12,7 @@ ack to survive a Redis crash.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from enum import IntEnum
@@ -20,13 +22,13 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from server.errors import RateLimited
+from server.realtime.floors import Floors, report_loss
 from server.realtime.log import (
     IDEMPOTENCY_TTL_S,
     Accepted,
     NewMessage,
     PersistEntry,
     Recent,
-    Seeder,
     parse_ack,
     utc_from_ms,
 )
@@ -43,9 +45,11 @@ class Appended(IntEnum):
     REPEAT = 1
     """A repeated ``client_msg_id``: ``{REPEAT, first ack}``; nothing appended."""
     UNSEEDED = 2
-    """The group has no counter in Redis yet: seed it, then try again."""
+    """The group has no counter in Redis (never had, or lost it): reserve, then again."""
     RATE_LIMITED = 3
     """Over the author's message rate: ``{RATE_LIMITED, retry_after_s}``."""
+    EXHAUSTED = 4
+    """The counter reached its reserved ceiling: ``{EXHAUSTED, counter}``; reserve, again."""
 
 
 _APPEND = (
@@ -54,10 +58,12 @@ _APPEND = (
 -- client_msg_id with its first ack, assign the next seq, keep the frame in the recovery
 -- window, queue the message for the persisters, remember the ack, publish the envelope.
 -- One script, so Redis's single thread publishes every group's messages in seq order.
--- KEYS: seq counter, idempotency record, recovery stream, persist stream, author's bucket.
+-- The seq never passes the ceiling reserved in the database (realtime/floors.py).
+-- KEYS: seq counter, idempotency record, recovery stream, persist stream, author's bucket,
+-- the counter's reserved ceiling.
 -- ARGV: see RedisMessageLog._args (frame prefix/suffix around the seq, channel, TTLs,
 -- window size, message fields, rate). Returns {Appended, value}.
-local seq_key, idem_key, recovery_key, persist_key, bucket = unpack(KEYS)
+local seq_key, idem_key, recovery_key, persist_key, bucket, ceiling_key = unpack(KEYS)
 local frame_prefix, frame_suffix, channel = ARGV[1], ARGV[2], ARGV[3]
 local idem_ttl_s, window, window_s = ARGV[4], ARGV[5], ARGV[6]
 local message_id, group_id, author_id = ARGV[7], ARGV[8], ARGV[9]
@@ -74,7 +80,11 @@ if prior then return {REPEAT, prior} end
 if not allowed then
   return {RATE_LIMITED, tostring(math.ceil((new_tat - period - now) / 1000))}
 end
-if redis.call('EXISTS', seq_key) == 0 then return {UNSEEDED, ''} end
+local counter = redis.call('GET', seq_key)
+if not counter then return {UNSEEDED, ''} end
+if tonumber(counter) >= tonumber(redis.call('GET', ceiling_key) or '0') then
+  return {EXHAUSTED, counter}
+end
 """
     + GCRA_STORE.format(key="bucket")
     + """
@@ -92,24 +102,60 @@ return {NEW, ack}
 )
 
 
+_ADOPT = """
+-- Adopt a block reserved in the database, atomically: raise the ceiling, and start the
+-- counter at the floor if it has none (a new group, or a lost log) or, when the reservation
+-- says the log lost writes, if it is behind the floor.
+-- KEYS: seq counter, ceiling. ARGV: floor, ceiling, jump (1: the counter may move up).
+-- Returns 1 when it set the counter (the caller reports a loss), else 0.
+local seq_key, ceiling_key = KEYS[1], KEYS[2]
+local floor, ceiling, jump = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
+local counter = redis.call('GET', seq_key)
+local moved = 0
+if not counter or (jump and tonumber(counter) < floor) then
+  redis.call('SET', seq_key, floor)
+  moved = 1
+end
+if tonumber(redis.call('GET', ceiling_key) or '0') < ceiling then
+  redis.call('SET', ceiling_key, ceiling)
+end
+return moved
+"""
+
+
+_UNLOCK = """
+-- Release a lock only if this caller still holds it.
+-- KEYS: the lock. ARGV: the holder's token. Returns 1 if released.
+local lock, token = KEYS[1], ARGV[1]
+if redis.call('GET', lock) == token then return redis.call('DEL', lock) end
+return 0
+"""
+RESERVE_LOCK_MS = 5000
+"""A reservation holds its group's lock at most this long (a node dying keeps it no longer)."""
+RESERVE_RETRIES = 200
+"""Appends finding another reservation under way retry this often, 10 ms apart (2 s)."""
+
+
 class RedisMessageLog:
     """Messages made durable in Redis, persisted to PostgreSQL by the persisters."""
 
     def __init__(
-        self, redis: Redis, prefix: str, seeder: Seeder, *, window: int, window_s: int
+        self, redis: Redis, prefix: str, floors: Floors, *, window: int, window_s: int
     ) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._seeder = seeder
+        self._floors = floors
         self._window = window
         self._window_s = window_s
         self._append = redis.register_script(_APPEND)
+        self._adopt = redis.register_script(_ADOPT)
+        self._unlock = redis.register_script(_UNLOCK)
         self._stream = f"{prefix}persist"
         self._group_ready = False
 
     async def append(self, message: NewMessage, rate: Rate) -> Accepted:
-        """Run the append script; seed the group's counter from the database if needed."""
-        for _ in range(3):
+        """Run the append script; reserve seqs in the database when the counter needs them."""
+        for _ in range(RESERVE_RETRIES):
             code, value = await self._append(
                 keys=self._keys(message), args=self._args(message, rate)
             )
@@ -121,16 +167,18 @@ class RedisMessageLog:
                 return Accepted(accepted.seq, accepted.message_id, accepted.created_at, repeat)
             if outcome is Appended.RATE_LIMITED:
                 raise RateLimited(max(1, int(text)), "Slow down: too many messages")
-            await self._seed(message.group_id)
-        raise RuntimeError("the group's sequence could not be seeded")
+            counter = int(text) if outcome is Appended.EXHAUSTED else None
+            await self._reserved(message.group_id, counter)
+        raise RuntimeError("the group's seqs could not be reserved")
 
     async def last_seq(self, group_id: uuid.UUID) -> int:
-        """The counter, seeded from the database if Redis has none."""
-        value = await self._redis.get(self._key("seq", group_id))
-        if value is None:
-            await self._seed(group_id)
+        """The counter; a group with none gets one from a reservation first."""
+        for _ in range(RESERVE_RETRIES):
             value = await self._redis.get(self._key("seq", group_id))
-        return int(value or 0)
+            if value is not None:
+                return int(value)
+            await self._reserved(group_id, None)
+        raise RuntimeError("the group's seqs could not be reserved")
 
     async def recent(self, group_id: uuid.UUID, after_seq: int, limit: int) -> list[Recent]:
         """Recovery-window frames after ``after_seq``, within the time window."""
@@ -151,8 +199,20 @@ class RedisMessageLog:
         return out
 
     async def pending(self, consumer: str, count: int, block_s: float) -> list[PersistEntry]:
-        """Own unacknowledged entries, then stale ones of dead consumers, then new ones."""
+        """Own unacknowledged entries, then stale ones of dead consumers, then new ones.
+
+        Raises:
+            ResponseError: ``NOGROUP`` when Redis lost the stream (it is recreated next time).
+        """
         await self._ensure_group()
+        try:
+            return await self._pending(consumer, count, block_s)
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                self._group_ready = False
+            raise
+
+    async def _pending(self, consumer: str, count: int, block_s: float) -> list[PersistEntry]:
         own = await self._read(consumer, "0", count, None)
         if own:
             return own
@@ -170,6 +230,9 @@ class RedisMessageLog:
             pipe.xack(self._stream, GROUP, *entry_ids)
             pipe.xdel(self._stream, *entry_ids)
             await pipe.execute()
+
+    async def close(self) -> None:
+        """Nothing to give back: Redis keeps the counters for the next node."""
 
     async def lag(self) -> tuple[int, float]:
         """Entries in the persistence stream and the age of the oldest."""
@@ -201,8 +264,28 @@ class RedisMessageLog:
                 raise
         self._group_ready = True
 
-    async def _seed(self, group_id: uuid.UUID) -> None:
-        await self._redis.set(self._key("seq", group_id), await self._seeder(group_id), nx=True)
+    async def _reserved(self, group_id: uuid.UUID, counter: int | None) -> None:
+        """Reserve the group's next block and adopt it, one node at a time.
+
+        Under the group's lock the counter is checked again: if another node already did
+        what this one was about to do, nothing is reserved. The node that adopts a jump over
+        lost seqs reports the loss, once.
+        """
+        lock, token = self._key("seqlock", group_id), uuid.uuid4().hex
+        if not await self._redis.set(lock, token, nx=True, px=RESERVE_LOCK_MS):
+            await asyncio.sleep(0.01)  # another reservation is under way; the caller retries
+            return
+        try:
+            keys = [self._key("seq", group_id), self._key("ceil", group_id)]
+            found, ceiling = await self._redis.mget(keys)
+            if (found is not None) if counter is None else int(ceiling or 0) > counter:
+                return
+            reservation = await self._floors.reserve(group_id, counter)
+            args = [reservation.floor, reservation.ceiling, int(reservation.lost)]
+            if await self._adopt(keys=keys, args=args) and reservation.lost:
+                report_loss(group_id, reservation.floor)
+        finally:
+            await self._unlock(keys=[lock], args=[token])
 
     def _key(self, kind: str, group_id: uuid.UUID) -> str:
         return f"{self._prefix}{kind}:{group_id}"
@@ -215,6 +298,7 @@ class RedisMessageLog:
             self._key("rec", group),
             self._stream,
             f"{self._prefix}rl:msg:{message.author_id}",
+            self._key("ceil", group),
         ]
 
     def _args(self, message: NewMessage, rate: Rate) -> list[Any]:

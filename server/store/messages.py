@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +44,32 @@ async def max_seq(session: AsyncSession, group_id: uuid.UUID) -> int:
     """The highest persisted seq of a group (0 without messages)."""
     value = await session.scalar(select(func.max(Message.seq)).where(Message.group_id == group_id))
     return int(value or 0)
+
+
+async def lock_seq_ceiling(session: AsyncSession, group_id: uuid.UUID) -> int:
+    """A group's seq ceiling, row-locked until the transaction ends (0 for no such group)."""
+    value = await session.scalar(
+        select(StudyGroup.seq_ceiling).where(StudyGroup.id == group_id).with_for_update()
+    )
+    return int(value or 0)
+
+
+async def set_seq_ceiling(session: AsyncSession, group_id: uuid.UUID, ceiling: int) -> None:
+    """Move a group's seq ceiling (bookkeeping of the log: ``updated_at`` stays as it is)."""
+    await session.execute(
+        update(StudyGroup)
+        .where(StudyGroup.id == group_id)
+        .values(seq_ceiling=ceiling, updated_at=StudyGroup.updated_at)
+    )
+
+
+async def lower_seq_ceiling(session: AsyncSession, group_id: uuid.UUID, ceiling: int) -> None:
+    """Lower a group's seq ceiling to ``ceiling`` (never raise it)."""
+    await session.execute(
+        update(StudyGroup)
+        .where(StudyGroup.id == group_id, StudyGroup.seq_ceiling > ceiling)
+        .values(seq_ceiling=ceiling, updated_at=StudyGroup.updated_at)
+    )
 
 
 async def messages_after(

@@ -108,6 +108,8 @@ class StudyGroup(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
     owner_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
+    seq_ceiling: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Every seq the message log has handed out for this group is at or below this."""
 
 
 Index("ix_study_groups_lower_subject", func.lower(StudyGroup.subject))

@@ -23,10 +23,11 @@ from server.bus.memory import MemoryBus
 from server.bus.redis import RedisBus
 from server.errors import RateLimited
 from server.realtime.envelope import Envelope, Kind, group_channel, unpack
-from server.realtime.log import Accepted, MessageLog, NewMessage, Seeder
+from server.realtime.log import Accepted, MessageLog, NewMessage
 from server.realtime.memory_log import MemoryMessageLog
 from server.realtime.redis_log import RedisMessageLog
 from server.security.ratelimit import Rate
+from tests.fixtures.floors import DictFloors
 from tests.fixtures.services import REDIS_URL, drop_redis_prefix
 
 GENEROUS = Rate(1000, 1.0)
@@ -36,11 +37,16 @@ WINDOW_S = 3600
 
 @dataclass
 class Harness:
-    """A message log, the bus it publishes on, and the seeds its seeder answers with."""
+    """A message log, the bus it publishes on, and its stand-in database's stored seqs."""
 
     log: MessageLog
     bus: Bus
-    seeds: dict[uuid.UUID, int]
+    floors: DictFloors
+
+    @property
+    def seeds(self) -> dict[uuid.UUID, int]:
+        """The highest stored seq the test chose for each group (0 otherwise)."""
+        return self.floors.persisted
 
     async def listen(self, group_id: uuid.UUID) -> Inbox:
         """Collect every envelope published for ``group_id`` from now on."""
@@ -108,30 +114,21 @@ async def prefix() -> AsyncIterator[str]:
     await drop_redis_prefix(value)
 
 
-def seeder_of(seeds: dict[uuid.UUID, int]) -> Seeder:
-    """A seeder answering the 'highest persisted seq' the test chose for a group, else 0."""
-
-    async def seeder(group_id: uuid.UUID) -> int:
-        return seeds.get(group_id, 0)
-
-    return seeder
-
-
 async def redis_harness(redis: Redis, prefix: str) -> Harness:
     """A RedisMessageLog with a started RedisBus on the same prefix."""
     bus = RedisBus(redis, REDIS_URL, prefix)
     await bus.start()
-    seeds: dict[uuid.UUID, int] = {}
-    log = RedisMessageLog(redis, prefix, seeder_of(seeds), window=WINDOW, window_s=WINDOW_S)
-    return Harness(log, bus, seeds)
+    floors = DictFloors()
+    log = RedisMessageLog(redis, prefix, floors, window=WINDOW, window_s=WINDOW_S)
+    return Harness(log, bus, floors)
 
 
 def memory_harness() -> Harness:
     """A MemoryMessageLog publishing on a MemoryBus."""
     bus = MemoryBus()
-    seeds: dict[uuid.UUID, int] = {}
-    log = MemoryMessageLog(bus, seeder_of(seeds), window=WINDOW, window_s=WINDOW_S)
-    return Harness(log, bus, seeds)
+    floors = DictFloors()
+    log = MemoryMessageLog(bus, floors, window=WINDOW, window_s=WINDOW_S)
+    return Harness(log, bus, floors)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -438,9 +435,7 @@ async def test_dead_consumers_entries_are_claimed_once_idle(
     redis_only: Harness, redis: Redis, prefix: str
 ) -> None:
     """Entries a dead node's persister took but never acked go to another node after 5 s idle."""
-    other_node = RedisMessageLog(
-        redis, prefix, seeder_of(redis_only.seeds), window=WINDOW, window_s=WINDOW_S
-    )
+    other_node = RedisMessageLog(redis, prefix, redis_only.floors, window=WINDOW, window_s=WINDOW_S)
     group, author = ids(2)
     messages = [new_message(group, author) for _ in range(2)]
     for message in messages:

@@ -36,6 +36,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, MetaData, Table, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from server.store import models  # noqa: F401 - registers every table on the metadata
@@ -220,7 +221,9 @@ async def _step_down(url: str, engine: AsyncEngine, expected: Schema) -> None:
 
 async def walk(url: str) -> dict[str, int]:
     """The whole walk of the module docstring; return the row count per table at the end."""
-    engine = create_async_engine(async_url(url))
+    # A fresh connection per look: migrations alter tables under it, and asyncpg's cached
+    # statement plans (``SELECT *``) would go stale.
+    engine = create_async_engine(async_url(url), poolclass=NullPool)
     chain = revisions()
     try:
         await _alembic(url, "downgrade", BASE)

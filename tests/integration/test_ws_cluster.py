@@ -15,28 +15,11 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.factories.groups import public_group
 from tests.factories.users import account
-from tests.fixtures.processes import NodeProcess
-from tests.fixtures.services import REDIS_URL
+from tests.fixtures.processes import NodeProcess, cluster_env
 from tests.fixtures.wsclient import socket
 
 pytestmark = pytest.mark.slow
 LEASE_TTL_S = 6
-
-
-def cluster_env(pg_url: str, prefix: str, tmp: Path, **extra: str) -> dict[str, str]:
-    """The environment of a node of a test cluster."""
-    return {
-        "DATABASE_URL": pg_url,
-        "REDIS_URL": REDIS_URL,
-        "REDIS_PREFIX": prefix,
-        "BCRYPT_ROUNDS": "4",
-        "MEDIA_DIR": str(tmp / "media"),
-        "RATE_LIMIT_AUTH": "100000/60",
-        "RATE_LIMIT_USER": "100000/60",
-        "RATE_LIMIT_ANON": "100000/60",
-        "LOG_LEVEL": "INFO",  # the shutdown test reads uvicorn's lines
-        **extra,
-    }
 
 
 @pytest.fixture

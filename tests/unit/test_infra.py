@@ -73,3 +73,16 @@ def test_socket_errors_are_unavailable(error: Exception) -> None:
 def test_other_errors_are_not_translated(error: Exception) -> None:
     """Bugs and data errors are not outages: None, so they surface as they are."""
     assert as_unavailable(error) is None
+
+
+class InvalidCachedStatementError(Exception):
+    """Named as asyncpg's error for a plan a migration made stale."""
+
+
+def test_a_plan_made_stale_by_a_migration_is_a_retry() -> None:
+    """A table altered under a cached statement: 503 (retry), not a 500."""
+    error = sa_errors.NotSupportedError("SELECT 1", {}, InvalidCachedStatementError("stale"))
+    translated = as_unavailable(error)
+    assert isinstance(translated, ServiceUnavailable)
+    assert translated.message == "The database schema just changed; try again"
+    assert as_unavailable(sa_errors.NotSupportedError("SELECT 1", {}, ValueError("x"))) is None

@@ -27,16 +27,12 @@ from server.realtime.log import (
 from server.realtime.memory_log import MemoryMessageLog
 from server.security.ratelimit import Rate
 from tests.fixtures.clock import FrozenClock
+from tests.fixtures.floors import DictFloors
 
 GROUP = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
 AUTHOR = uuid.UUID("00000000-0000-4000-8000-000000000001")
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 GENEROUS = Rate(1000, 1.0)
-
-
-async def no_history(group_id: uuid.UUID) -> int:
-    """A database without messages."""
-    return 0
 
 
 @pytest.fixture
@@ -54,7 +50,7 @@ def bus() -> MemoryBus:
 @pytest.fixture
 def log(bus: MemoryBus, clock: FrozenClock) -> MemoryMessageLog:
     """A log with a 5-message, one-hour recovery window on the fake clock."""
-    return MemoryMessageLog(bus, no_history, window=5, window_s=3600, clock=clock.time)
+    return MemoryMessageLog(bus, DictFloors(), window=5, window_s=3600, clock=clock.time)
 
 
 def message(clock: FrozenClock, client_msg_id: str | None = None, body: str = "hi") -> NewMessage:

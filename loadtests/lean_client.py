@@ -2,17 +2,24 @@
 
 The benchmark client shares two cores with the nodes, Redis and PostgreSQL, so it must cost
 as little as possible per frame: no per-frame task, one msgspec decode into a small Struct.
+
+It speaks two dialects with the same socket code: StudyBuddy's (contract section 4) and
+the JSON protocol of Go's centrifuge library (the yardstick of issue 11,
+``loadtests/yardstick``), so both servers are measured by the same instrument.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import socket
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ClassVar
 
 import msgspec
 from websockets.client import ClientProtocol
@@ -23,15 +30,197 @@ from websockets.uri import parse_uri
 
 
 class Incoming(msgspec.Struct):
-    """The fields a benchmark looks at."""
+    """The fields a benchmark looks at, whichever server sent the frame."""
 
     type: str
     seq: int = 0
     created_at: str = ""
     client_msg_id: str = ""
+    sender: int = -1
+    """Centrifuge only: which benchmark sender published it (StudyBuddy orders by ``seq``)."""
+    n: int = 0
+    """Centrifuge only: the sender's own count, 0, 1, 2, ..."""
 
 
-_decode = msgspec.json.Decoder(Incoming).decode
+WaiterKey = str | int
+"""What a request waits for: a reply ``type`` (StudyBuddy) or a command id (centrifuge)."""
+
+
+class Dialect:
+    """How a benchmark talks to one kind of server; the socket code is shared."""
+
+    name: ClassVar[str]
+    subprotocols: ClassVar[tuple[str, ...]]
+    path: ClassVar[str]
+    """The WebSocket endpoint on a node."""
+
+    def decode(self, data: bytes) -> list[Incoming]:
+        """The frames in one text message."""
+        raise NotImplementedError
+
+    def key(self, frame: Incoming) -> WaiterKey:
+        """Which waiter ``frame`` answers."""
+        return frame.type
+
+    def hello(self, user_id: str, token: str) -> tuple[bytes, WaiterKey]:
+        """The first frame of a socket (auth or connect) and what it waits for."""
+        raise NotImplementedError
+
+    def subscribe(self, group: str) -> tuple[bytes, WaiterKey]:
+        """Subscribe to a group (StudyBuddy) or channel (centrifuge)."""
+        raise NotImplementedError
+
+    def send(self, group: str, body: str, sender: int, n: int) -> bytes:
+        """Message ``n`` of benchmark sender ``sender``, not waited for."""
+        raise NotImplementedError
+
+    def ordered(self, tally: Tally) -> bool:
+        """Whether one receiver saw its messages in order and without gaps."""
+        raise NotImplementedError
+
+
+_decode_studybuddy = msgspec.json.Decoder(Incoming).decode
+
+
+class StudyBuddyDialect(Dialect):
+    """StudyBuddy's JSON subprotocol (contract section 4)."""
+
+    name = "studybuddy"
+    subprotocols = ("studybuddy.v1.json",)
+    path = "/api/v1/ws"
+
+    def decode(self, data: bytes) -> list[Incoming]:
+        """One frame per text message."""
+        return [_decode_studybuddy(data)]
+
+    def hello(self, user_id: str, token: str) -> tuple[bytes, WaiterKey]:
+        """``auth`` with an access token; answered by ``ready``."""
+        return json.dumps({"type": "auth", "token": token}).encode(), "ready"
+
+    def subscribe(self, group: str) -> tuple[bytes, WaiterKey]:
+        """``subscribe``; answered by ``subscribed``."""
+        return json.dumps({"type": "subscribe", "group_id": group}).encode(), "subscribed"
+
+    def send(self, group: str, body: str, sender: int, n: int) -> bytes:
+        """A ``send`` frame; the node answers with an ``ack``."""
+        frame = {"type": "send", "group_id": group, "body": body, "client_msg_id": f"s{sender}-{n}"}
+        return json.dumps(frame).encode()
+
+    def ordered(self, tally: Tally) -> bool:
+        """Seqs 1, 2, 3, ... with nothing missing (one group, every message)."""
+        return tally.seqs == list(range(1, len(tally.seqs) + 1))
+
+
+class _CentPayload(msgspec.Struct):
+    created_at: str = ""
+    client_msg_id: str = ""
+    s: int = -1
+    n: int = 0
+
+
+class _CentPublication(msgspec.Struct):
+    data: _CentPayload | None = None
+    offset: int = 0
+
+
+class _CentResult(msgspec.Struct):
+    channel: str = ""
+    data: _CentPublication | None = None
+    type: int = 0
+
+
+class _CentError(msgspec.Struct):
+    code: int = 0
+    message: str = ""
+
+
+class _CentReply(msgspec.Struct):
+    id: int = 0
+    result: _CentResult | None = None
+    error: _CentError | None = None
+
+
+_decode_centrifuge = msgspec.json.Decoder(_CentReply).decode_lines
+_COMMAND_IDS = itertools.count(1)
+"""Centrifuge command ids; unique over the process, so a reply finds its request."""
+_CONNECT, _SUBSCRIBE, _PUBLISH = 0, 1, 3
+"""centrifugal/protocol 0.3 ``MethodType`` values."""
+_PUBLICATION = 0
+"""centrifugal/protocol 0.3 ``PushType.PUBLICATION``."""
+
+
+class CentrifugeDialect(Dialect):
+    """The JSON protocol of centrifuge 0.15 (centrifugal/protocol 0.3.6).
+
+    Client commands are ``{"id", "method", "params"}`` (method as its number; connect is 0);
+    the server answers ``{"id", "result"}`` or ``{"id", "error"}``, and pushes
+    ``{"result": {"type", "channel", "data"}}`` without an id, a publication's own ``data``
+    inside. One text message may hold several of these, one per line.
+    """
+
+    name = "centrifuge"
+    subprotocols = ()
+    path = "/connection/websocket"
+
+    def decode(self, data: bytes) -> list[Incoming]:
+        """Replies become ``reply`` (or ``error``) with the command id in ``seq``."""
+        frames = []
+        for reply in _decode_centrifuge(data):
+            if reply.id:
+                kind = "error" if reply.error is not None else "reply"
+                frames.append(Incoming(kind, seq=reply.id))
+                continue
+            result = reply.result
+            if result is None or result.type != _PUBLICATION or result.data is None:
+                frames.append(Incoming("push"))
+                continue
+            payload = result.data.data or _CentPayload()
+            frames.append(
+                Incoming(
+                    "message",
+                    result.data.offset,
+                    payload.created_at,
+                    payload.client_msg_id,
+                    payload.s,
+                    payload.n,
+                )
+            )
+        return frames
+
+    def key(self, frame: Incoming) -> WaiterKey:
+        """A reply's command id; a push answers no request."""
+        return frame.seq if frame.type in {"reply", "error"} else frame.type
+
+    def hello(self, user_id: str, token: str) -> tuple[bytes, WaiterKey]:
+        """``connect`` without a token: our node takes the user named in its data."""
+        command_id = next(_COMMAND_IDS)
+        params = {"data": {"user": user_id}}
+        return json.dumps({"id": command_id, "method": _CONNECT, "params": params}).encode(), (
+            command_id
+        )
+
+    def subscribe(self, group: str) -> tuple[bytes, WaiterKey]:
+        """``subscribe`` to the channel."""
+        command_id = next(_COMMAND_IDS)
+        params = {"channel": group}
+        return json.dumps({"id": command_id, "method": _SUBSCRIBE, "params": params}).encode(), (
+            command_id
+        )
+
+    def send(self, group: str, body: str, sender: int, n: int) -> bytes:
+        """``publish`` into the channel; the node stamps ``created_at`` and fans it out."""
+        data = {"client_msg_id": f"s{sender}-{n}", "s": sender, "n": n, "body": body}
+        params = {"channel": group, "data": data}
+        return json.dumps({"id": next(_COMMAND_IDS), "method": _PUBLISH, "params": params}).encode()
+
+    def ordered(self, tally: Tally) -> bool:
+        """Every sender's messages in its own order, none skipped (no per-channel seq)."""
+        return tally.disorders == 0
+
+
+STUDYBUDDY = StudyBuddyDialect()
+CENTRIFUGE = CentrifugeDialect()
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (STUDYBUDDY, CENTRIFUGE)}
 
 
 _EPOCHS: dict[str, float] = {}
@@ -56,6 +245,10 @@ class Tally:
     """Created -> arrived at this socket (kernel timestamp)."""
     processed: list[float] = field(default_factory=list)
     """Created -> parsed by this process."""
+    next_n: dict[int, int] = field(default_factory=dict)
+    """Centrifuge: the count expected next from each sender."""
+    disorders: int = 0
+    """Centrifuge: messages that were not the one expected next from their sender."""
 
 
 SO_TIMESTAMPNS = 35
@@ -135,15 +328,21 @@ class LeanSocket(asyncio.Protocol):
     """One benchmark connection."""
 
     def __init__(
-        self, url: str, on_frame: Callable[[LeanSocket, Incoming], None] | None = None
+        self,
+        url: str,
+        on_frame: Callable[[LeanSocket, Incoming], None] | None = None,
+        dialect: Dialect = STUDYBUDDY,
     ) -> None:
+        self.dialect = dialect
         self.protocol = ClientProtocol(
-            parse_uri(url), subprotocols=[Subprotocol("studybuddy.v1.json")], max_size=2**20
+            parse_uri(url),
+            subprotocols=[Subprotocol(p) for p in dialect.subprotocols] or None,
+            max_size=2**20,
         )
         self.transport: asyncio.Transport | None = None
         self.open = asyncio.get_running_loop().create_future()
         self.closed = asyncio.get_running_loop().create_future()
-        self.waiters: dict[str, asyncio.Future[Incoming]] = {}
+        self.waiters: dict[WaiterKey, asyncio.Future[Incoming]] = {}
         self.on_frame = on_frame
         self.tally = Tally()
         self._pending = b""
@@ -157,6 +356,7 @@ class LeanSocket(asyncio.Protocol):
         url: str,
         on_frame: Callable[[LeanSocket, Incoming], None] | None = None,
         receive_buffer: int = 0,
+        dialect: Dialect = STUDYBUDDY,
     ) -> LeanSocket:
         """Open the TCP connection and the WebSocket handshake.
 
@@ -165,14 +365,23 @@ class LeanSocket(asyncio.Protocol):
         """
         loop = asyncio.get_running_loop()
         wsuri = parse_uri(url)
-        sock = cls(url, on_frame)
+        sock = cls(url, on_frame, dialect)
         raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         raw.setblocking(False)
         if receive_buffer:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        await loop.sock_connect(raw, (wsuri.host, wsuri.port))
+        try:
+            await loop.sock_connect(raw, (wsuri.host, wsuri.port))
+        except BaseException:
+            raw.close()
+            raise
         sock.connection_made(StampedTransport(raw, sock))
-        await asyncio.wait_for(sock.open, 10)
+        try:
+            await asyncio.wait_for(sock.open, 10)
+        except BaseException:
+            if sock.transport is not None:
+                sock.transport.close()
+            raise
         return sock
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -188,7 +397,9 @@ class LeanSocket(asyncio.Protocol):
             return
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
-            if isinstance(event, Response):
+            if isinstance(event, Response) and self.protocol.handshake_exc is not None:
+                self.open.set_exception(self.protocol.handshake_exc)  # e.g. 503: try later
+            elif isinstance(event, Response):
                 self.open.set_result(None)
             elif isinstance(event, Frame):
                 self._frame(event.opcode, bytes(event.data))
@@ -212,6 +423,8 @@ class LeanSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Record the close."""
+        if not self.open.done():
+            self.open.set_exception(ConnectionError("closed during the handshake"))
         if not self.closed.done():
             self.closed.set_result(self.close_code or self.protocol.close_code)
 
@@ -224,24 +437,41 @@ class LeanSocket(asyncio.Protocol):
             self.transport.close()
         if opcode != Opcode.TEXT:
             return
-        incoming = _decode(data)
-        waiter = self.waiters.pop(incoming.type, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(incoming)
-        if self.on_frame is not None:
-            self.on_frame(self, incoming)
+        for incoming in self.dialect.decode(data):
+            waiter = self.waiters.pop(self.dialect.key(incoming), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(incoming)
+            if self.on_frame is not None:
+                self.on_frame(self, incoming)
 
     def send(self, payload: bytes) -> None:
         """Send one text frame."""
         self.protocol.send_text(payload)
         self._flush()
 
-    async def request(self, payload: bytes, reply_type: str, timeout: float = 10.0) -> Incoming:
-        """Send and wait for the next frame of ``reply_type``."""
+    async def request(self, payload: bytes, key: WaiterKey, timeout: float = 10.0) -> Incoming:
+        """Send and wait for the next frame answering ``key`` (a reply type or command id)."""
         future: asyncio.Future[Incoming] = asyncio.get_running_loop().create_future()
-        self.waiters[reply_type] = future
+        self.waiters[key] = future
         self.send(payload)
-        return await asyncio.wait_for(future, timeout)
+        await asyncio.wait((future, self.closed), timeout=timeout, return_when="FIRST_COMPLETED")
+        if not future.done():
+            future.cancel()
+            if self.closed.done():
+                raise ConnectionError(f"closed with {self.closed.result()} before a reply")
+            raise TimeoutError(f"no reply in {timeout} s to {payload[:200]!r}")
+        reply = future.result()
+        if reply.type == "error":
+            raise RuntimeError(f"{self.dialect.name} refused a request: {payload[:200]!r}")
+        return reply
+
+    async def hello(self, user_id: str, token: str, timeout: float = 10.0) -> Incoming:
+        """Authenticate (StudyBuddy ``auth``) or connect (centrifuge)."""
+        return await self.request(*self.dialect.hello(user_id, token), timeout)
+
+    async def subscribe(self, group: str, timeout: float = 10.0) -> Incoming:
+        """Subscribe and wait until the server confirms."""
+        return await self.request(*self.dialect.subscribe(group), timeout)
 
     def close(self) -> None:
         """Close politely."""
@@ -261,9 +491,16 @@ class LeanSocket(asyncio.Protocol):
 
 
 def record_messages(sock: LeanSocket, frame: Incoming) -> None:
-    """Tally seq and latency of every ``message`` frame."""
+    """Tally seq (or a sender's count) and latency of every ``message`` frame."""
     if frame.type == "message":
-        sock.tally.seqs.append(frame.seq)
+        tally = sock.tally
+        if frame.sender >= 0:
+            if tally.next_n.get(frame.sender, 0) != frame.n:
+                tally.disorders += 1
+            tally.next_n[frame.sender] = frame.n + 1
+            tally.seqs.append(frame.n)
+        else:
+            tally.seqs.append(frame.seq)
         created = _epoch(frame.created_at)
-        sock.tally.latencies.append(sock.arrived - created)
-        sock.tally.processed.append(time.time() - created)
+        tally.latencies.append(sock.arrived - created)
+        tally.processed.append(time.time() - created)

@@ -57,6 +57,8 @@ SENDERS = 5
 ADMISSION_USERS = 667
 ADMISSION_SOCKETS = 2_000
 ADMISSION_GIVE_UP_S = 60.0
+ADMISSION_REPLY_TIMEOUT_S = 30.0
+"""A slow answer is waited for, not retried: only a refusal (a close, an HTTP error) is."""
 
 
 @dataclass
@@ -103,15 +105,16 @@ async def _open(
     group: str | None,
     record: bool,
     receive_buffer: int = 0,
+    timeout: float = 10.0,
 ) -> LeanSocket:
     """One socket: connected, authenticated (or connected, for centrifuge), maybe subscribed."""
     sock = await LeanSocket.connect(
         url, record_messages if record else None, receive_buffer, target.dialect
     )
     try:
-        await sock.hello(who.user_id, who.token)
+        await sock.hello(who.user_id, who.token, timeout)
         if group is not None:
-            await sock.subscribe(group)
+            await sock.subscribe(group, timeout)
     except BaseException:
         sock.close()
         raise
@@ -207,6 +210,7 @@ async def _traffic(target_type: type[Target], load: Load) -> dict[str, Any]:
             "elapsed_s": elapsed,
             "send_window_s": load.duration,
             "server_cpu_s": cpu,
+            "cpu_s_per_200k": cpu / max(delivered, 1) * 200_000,
             "client_cpu_s": client_cpu,
             "p50_ms": percentile(latencies, 0.50) * 1000,
             "p99_ms": percentile(latencies, 0.99) * 1000,
@@ -222,7 +226,6 @@ async def _traffic(target_type: type[Target], load: Load) -> dict[str, Any]:
 async def fanout(target: type[Target], duration: float) -> Outcome:
     """5 senders x 50 msg/s into 200 subscribers over two nodes."""
     result = await _traffic(target, Load(50.0, duration))
-    result["cpu_s_per_200k"] = result["server_cpu_s"] / max(result["delivered"], 1) * 200_000
     print("fanout:", json.dumps(result, indent=1))
     lost = result["expected"] - result["delivered"]
     figures = [
@@ -355,7 +358,7 @@ async def _admit(target: Target, url: str, who: Identity, group: str, started: f
     while True:
         attempts += 1
         try:
-            sock = await _open(target, url, who, group, record=False)
+            sock = await _open(target, url, who, group, False, 0, ADMISSION_REPLY_TIMEOUT_S)
             return _Admitted(sock, time.monotonic() - started, attempts, failures)
         except Exception as exc:  # any refusal is retried, and counted
             failures[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1

@@ -133,3 +133,9 @@ iac-lock: $(STAMP)
 		--strip-extras --allow-unsafe -o requirements/iac.txt requirements/iac.in
 	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links \
 		--strip-extras --allow-unsafe -o requirements/hcl2.txt requirements/hcl2.in
+# Issue 11's yardstick: Go's centrifuge (Debian's package, pinned in the build script) beside
+# StudyBuddy, same client, one sitting. YARDSTICK_ARGS e.g. "fanout --rounds 3 --duration 20".
+.PHONY: yardstick
+yardstick: $(STAMP)
+	loadtests/yardstick/build.sh
+	$(BIN)/python -m loadtests.yardstick $(YARDSTICK_ARGS)

@@ -32,13 +32,14 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import uvloop
 
 from loadtests.cluster import cpu_seconds, rss_bytes
-from loadtests.lean_client import LeanSocket, record_messages
+from loadtests.lean_client import Incoming, LeanSocket, count_frames, record_messages
 from loadtests.machine import readings
 from loadtests.targets import TARGETS, Identity, StudyBuddy, Target
 
@@ -103,14 +104,16 @@ async def _open(
     url: str,
     who: Identity,
     group: str | None,
-    record: bool,
+    record: bool | Callable[[LeanSocket, Incoming], None],
     receive_buffer: int = 0,
     timeout: float = 10.0,
 ) -> LeanSocket:
-    """One socket: connected, authenticated (or connected, for centrifuge), maybe subscribed."""
-    sock = await LeanSocket.connect(
-        url, record_messages if record else None, receive_buffer, target.dialect
-    )
+    """One socket: connected, authenticated (or connected, for centrifuge), maybe subscribed.
+
+    ``record``: tally messages (True), nothing (False), or call this on every frame.
+    """
+    on_frame = record if callable(record) else record_messages if record else None
+    sock = await LeanSocket.connect(url, on_frame, receive_buffer, target.dialect, timeout)
     try:
         await sock.hello(who.user_id, who.token, timeout)
         if group is not None:
@@ -358,10 +361,10 @@ async def _admit(target: Target, url: str, who: Identity, group: str, started: f
     while True:
         attempts += 1
         try:
-            sock = await _open(target, url, who, group, False, 0, ADMISSION_REPLY_TIMEOUT_S)
+            sock = await _open(target, url, who, group, count_frames, 0, ADMISSION_REPLY_TIMEOUT_S)
             return _Admitted(sock, time.monotonic() - started, attempts, failures)
         except Exception as exc:  # any refusal is retried, and counted
-            failures[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
+            failures[f"{type(exc).__name__}: {str(exc)[:60] or 'handshake'}"] += 1
         if time.monotonic() - started > ADMISSION_GIVE_UP_S:
             return _Admitted(None, float("nan"), attempts, failures)
         await asyncio.sleep(random.uniform(0, min(5.0, 0.1 * 2**attempts)))
@@ -375,7 +378,8 @@ async def admission(target_type: type[Target]) -> Outcome:
         group = await target.group(users[0], users[1:])
         plan = [users[index % len(users)] for index in range(ADMISSION_SOCKETS)]
         urls, pids = target.urls, target.pids
-        cpu_before, started = [cpu_seconds(p) for p in pids], time.monotonic()
+        cpu_before, client_before = [cpu_seconds(p) for p in pids], time.process_time()
+        started = time.monotonic()
         admitted = await asyncio.gather(
             *(
                 _admit(target, urls[index % len(urls)], who, group, started)
@@ -383,7 +387,9 @@ async def admission(target_type: type[Target]) -> Outcome:
             )
         )
         cpu = sum(cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True))
+        client_cpu = time.process_time() - client_before
         sockets = [a.sock for a in admitted if a.sock is not None]
+        frames = sum(s.tally.frames for s in sockets)  # those of the admitted sockets
         times = [a.seconds for a in admitted if a.sock is not None]
         await asyncio.sleep(1)
         failures: Counter[str] = Counter()
@@ -401,6 +407,8 @@ async def admission(target_type: type[Target]) -> Outcome:
             "failures": dict(failures.most_common(5)),
             "alive_1s_later": sum(1 for s in sockets if not s.closed.done()),
             "server_cpu_s": cpu,
+            "client_cpu_s": client_cpu,
+            "frames_received": frames,
         }
         print("admission:", json.dumps(result, indent=1))
         for sock in sockets:

@@ -40,6 +40,10 @@ class Incoming(msgspec.Struct):
     """Centrifuge only: which benchmark sender published it (StudyBuddy orders by ``seq``)."""
     n: int = 0
     """Centrifuge only: the sender's own count, 0, 1, 2, ..."""
+    code: str = ""
+    """An ``error`` frame's code (centrifuge's number, as text)."""
+    message: str = ""
+    """An ``error`` frame's message."""
 
 
 WaiterKey = str | int
@@ -53,6 +57,8 @@ class Dialect:
     subprotocols: ClassVar[tuple[str, ...]]
     path: ClassVar[str]
     """The WebSocket endpoint on a node."""
+    error_key: ClassVar[WaiterKey | None] = None
+    """The key of an error that answers whichever request is waiting (StudyBuddy's ``error``)."""
 
     def decode(self, data: bytes) -> list[Incoming]:
         """The frames in one text message."""
@@ -88,6 +94,7 @@ class StudyBuddyDialect(Dialect):
     name = "studybuddy"
     subprotocols = ("studybuddy.v1.json",)
     path = "/api/v1/ws"
+    error_key = "error"  # the benchmark has one request in flight per socket
 
     def decode(self, data: bytes) -> list[Incoming]:
         """One frame per text message."""
@@ -146,8 +153,10 @@ _PUBLICATION = 0
 
 def _centrifuge_frame(reply: _CentReply) -> Incoming:
     """One centrifuge reply or push as the frame a benchmark looks at."""
+    if reply.id and reply.error is not None:
+        return Incoming("error", reply.id, code=str(reply.error.code), message=reply.error.message)
     if reply.id:
-        return Incoming("error" if reply.error is not None else "reply", seq=reply.id)
+        return Incoming("reply", seq=reply.id)
     result = reply.result
     if result is None or result.type != _PUBLICATION or (publication := result.data) is None:
         return Incoming("push")
@@ -251,6 +260,8 @@ class Tally:
     """Centrifuge: the count expected next from each sender."""
     disorders: int = 0
     """Centrifuge: messages that were not the one expected next from their sender."""
+    frames: int = 0
+    """Every frame, when counted (:func:`count_frames`)."""
 
 
 SO_TIMESTAMPNS = 35
@@ -359,6 +370,7 @@ class LeanSocket(asyncio.Protocol):
         on_frame: Callable[[LeanSocket, Incoming], None] | None = None,
         receive_buffer: int = 0,
         dialect: Dialect = STUDYBUDDY,
+        timeout: float = 10.0,
     ) -> LeanSocket:
         """Open the TCP connection and the WebSocket handshake.
 
@@ -379,7 +391,7 @@ class LeanSocket(asyncio.Protocol):
             raise
         sock.connection_made(StampedTransport(raw, sock))
         try:
-            await asyncio.wait_for(sock.open, 10)
+            await asyncio.wait_for(sock.open, timeout)
         except BaseException:
             if sock.transport is not None:
                 sock.transport.close()
@@ -455,8 +467,13 @@ class LeanSocket(asyncio.Protocol):
         """Send and wait for the next frame answering ``key`` (a reply type or command id)."""
         future: asyncio.Future[Incoming] = asyncio.get_running_loop().create_future()
         self.waiters[key] = future
+        if self.dialect.error_key is not None:
+            self.waiters[self.dialect.error_key] = future
         self.send(payload)
         await asyncio.wait((future, self.closed), timeout=timeout, return_when="FIRST_COMPLETED")
+        if self.dialect.error_key is not None:
+            self.waiters.pop(self.dialect.error_key, None)
+        self.waiters.pop(key, None)
         if not future.done():
             future.cancel()
             if self.closed.done():
@@ -464,7 +481,7 @@ class LeanSocket(asyncio.Protocol):
             raise TimeoutError(f"no reply in {timeout} s to {payload[:200]!r}")
         reply = future.result()
         if reply.type == "error":
-            raise RuntimeError(f"{self.dialect.name} refused a request: {payload[:200]!r}")
+            raise RuntimeError(f"error {reply.code} {reply.message[:80]!r} to {payload[:60]!r}")
         return reply
 
     async def hello(self, user_id: str, token: str, timeout: float = 10.0) -> Incoming:
@@ -506,3 +523,9 @@ def record_messages(sock: LeanSocket, frame: Incoming) -> None:
         created = _epoch(frame.created_at)
         tally.latencies.append(sock.arrived - created)
         tally.processed.append(time.time() - created)
+
+
+def count_frames(sock: LeanSocket, frame: Incoming) -> None:
+    """Count every frame a socket receives (presence, acks, replies, messages)."""
+    del frame
+    sock.tally.frames += 1

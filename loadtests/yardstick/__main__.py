@@ -55,8 +55,8 @@ class Row:
     def line(self, ours: dict[str, Any], go: dict[str, Any]) -> str:
         """StudyBuddy, Go, and StudyBuddy / Go."""
         a, b = float(ours.get(self.key, float("nan"))), float(go.get(self.key, float("nan")))
-        ratio = a / b if b else float("nan")
-        return f"{self.scenario:<11} {self.label:<30} {a:>12.2f} {b:>12.2f} {ratio:>9.2f}"
+        ratio = f"{a / b:>9.2f}" if b else f"{'-':>9}"
+        return f"{self.scenario:<11} {self.label:<30} {a:>12.2f} {b:>12.2f} {ratio}"
 
 
 ROWS = {
@@ -71,6 +71,7 @@ ROWS = {
         Row("saturation", "delivered per second", "delivered_per_s"),
         Row("saturation", "p99 publish-to-delivery ms", "p99_ms"),
         Row("saturation", "server CPU-s per 200k", "cpu_s_per_200k"),
+        Row("saturation", "messages sent (1,000/s offered)", "sent"),
     ],
     "admission": [
         Row("admission", "s until all subscribed", "admission_s"),

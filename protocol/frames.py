@@ -55,11 +55,17 @@ class Auth(ClientFrame, frozen=True, kw_only=True, tag="auth"):
     token: Token
 
 
+PresenceMode = Literal["each", "diff", "none"]
+"""How a subscriber hears about presence: a ``presence`` frame per change (while the group
+has at most 100 members online), batched ``presence_diff`` frames, or not at all."""
+
+
 class Subscribe(ClientFrame, frozen=True, kw_only=True, tag="subscribe"):
     """Receive a group's events; with ``since_seq``, replay what was missed first."""
 
     group_id: uuid.UUID
     since_seq: Seq | None = None
+    presence: PresenceMode = "each"
 
 
 class Unsubscribe(ClientFrame, frozen=True, kw_only=True, tag="unsubscribe"):
@@ -189,6 +195,14 @@ class Presence(ServerFrame, frozen=True, kw_only=True, tag="presence"):
     status: Literal["online", "offline"]
 
 
+class PresenceDiff(ServerFrame, frozen=True, kw_only=True, tag="presence_diff"):
+    """Who came online and who went offline in a group since the last diff (batched)."""
+
+    group_id: uuid.UUID
+    online: list[uuid.UUID]
+    offline: list[uuid.UUID]
+
+
 class TypingNotice(ServerFrame, frozen=True, kw_only=True, tag="typing"):
     """Another member is typing."""
 
@@ -243,6 +257,7 @@ ServerFrames = (
     | MessageEdited
     | MessageDeleted
     | Presence
+    | PresenceDiff
     | TypingNotice
     | ReadMarker
     | InviteNotice
@@ -271,6 +286,7 @@ SERVER_FRAME_TYPES: tuple[type[ServerFrame], ...] = (
     MessageEdited,
     MessageDeleted,
     Presence,
+    PresenceDiff,
     TypingNotice,
     ReadMarker,
     InviteNotice,

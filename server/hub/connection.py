@@ -83,6 +83,8 @@ class Connection:
     writer: FrameWriter | None = None
     cork: Cork | None = None
     groups: dict[uuid.UUID, Cursor[Outgoing]] = field(default_factory=dict)
+    presence: dict[uuid.UUID, str] | None = None
+    """Subscriptions that asked for ``diff`` or ``none`` presence (``each`` is the default)."""
     closed: Latch = field(default_factory=Latch)
     close_code: int | None = None
     outlet: Outlet = field(init=False)

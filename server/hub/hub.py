@@ -18,12 +18,13 @@ from typing import Any
 import msgspec
 
 from protocol.errors import CloseCode
-from protocol.frames import Presence, Ref, Subscribed, TypingNotice, Unsubscribed
+from protocol.frames import PresenceMode, Ref, Subscribed, TypingNotice, Unsubscribed
 from server.bus.base import Bus
 from server.hub.connection import Connection, Outgoing
 from server.hub.cursor import Cursor, Step, Verdict
 from server.hub.outlet import Cork
 from server.hub.ports import Access, Recovery
+from server.hub.presence_feed import PresenceFeed, set_mode
 from server.observability.metrics import FRAMES, SLOW_CONSUMER_CLOSES, WS_CONNECTIONS
 from server.realtime.envelope import (
     BadEnvelope,
@@ -72,6 +73,7 @@ class Hub:
         self._typing: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
+        self._presence = PresenceFeed(bus, registry)
         self.cork = Cork()
         """Coalesces this node's socket writes per loop turn (see :class:`Cork`)."""
 
@@ -83,7 +85,8 @@ class Hub:
         self._maintenance = asyncio.create_task(self._maintain(), name="hub-maintenance")
 
     async def stop(self) -> None:
-        """Stop background work."""
+        """Stop background work (presence changes not yet announced are dropped)."""
+        self._presence.stop()
         for task in [self._maintenance, *self._tasks]:
             if task is not None:
                 task.cancel()
@@ -145,7 +148,12 @@ class Hub:
     # -- subscriptions ----------------------------------------------------------------
 
     async def subscribe(
-        self, conn: Connection, group_id: uuid.UUID, since_seq: int | None, ref: Ref | None = None
+        self,
+        conn: Connection,
+        group_id: uuid.UUID,
+        since_seq: int | None,
+        ref: Ref | None = None,
+        presence: PresenceMode = "each",
     ) -> Subscribed:
         """Subscribe (or re-subscribe) a connection, replaying what it missed first.
 
@@ -164,15 +172,14 @@ class Hub:
                 if since_seq is not None
                 else None
             )
-            first = (
-                False
-                if renewing
-                else await self._registry.join(group_id, conn.user_id, conn.session_id)
-            )
-            online = await self._registry.online(group_id)
+            await self._presence.watch(group_id)
+            if not renewing and await self._registry.join(group_id, conn.user_id, conn.session_id):
+                self._presence.changed(group_id, conn.user_id, online=True)
         except BaseException:
             await self._leave(conn, group_id)
             raise
+        set_mode(conn, group_id, presence)
+        online = self._presence.online(group_id)
         recovered = replay is not None and replay.recovered
         cursor.delivered = since_seq if recovered and since_seq is not None else last
         missed = replay.frames if replay is not None else []
@@ -186,8 +193,6 @@ class Hub:
         )
         conn.reply(msgspec.structs.replace(subscribed, ref=ref) if ref is not None else subscribed)
         self._apply(conn, group_id, cursor.release())
-        if first:
-            await self._announce(group_id, conn.user_id, "online")
         return subscribed
 
     async def unsubscribe(self, conn: Connection, group_id: uuid.UUID) -> bool:
@@ -236,19 +241,18 @@ class Hub:
             await self._after_detach(conn, group_id)
 
     async def _after_detach(self, conn: Connection, group_id: uuid.UUID) -> None:
+        if conn.presence is not None:
+            conn.presence.pop(group_id, None)
         if group_id in self._groups and not self._groups[group_id]:
             del self._groups[group_id]
+            self._presence.unwatch(group_id)
             await self._quietly(self._bus.unsubscribe(group_channel(group_id), self._on_group))
         try:
             last = await self._registry.leave(group_id, conn.user_id, conn.session_id)
         except Exception:
             return
         if last:
-            await self._announce(group_id, conn.user_id, "offline")
-
-    async def _announce(self, group_id: uuid.UUID, user_id: uuid.UUID, status: str) -> None:
-        frame = Presence(group_id=group_id, user_id=user_id, status=status)  # type: ignore[arg-type]
-        await self._quietly(self._bus.publish(group_channel(group_id), pack(Kind.EPHEMERAL, frame)))
+            self._presence.changed(group_id, conn.user_id, online=False)
 
     # -- fan-out ----------------------------------------------------------------------
 
@@ -273,6 +277,8 @@ class Hub:
                     self._deliver(conn, group_id, cursor, item)
         elif envelope.kind is Kind.RECHECK:
             self._revoke(group_id, envelope.subject)
+        elif envelope.kind is Kind.PRESENCE:
+            self._presence.received(group_id, members, envelope.frame)
         else:
             self._broadcast(members, envelope)
 
@@ -371,7 +377,8 @@ class Hub:
         return True
 
     def _resync_all(self) -> None:
-        """After a bus reconnect: look for messages published while it was down."""
+        """After a bus reconnect: look for messages and presence changes missed meanwhile."""
+        self._spawn(self._presence.reload())
         for group_id, members in self._groups.items():
             for conn in tuple(members):
                 cursor = conn.groups.get(group_id)
@@ -401,7 +408,7 @@ class Hub:
         await self._registry.refresh(leases, presence)
         for group_id in list(self._groups):
             for user_id in await self._registry.sweep(group_id):
-                await self._announce(group_id, user_id, "offline")
+                self._presence.changed(group_id, user_id, online=False)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -77,6 +77,12 @@ class Outgoing:
         return cls(kind, seq, frame_type, frame, created=created)
 
     @classmethod
+    def shared(cls, frame: ServerFrame, kind: Kind = Kind.EPHEMERAL) -> Outgoing:
+        """A frame made on this node for many sockets (JSON once, MessagePack on first need)."""
+        tag = str(type(frame).__struct_config__.tag)
+        return cls(kind, 0, tag, msgspec.json.encode(frame))
+
+    @classmethod
     def direct(cls, codec: Codec, frame: ServerFrame, kind: Kind = Kind.EVENT) -> Outgoing:
         """Encode a reply for one connection."""
         data = codec.encode(frame)

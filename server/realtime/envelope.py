@@ -29,6 +29,8 @@ class Kind(IntEnum):
     """Close the user's sockets (password changed, account deleted)."""
     RECHECK = 4
     """A member's membership changed: re-check it before delivering more."""
+    PRESENCE = 5
+    """A node's batched presence changes of a group (a ``presence_diff`` frame)."""
 
 
 class BadEnvelope(ValueError):

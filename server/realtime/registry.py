@@ -81,77 +81,69 @@ return 1
 
 _JOIN = (
     """
--- Mark a socket subscribed to a group, atomically.
--- KEYS: the group's presence set ('user|session' -> expiry ms). ARGV: user, session, ttl_ms.
--- Returns 1 when it made the user online (no live entry of theirs before), else 0.
-local presence = KEYS[1]
+-- Mark a socket subscribed to a group, atomically, in O(log n) of the group's size.
+-- KEYS: the group's online users (user -> latest expiry ms), the user's live sessions there
+-- (session -> expiry ms). ARGV: user, session, ttl_ms.
+-- Returns 1 when it made the user online (no live session of theirs before), else 0.
+local users, sessions = KEYS[1], KEYS[2]
 local user, session, ttl_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 """
     + _NOW
     + """
-local prefix = user .. '|'
-local had = 0
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', presence, now, '+inf')) do
-  if string.sub(m, 1, #prefix) == prefix then had = 1 break end
-end
-redis.call('ZADD', presence, now + ttl_ms, prefix .. session)
-return 1 - had
+redis.call('ZREMRANGEBYSCORE', sessions, '-inf', '(' .. now)
+local had = redis.call('ZCARD', sessions) > 0
+redis.call('ZADD', sessions, now + ttl_ms, session)
+redis.call('PEXPIRE', sessions, 2 * ttl_ms)
+redis.call('ZADD', users, 'GT', now + ttl_ms, user)
+if had then return 0 end
+return 1
 """
 )
 
 _LEAVE = (
     """
 -- Unmark a socket, atomically.
--- KEYS: the group's presence set. ARGV: user, session.
--- Returns 1 when that was the user's last live socket in the group, else 0.
-local presence = KEYS[1]
+-- KEYS: the group's online users, the user's sessions there. ARGV: user, session.
+-- Returns 1 when that was the user's last live session in the group, else 0.
+local users, sessions = KEYS[1], KEYS[2]
 local user, session = ARGV[1], ARGV[2]
 """
     + _NOW
     + """
-local prefix = user .. '|'
-if redis.call('ZREM', presence, prefix .. session) == 0 then return 0 end
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', presence, now, '+inf')) do
-  if string.sub(m, 1, #prefix) == prefix then return 0 end
-end
+if redis.call('ZREM', sessions, session) == 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', sessions, '-inf', '(' .. now)
+if redis.call('ZCARD', sessions) > 0 then return 0 end
+redis.call('ZREM', users, user)
+redis.call('DEL', sessions)
 return 1
 """
 )
 
 _SWEEP = (
     """
--- Drop expired presence (a dead node's sockets), atomically, so that each user who went
--- offline is reported by exactly one sweeping node.
--- KEYS: the group's presence set. ARGV: none. Returns the users now offline.
-local presence = KEYS[1]
+-- Drop users whose every session expired (a dead node's sockets), atomically, so that each
+-- is reported offline by exactly one sweeping node. A user's score is the latest expiry of
+-- their sessions, so an expired score means no live session is left; the sessions' own key
+-- expires by itself. KEYS: the group's online users. ARGV: none. Returns the users now offline.
+local users = KEYS[1]
 """
     + _NOW
     + """
-local expired = redis.call('ZRANGEBYSCORE', presence, '-inf', '(' .. now)
-if #expired == 0 then return {} end
-redis.call('ZREMRANGEBYSCORE', presence, '-inf', '(' .. now)
-local live = {}
-for _, m in ipairs(redis.call('ZRANGE', presence, 0, -1)) do
-  live[string.match(m, '^[^|]+')] = true
-end
-local gone, seen = {}, {}
-for _, m in ipairs(expired) do
-  local user = string.match(m, '^[^|]+')
-  if not live[user] and not seen[user] then seen[user] = true table.insert(gone, user) end
-end
+local gone = redis.call('ZRANGEBYSCORE', users, '-inf', '(' .. now)
+if #gone > 0 then redis.call('ZREMRANGEBYSCORE', users, '-inf', '(' .. now) end
 return gone
 """
 )
 
 _ONLINE = (
     """
--- Live presence entries of a group ('user|session'), read by the Redis clock.
--- KEYS: the group's presence set. ARGV: none.
-local presence = KEYS[1]
+-- The users online in a group, by the Redis clock.
+-- KEYS: the group's online users. ARGV: none.
+local users = KEYS[1]
 """
     + _NOW
     + """
-return redis.call('ZRANGEBYSCORE', presence, now, '+inf')
+return redis.call('ZRANGEBYSCORE', users, now, '+inf')
 """
 )
 
@@ -183,19 +175,19 @@ class RedisRegistry:
 
     async def join(self, group_id: uuid.UUID, user_id: uuid.UUID, session_id: str) -> bool:
         """Add the socket; True if the user was not online in the group before."""
+        keys = [self._presence(group_id), self._sessions(group_id, user_id)]
         args: list[str | int] = [str(user_id), session_id, self._presence_ttl_ms]
-        return bool(await self._join(keys=[self._presence(group_id)], args=args))
+        return bool(await self._join(keys=keys, args=args))
 
     async def leave(self, group_id: uuid.UUID, user_id: uuid.UUID, session_id: str) -> bool:
         """Remove the socket; True if that was the user's last one in the group."""
-        return bool(
-            await self._leave(keys=[self._presence(group_id)], args=[str(user_id), session_id])
-        )
+        keys = [self._presence(group_id), self._sessions(group_id, user_id)]
+        return bool(await self._leave(keys=keys, args=[str(user_id), session_id]))
 
     async def online(self, group_id: uuid.UUID) -> list[uuid.UUID]:
-        """Distinct users with a live entry."""
+        """Users with a live session."""
         members: Any = await self._online(keys=[self._presence(group_id)])
-        return _users(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return [uuid.UUID(m.decode() if isinstance(m, bytes) else str(m)) for m in members]
 
     async def refresh(
         self,
@@ -209,9 +201,12 @@ class RedisRegistry:
         for user_id, session_id in leases:
             pipe.zadd(self._conns(user_id), {session_id: now_ms + self._ttl_ms}, xx=True)
             pipe.pexpire(self._conns(user_id), self._ttl_ms)
+        expiry = now_ms + self._presence_ttl_ms
         for group_id, user_id, session_id in presence:
-            member = f"{user_id}|{session_id}"
-            pipe.zadd(self._presence(group_id), {member: now_ms + self._presence_ttl_ms}, xx=True)
+            sessions = self._sessions(group_id, user_id)
+            pipe.zadd(sessions, {session_id: expiry}, xx=True)
+            pipe.pexpire(sessions, 2 * self._presence_ttl_ms)
+            pipe.zadd(self._presence(group_id), {str(user_id): expiry}, xx=True, gt=True)
         await pipe.execute()
 
     async def sweep(self, group_id: uuid.UUID) -> list[uuid.UUID]:
@@ -224,6 +219,9 @@ class RedisRegistry:
 
     def _presence(self, group_id: uuid.UUID) -> str:
         return f"{self._prefix}pres:{group_id}"
+
+    def _sessions(self, group_id: uuid.UUID, user_id: uuid.UUID) -> str:
+        return f"{self._prefix}pres:{group_id}:{user_id}"
 
 
 class MemoryRegistry:
@@ -280,10 +278,3 @@ class MemoryRegistry:
     async def sweep(self, group_id: uuid.UUID) -> list[uuid.UUID]:
         """Nothing expires in process."""
         return []
-
-
-def _users(members: Iterable[str]) -> list[uuid.UUID]:
-    seen: dict[str, None] = {}
-    for member in members:
-        seen.setdefault(member.split("|", 1)[0], None)
-    return [uuid.UUID(user) for user in seen]

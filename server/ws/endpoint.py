@@ -272,8 +272,8 @@ class SocketRun:
                         **_ref(ref),
                     )
                 )
-            case DoSubscribe(group_id=group, since_seq=since, ref=ref):
-                await self.hub.subscribe(conn, group, since, ref)
+            case DoSubscribe(group_id=group, since_seq=since, ref=ref, presence=presence):
+                await self.hub.subscribe(conn, group, since, ref, presence)
             case DoUnsubscribe(group_id=group, ref=ref):
                 if await self.hub.unsubscribe(conn, group):
                     conn.reply(Unsubscribed(group_id=group, **_ref(ref)))

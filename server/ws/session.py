@@ -23,6 +23,7 @@ from protocol.frames import (
     Error,
     Ping,
     Pong,
+    PresenceMode,
     Read,
     Ready,
     Ref,
@@ -69,11 +70,12 @@ class Authenticate:
 
 @dataclass(frozen=True, slots=True)
 class DoSubscribe:
-    """Subscribe to a group, replaying after ``since_seq``."""
+    """Subscribe to a group, replaying after ``since_seq``; presence as asked."""
 
     group_id: uuid.UUID
     since_seq: int | None
     ref: Ref | None
+    presence: PresenceMode = "each"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +172,7 @@ class Session:
         return [Reply(_with_ref(Pong(), frame.ref))]
 
     def _subscribe(self, frame: Subscribe) -> list[Effect]:
-        return [DoSubscribe(frame.group_id, frame.since_seq, frame.ref)]
+        return [DoSubscribe(frame.group_id, frame.since_seq, frame.ref, frame.presence)]
 
     def _unsubscribe(self, frame: Unsubscribe) -> list[Effect]:
         return [DoUnsubscribe(frame.group_id, frame.ref)]

@@ -379,3 +379,24 @@ async def test_flooding_after_rate_limited_closes_with_4008(rt: Realtime) -> Non
             )
         assert (await ws.expect("error", code="RATE_LIMITED"))["message"]
         assert await ws.closed_with() == 4008
+
+
+async def test_presence_can_be_asked_for_as_batched_diffs_or_not_at_all(rt: Realtime) -> None:
+    """'diff' subscribers get presence_diff batches; 'none' subscribers get no presence."""
+    alice, bob, carol = await account(rt.http), await account(rt.http), await account(rt.http)
+    group = await public_group(rt.http, alice, bob, carol)
+    async with (
+        socket(rt.ws, alice.token) as batched,
+        socket(rt.ws, carol.token, subprotocol=MSGPACK) as quiet,
+    ):
+        await batched.subscribe(group, presence="diff")
+        await quiet.subscribe(group, presence="none")
+        async with socket(rt.ws, bob.token) as b:
+            joined = await b.subscribe(group)
+            assert {alice.id, bob.id, carol.id} <= set(joined["online"])
+            came = await batched.expect("presence_diff", timeout=5)
+            assert came["group_id"] == group and bob.id in came["online"]
+        went = await batched.expect("presence_diff", timeout=5)
+        assert went["offline"] == [bob.id] and went["online"] == []
+        assert await quiet.silent("presence", wait=0.6)
+        assert await quiet.silent("presence_diff", wait=0.1)

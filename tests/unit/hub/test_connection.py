@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -14,68 +14,15 @@ from prometheus_client import REGISTRY
 
 import server.hub.connection as connection_module
 import server.hub.outlet as outlet_module
-from protocol.codec import JSON, MSGPACK, Codec
+from protocol.codec import JSON, MSGPACK
 from protocol.errors import CloseCode
 from protocol.frames import Pong, Presence, TypingNotice
 from server.hub.connection import Connection, Outgoing
 from server.observability.metrics import FRAMES
 from server.realtime.envelope import Kind
+from tests.fixtures.fake_asgi import USER, FakeSocket, make_connection
 
-USER = uuid.UUID("00000000-0000-4000-8000-000000000001")
 GROUP = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
-
-
-class FakeSocket:
-    """An ASGI ``send`` that records messages; optionally it never returns (a stuck client)."""
-
-    def __init__(self, *, stuck: bool = False) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.stuck = stuck
-        self._arrived = asyncio.Event()
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """Record ``message``; when stuck, block forever first."""
-        if self.stuck:
-            await asyncio.Event().wait()
-        self.messages.append(message)
-        self._arrived.set()
-
-    @property
-    def frames(self) -> list[dict[str, Any]]:
-        """The ``websocket.send`` messages so far."""
-        return [m for m in self.messages if m["type"] == "websocket.send"]
-
-    @property
-    def closes(self) -> list[dict[str, Any]]:
-        """The ``websocket.close`` messages so far."""
-        return [m for m in self.messages if m["type"] == "websocket.close"]
-
-    async def wait_for(self, count: int) -> None:
-        """Wait (at most two seconds) until ``count`` messages were sent."""
-        async with asyncio.timeout(2.0):
-            while len(self.messages) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-
-
-def make_connection(
-    socket: FakeSocket,
-    *,
-    codec: Codec = JSON,
-    max_frames: int = 100,
-    max_bytes: int = 1 << 20,
-    on_closed: Callable[[], None] | None = None,
-) -> Connection:
-    """A connection of USER writing to ``socket``."""
-    return Connection(
-        socket.send,
-        codec,
-        USER,
-        "s-1",
-        max_frames,
-        max_bytes,
-        on_closed=on_closed,
-    )
 
 
 def json_item(kind: Kind, seq: int, text: str = '{"type":"pong"}') -> Outgoing:

@@ -126,5 +126,5 @@ def test_channel_names() -> None:
 
 def test_kind_values_are_the_wire_numbers() -> None:
     """The numbers in the header are part of the wire format shared with the Lua script."""
-    assert [int(k) for k in Kind] == [0, 1, 2, 3, 4]
+    assert [int(k) for k in Kind] == [0, 1, 2, 3, 4, 5]
     assert pack(Kind.RECHECK).startswith(b"4 ")

@@ -35,6 +35,7 @@ from server.observability.sentry import init_sentry
 from server.resources import open_resources
 from server.settings import Settings
 from server.tasks.jobs import register_jobs
+from server.ws.admission import Admission
 from server.ws.endpoint import SocketShortcutMiddleware
 
 log = logging.getLogger("studybuddy")
@@ -147,7 +148,16 @@ def _lifespan(settings: Settings) -> Any:
                 },
             )
             try:
-                yield {"node": node, "domain": node.domain, "gate": gate, "settings": settings}
+                admission = Admission(
+                    settings.ws_admission_concurrency, settings.ws_admission_queue
+                )
+                yield {
+                    "node": node,
+                    "domain": node.domain,
+                    "gate": gate,
+                    "settings": settings,
+                    "admission": admission,
+                }
             finally:
                 await node.stop()
                 await resources.broker.shutdown()

@@ -56,6 +56,7 @@ class Node:
 
     async def start(self) -> None:
         """Start background work: announcements, the persister, the hub; queue housekeeping."""
+        await self.resources.db.warm()
         await self.realtime.watch.start()
         self.persister.start()
         self.hub.start()

@@ -73,6 +73,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_lease_ttl_s: float = 30.0
     ws_queue_max_frames: int = 1000
     ws_queue_max_bytes: int = 1024 * 1024
+    ws_admission_concurrency: int = 64
+    ws_admission_queue: int = 2000
     max_body_bytes: int = 3 * 1024 * 1024
     max_json_bytes: int = 64 * 1024
     media_dir: str = "./media"

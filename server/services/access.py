@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.errors import NotFound
 from server.services import policy
 from server.services.policy import Action
+from server.singleflight import SingleFlight
 from server.store import groups as repo
 from server.store.db import Database
 from server.store.models import Role, StudyGroup, Visibility
@@ -42,6 +43,7 @@ class GroupAccess:
         self._ttl = ttl_s
         self._max = max_entries
         self._entries: dict[Key, tuple[float, Standing]] = {}
+        self._loading: SingleFlight[Key, Standing] = SingleFlight()
 
     async def require(self, group_id: uuid.UUID, user_id: uuid.UUID, action: Action) -> None:
         """Return if the policy allows the user ``action`` in the group.
@@ -77,8 +79,12 @@ class GroupAccess:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > self._clock():
             return entry[1]
+        return await self._loading.do(key, lambda: self._load(key))
+
+    async def _load(self, key: Key) -> Standing:
+        """One database read for every concurrent miss of ``key`` (a user's sockets at once)."""
         async with self._db.session() as session:
-            row = await repo.get_access(session, group_id, user_id)
+            row = await repo.get_access(session, *key)
         standing: Standing = None
         if row is not None:
             standing = (Visibility(row[0]), Role(row[1]) if row[1] else None)

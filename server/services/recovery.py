@@ -12,6 +12,7 @@ from protocol.codec import JSON
 from server.realtime.log import MessageLog, Recent, Replay
 from server.services.clock import Clock
 from server.services.views import created_frame
+from server.singleflight import SingleFlight
 from server.store import messages as repo
 from server.store.db import Database
 
@@ -27,16 +28,23 @@ class RecoveryReader:
         self._clock = clock
         self._window = window
         self._window_s = window_s
+        self._last: SingleFlight[uuid.UUID, int] = SingleFlight()
+        self._replays: SingleFlight[tuple[uuid.UUID, int, int], Replay] = SingleFlight()
 
     async def last_seq(self, group_id: uuid.UUID) -> int:
-        """The highest seq assigned in the group."""
-        return await self._log.last_seq(group_id)
+        """The highest seq assigned in the group (one read for concurrent askers)."""
+        return await self._last.do(group_id, lambda: self._log.last_seq(group_id))
 
     async def replay(self, group_id: uuid.UUID, since_seq: int, upto: int) -> Replay:
         """Missed messages in ``(since_seq, upto]``: from the recovery window, else the database.
 
-        More missed than the window holds (count or age): nothing, and not recovered.
+        More missed than the window holds (count or age): nothing, and not recovered. Sockets
+        asking for the same range at once (a reconnect storm) share one read.
         """
+        key = (group_id, since_seq, upto)
+        return await self._replays.do(key, lambda: self._read(group_id, since_seq, upto))
+
+    async def _read(self, group_id: uuid.UUID, since_seq: int, upto: int) -> Replay:
         if since_seq >= upto:
             return Replay(upto, [], True)
         if upto - since_seq > self._window:

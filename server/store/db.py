@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sqlalchemy import event, text
@@ -34,9 +35,10 @@ def async_url(url: str) -> str:
 class Database:
     """An engine and its session factory. Services open transactions on it."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, warm: int = 0) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._warm = warm
 
     @property
     def dialect(self) -> str:
@@ -52,19 +54,34 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def warm(self) -> None:
+        """Open the pool's first connections now, not during the first burst of requests."""
+        if self._warm <= 1:
+            return
+        with contextlib.suppress(Exception):  # the database may be down: readiness says so
+            async with contextlib.AsyncExitStack() as stack:
+                for _ in range(self._warm):
+                    await stack.enter_async_context(self.engine.connect())
+
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
 
 
 def create_database(url: str, *, pool_min: int, pool_max: int, echo: bool = False) -> Database:
-    """Build the engine for ``url``: a bounded pool on PostgreSQL, WAL and FKs on SQLite."""
+    """Build the engine for ``url``: a bounded pool on PostgreSQL, WAL and FKs on SQLite.
+
+    ``pool_min`` connections are opened at start (:meth:`Database.warm`), up to ``pool_max``
+    as load asks, and kept.
+    """
     url = async_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
     if url.startswith("postgresql"):
         kwargs |= {
-            "pool_size": pool_min,
-            "max_overflow": max(pool_max - pool_min, 0),
+            # Connections opened under load stay open (no overflow opened and closed again
+            # per burst: a reconnect storm would pay a connection set-up per request).
+            "pool_size": max(pool_min, pool_max),
+            "max_overflow": 0,
             "pool_timeout": 5,
             "connect_args": {"timeout": 5, "command_timeout": 30},
         }
@@ -74,7 +91,7 @@ def create_database(url: str, *, pool_min: int, pool_max: int, echo: bool = Fals
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     instrument_engine(engine)
-    return Database(engine)
+    return Database(engine, warm=pool_min if url.startswith("postgresql") else 0)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -23,6 +23,7 @@ from server.hub.outlet import FrameWriter
 from server.infra import as_unavailable
 from server.observability.context import user_id_var
 from server.observability.metrics import FRAMES
+from server.ws.admission import Admission, refuse_busy
 from server.ws.session import (
     Authenticate,
     Close,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from server.node import Node
+    from server.security.tokens import Principal
 
 log = logging.getLogger(__name__)
 SOCKET_CODES = {ErrorCode.FORBIDDEN: ErrorCode.NOT_FOUND}
@@ -64,19 +66,27 @@ class SocketEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handshake, then hand over to a :class:`SocketRun`."""
         node = cast("Node", scope["state"]["node"])
+        admission = cast(Admission, scope["state"]["admission"])
         if (await receive())["type"] != "websocket.connect":
             return
         if node.draining or not origin_allowed(scope, node.settings.cors_origins):
             await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+            return
+        if not admission.enter():
+            await refuse_busy(scope, send)
             return
         offered = list(scope.get("subprotocols") or [])
         codec = negotiate(offered)
         accept: dict[str, Any] = {"type": "websocket.accept"}
         if codec.subprotocol in offered:
             accept["subprotocol"] = codec.subprotocol
-        await send(accept)
+        try:
+            await send(accept)
+        except BaseException:
+            admission.leave()
+            raise
         writer = (scope.get("extensions") or {}).get(FRAMES_EXTENSION)
-        await SocketRun(node, codec, receive, send, writer).serve()
+        await SocketRun(node, admission, codec, receive, send, writer).serve()
 
 
 class SocketShortcutMiddleware:
@@ -103,6 +113,7 @@ class SocketRun:
     """One accepted socket, from ``auth`` to close."""
 
     __slots__ = (
+        "admission",
         "codec",
         "conn",
         "domain",
@@ -120,6 +131,7 @@ class SocketRun:
     def __init__(
         self,
         node: Node,
+        admission: Admission,
         codec: Codec,
         receive: Receive,
         send: Send,
@@ -127,6 +139,7 @@ class SocketRun:
     ) -> None:
         settings = self.settings = node.settings
         self.node = node
+        self.admission: Admission | None = admission
         self.domain = node.domain
         self.hub = node.hub
         self.writer = writer
@@ -146,13 +159,21 @@ class SocketRun:
         """Authenticate, then run the frame loop until either side closes."""
         try:
             conn = await self._authenticate_first()
+            self._admitted()
             if conn is not None:
                 await self._loop(conn)
         except asyncio.CancelledError:
             if self.conn is None or self.conn.close_code is None:
                 raise
         finally:
+            self._admitted()
             await self._cleanup()
+
+    def _admitted(self) -> None:
+        """The socket left admission (ready, refused or gone): count it out, once."""
+        if self.admission is not None:
+            self.admission.leave()
+            self.admission = None
 
     async def _authenticate_first(self) -> Connection | None:
         timeout = self.settings.ws_auth_timeout_s
@@ -171,21 +192,9 @@ class SocketRun:
         return await self._open(effect)
 
     async def _open(self, effect: Authenticate) -> Connection | None:
-        settings = self.settings
         try:
-            principal = await self.node.authenticate(effect.token)
-            conn = Connection(
-                self.send,
-                self.codec,
-                principal.user_id,
-                self.session.session_id,
-                settings.ws_queue_max_frames,
-                settings.ws_queue_max_bytes,
-                on_closed=self._on_closed,
-                writer=self.writer,
-                cork=self.hub.cork,
-            )
-            admitted = await self.hub.admit(conn)
+            async with self.admission.slots if self.admission else contextlib.nullcontext():
+                admitted = await self._admit(effect.token)
         except AppError:
             await self._close_now(CloseCode.UNAUTHORIZED, "invalid or expired token")
             return None
@@ -194,14 +203,36 @@ class SocketRun:
                 raise
             await self._close_now(CloseCode.SERVICE_RESTART, "service unavailable; retry shortly")
             return None
-        if not admitted:
+        if admitted is None:
             await self._close_now(CloseCode.CONNECTION_LIMIT, "too many connections for this user")
             return None
+        conn, principal = admitted
         self.conn = conn
         user_id_var.set(str(principal.user_id))
         self._run(self.session.authenticated(principal.user_id, principal.expires_at, effect.ref))
         self._arm_expiry(principal.expires_at)
         return conn
+
+    async def _admit(self, token: str) -> tuple[Connection, Principal] | None:
+        """Authenticate and take one of the user's socket slots; None when none is free.
+
+        Raises:
+            AppError: an invalid, expired or revoked token.
+        """
+        principal = await self.node.authenticate(token)
+        settings = self.settings
+        conn = Connection(
+            self.send,
+            self.codec,
+            principal.user_id,
+            self.session.session_id,
+            settings.ws_queue_max_frames,
+            settings.ws_queue_max_bytes,
+            on_closed=self._on_closed,
+            writer=self.writer,
+            cork=self.hub.cork,
+        )
+        return (conn, principal) if await self.hub.admit(conn) else None
 
     async def _loop(self, conn: Connection) -> None:
         while True:

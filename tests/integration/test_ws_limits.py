@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from tests.factories.users import account
 from tests.fixtures.server import serve
@@ -119,3 +121,29 @@ async def test_allowed_browser_origin_connects(
             f"{node.ws_url}/api/v1/ws", user.token, origin="https://app.example"
         ) as ws:
             assert ws.ready["user_id"] == user.id
+
+
+async def test_a_busy_node_answers_503_with_retry_after_and_admits_again_after(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
+    """One socket being admitted, none may wait: the next handshake is 503, then it fits."""
+    settings = make_settings(
+        pg_url, REDIS_URL, own_prefix, tmp_path, ws_admission_concurrency=1, ws_admission_queue=0
+    )
+    async with (
+        serve(settings) as node,
+        httpx.AsyncClient(base_url=node.base_url, timeout=20) as http,
+    ):
+        user = await account(http)
+        url = f"{node.ws_url}/api/v1/ws"
+        async with socket(url) as waiting:  # connected, not yet authenticated
+            with pytest.raises(InvalidStatus) as refused:
+                async with socket(url):
+                    pass
+            response = refused.value.response
+            assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+            assert json.loads(response.body)["error"]["code"] == "SERVICE_UNAVAILABLE"
+            await waiting.send({"type": "auth", "token": user.token})
+            assert (await waiting.expect("ready"))["user_id"] == user.id
+            async with socket(url, user.token) as admitted:  # the first is ready: room again
+                assert admitted.ready["user_id"] == user.id

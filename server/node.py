@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 from protocol.errors import CloseCode
@@ -19,6 +20,7 @@ from server.observability.metrics import (
     PERSISTER_OLDEST_AGE,
     PERSISTER_PENDING,
 )
+from server.realtime.envelope import CREDENTIALS_CHANNEL
 from server.resources import Resources
 from server.security.tokens import Principal
 from server.services.clock import Clock
@@ -57,6 +59,7 @@ class Node:
     async def start(self) -> None:
         """Start background work: announcements, the persister, the hub; queue housekeeping."""
         await self.resources.db.warm()
+        await self.resources.bus.listen(CREDENTIALS_CHANNEL, self._credentials_changed)
         await self.realtime.watch.start()
         self.persister.start()
         self.hub.start()
@@ -74,6 +77,14 @@ class Node:
         await self.persister.stop(self.settings.shutdown_grace_s)
         await self.realtime.log.close()
         await self.realtime.watch.stop()
+
+    def _credentials_changed(self, _channel: str, payload: bytes) -> None:
+        try:
+            user_id = uuid.UUID(payload.decode("ascii"))
+        except ValueError:
+            log.warning("dropped a malformed credentials notice")
+            return
+        self.domain.auth.forget(user_id)
 
     async def readiness(self) -> dict[str, str]:
         """``ok`` or ``down`` for each dependency (and ``draining`` during shutdown)."""

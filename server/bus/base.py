@@ -47,6 +47,13 @@ class Bus(Protocol):
         """
         ...
 
+    async def listen(self, channel: str, handler: Handler) -> None:
+        """Deliver ``channel`` to ``handler`` from now on or, if the bus is down, once it is up.
+
+        For a node's own channels, which must not stop it from starting. Never raises.
+        """
+        ...
+
     async def unsubscribe(self, channel: str, handler: Handler) -> None:
         """Stop delivering ``channel`` to ``handler``."""
         ...

@@ -33,6 +33,10 @@ class MemoryBus:
         """Add ``handler`` to ``channel``."""
         self._handlers.setdefault(channel, []).append(handler)
 
+    async def listen(self, channel: str, handler: Handler) -> None:
+        """Add ``handler`` to ``channel`` (in process, nothing can be down)."""
+        await self.subscribe(channel, handler)
+
     async def unsubscribe(self, channel: str, handler: Handler) -> None:
         """Remove ``handler`` from ``channel``."""
         handlers = self._handlers.get(channel, [])

@@ -112,6 +112,16 @@ class RedisBus:
                     del self._handlers[channel]
                 raise
 
+    async def listen(self, channel: str, handler: Handler) -> None:
+        """Add a handler now; Redis subscribes it now if connected, else on reconnecting."""
+        try:
+            await self.subscribe(channel, handler)
+        except (BusUnavailable, RedisError, OSError):
+            async with self._lock(channel):
+                handlers = self._handlers.setdefault(channel, [])
+                if handler not in handlers:
+                    handlers.append(handler)  # _connect subscribes every known channel
+
     async def unsubscribe(self, channel: str, handler: Handler) -> None:
         """Remove a handler; the last one makes Redis unsubscribe."""
         async with self._lock(channel):

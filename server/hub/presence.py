@@ -30,11 +30,13 @@ class Diff:
 class PresenceBook:
     """Per group: the users online (as far as this node knows) and the changes to announce."""
 
-    __slots__ = ("_online", "_pending")
+    __slots__ = ("_listed", "_online", "_pending")
 
     def __init__(self) -> None:
         self._online: dict[uuid.UUID, set[uuid.UUID]] = {}
         self._pending: dict[uuid.UUID, dict[uuid.UUID, bool]] = {}
+        self._listed: dict[uuid.UUID, list[uuid.UUID]] = {}
+        """The online list last handed out per group, until the group's view changes."""
 
     def knows(self, group_id: uuid.UUID) -> bool:
         """Whether the group's view is loaded (this node has subscribers there)."""
@@ -43,18 +45,25 @@ class PresenceBook:
     def load(self, group_id: uuid.UUID, users: list[uuid.UUID]) -> None:
         """Start the group's view from the registry (its first local subscriber)."""
         self._online[group_id] = set(users)
+        self._listed.pop(group_id, None)
 
     def drop(self, group_id: uuid.UUID) -> None:
         """Forget the group's view (its last local subscriber left)."""
         self._online.pop(group_id, None)
+        self._listed.pop(group_id, None)
 
     def groups(self) -> list[uuid.UUID]:
         """Groups with a view."""
         return list(self._online)
 
     def online(self, group_id: uuid.UUID) -> list[uuid.UUID]:
-        """The users online in the group."""
-        return sorted(self._online.get(group_id, ()), key=str)
+        """The users online in the group (in no particular order; shared until it changes)."""
+        listed = self._listed.get(group_id)
+        if listed is None:
+            listed = list(self._online.get(group_id, ()))
+            if group_id in self._online:
+                self._listed[group_id] = listed
+        return listed
 
     def count(self, group_id: uuid.UUID) -> int:
         """How many users are online in the group."""
@@ -69,8 +78,9 @@ class PresenceBook:
         else:
             changes[user_id] = online
         view = self._online.get(group_id)
-        if view is not None and online:
+        if view is not None and online and user_id not in view:
             view.add(user_id)  # a subscriber sees itself online at once
+            self._listed.pop(group_id, None)
         return first
 
     def take(self) -> list[Diff]:
@@ -91,3 +101,4 @@ class PresenceBook:
             return
         view.update(diff.online)
         view.difference_update(diff.offline)
+        self._listed.pop(diff.group_id, None)

@@ -24,6 +24,7 @@ from server.hub.outlet import Outgoing
 from server.hub.presence import EACH_LIMIT, Diff, PresenceBook
 from server.realtime.envelope import Kind, group_channel, pack
 from server.realtime.registry import Registry
+from server.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 PRESENCE_BATCH_S = 0.25
@@ -40,11 +41,14 @@ class PresenceFeed:
         self._book = PresenceBook()
         self._batch: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._loading: SingleFlight[uuid.UUID, list[uuid.UUID]] = SingleFlight()
 
     async def watch(self, group_id: uuid.UUID) -> None:
-        """Load the group's view from the registry, once per local group."""
+        """Load the group's view from the registry, once per local group (one read at once)."""
         if not self._book.knows(group_id):
-            self._book.load(group_id, await self._registry.online(group_id))
+            users = await self._loading.do(group_id, lambda: self._registry.online(group_id))
+            if not self._book.knows(group_id):
+                self._book.load(group_id, users)
 
     def unwatch(self, group_id: uuid.UUID) -> None:
         """The group has no local subscriber left."""

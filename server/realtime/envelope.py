@@ -82,6 +82,10 @@ def unpack(payload: bytes) -> Envelope:
     )
 
 
+CREDENTIALS_CHANNEL = "credentials"
+"""Every node listens here: a user id whose password changed or whose account went."""
+
+
 def group_channel(group_id: uuid.UUID | str) -> str:
     """The bus channel of a group."""
     return f"g:{group_id}"

@@ -11,7 +11,13 @@ import uuid
 
 from protocol.frames import ServerFrame
 from server.bus.base import Bus
-from server.realtime.envelope import Kind, group_channel, pack, user_channel
+from server.realtime.envelope import (
+    CREDENTIALS_CHANNEL,
+    Kind,
+    group_channel,
+    pack,
+    user_channel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +45,10 @@ class BusNotifier:
         await self._publish(group_channel(group_id), pack(Kind.EVENT, frame))
 
     async def disconnect_user(self, user_id: uuid.UUID, reason: str) -> None:
-        """Close every socket of the user."""
+        """Close every socket of the user, and make every node forget their credentials."""
         log.info("closing the user's sockets", extra={"reason": reason})
         await self._publish(user_channel(user_id), pack(Kind.DISCONNECT, subject=user_id))
+        await self._publish(CREDENTIALS_CHANNEL, str(user_id).encode())
 
     async def membership_changed(self, group_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
         """Make every node re-check ``user_id``'s membership of ``group_id``."""

@@ -33,7 +33,7 @@ class PersistWatch:
 
     async def start(self) -> None:
         """Listen for announcements."""
-        await self._bus.subscribe(CHANNEL, self._on_announcement)
+        await self._bus.listen(CHANNEL, self._on_announcement)
 
     async def stop(self) -> None:
         """Stop listening; pending waits end unresolved."""

@@ -25,6 +25,7 @@ from server.security.sanitize import clean_email, clean_text, clean_username
 from server.security.tokens import IssuedToken, Principal, TokenCodec, hash_token, new_opaque_token
 from server.services.clock import Clock
 from server.services.views import user_private
+from server.singleflight import SingleFlight
 from server.store import users as repo
 from server.store.db import Database
 from server.store.models import RefreshToken, User
@@ -49,6 +50,10 @@ class MfaSetup:
     otpauth_uri: str
 
 
+CREDENTIALS_TTL_S = 60.0
+MAX_CACHED_CREDENTIALS = 100_000
+
+
 class AuthService:
     """Accounts' credentials and sessions."""
 
@@ -67,6 +72,9 @@ class AuthService:
         self._box = box
         self._clock = clock
         self._refresh_ttl = timedelta(seconds=refresh_ttl_s)
+        self._credentials: dict[uuid.UUID, tuple[float, float | None]] = {}
+        """User -> (cached until, their last password change as a timestamp, or None)."""
+        self._loading: SingleFlight[uuid.UUID, float | None] = SingleFlight()
 
     async def register(
         self, *, email: str, username: str, password: str, display_name: str | None
@@ -158,11 +166,35 @@ class AuthService:
             Unauthorized: invalid token, deleted user, or issued before a password change.
         """
         principal = self._tokens.verify(access_token)
-        async with self._db.session() as session:
-            changed = await repo.password_changed_at(session, principal.user_id)
-        if changed is None or principal.issued_at < changed.timestamp():
+        changed = await self._changed_at(principal.user_id)
+        if changed is None or principal.issued_at < changed:
             raise Unauthorized("Invalid or expired access token")
         return principal
+
+    def forget(self, user_id: uuid.UUID) -> None:
+        """Drop what is cached of the user's credentials (they changed, here or elsewhere)."""
+        self._credentials.pop(user_id, None)
+
+    async def _changed_at(self, user_id: uuid.UUID) -> float | None:
+        """The user's last password change, cached briefly; None for no such user.
+
+        Every node forgets a user's entry when their password changes or the account goes
+        (the services announce it), so the cache only saves reads; ``CREDENTIALS_TTL_S``
+        bounds it should an announcement be lost.
+        """
+        entry = self._credentials.get(user_id)
+        if entry is not None and entry[0] > self._clock.time():
+            return entry[1]
+        return await self._loading.do(user_id, lambda: self._load_changed_at(user_id))
+
+    async def _load_changed_at(self, user_id: uuid.UUID) -> float | None:
+        async with self._db.session() as session:
+            changed = await repo.password_changed_at(session, user_id)
+        value = changed.timestamp() if changed is not None else None
+        if len(self._credentials) >= MAX_CACHED_CREDENTIALS:
+            self._credentials.clear()
+        self._credentials[user_id] = (self._clock.time() + CREDENTIALS_TTL_S, value)
+        return value
 
     async def setup_mfa(self, user_id: uuid.UUID) -> MfaSetup:
         """Generate a TOTP secret to confirm with :meth:`enable_mfa`.
@@ -266,6 +298,7 @@ class AuthService:
             user = await self._user(session, user_id)
             user.password_hash, user.password_changed_at = hashed, now
             await repo.revoke_user_families(session, user_id, now, keep=keep_session)
+        self.forget(user_id)
         return self._tokens.issue(user_id, keep_session)
 
     async def purge_expired_sessions(self) -> int:

@@ -315,6 +315,36 @@ async def test_subscribe_while_redis_is_down_raises_bus_unavailable(owned: Owned
     assert channel not in bus.channels()
 
 
+async def test_listening_while_redis_is_down_takes_effect_once_it_is_back(
+    owned: OwnedBus,
+) -> None:
+    """listen() never raises: a node's own channel is subscribed when Redis comes back."""
+    bus = owned.bus
+    owned.server.kill()
+    await eventually(lambda: not bus.connected)
+    channel, inbox = room(), Inbox()
+    await asyncio.wait_for(bus.listen(channel, inbox), 2.5)
+    assert channel in bus.channels()
+    await owned.server.astart()
+    await eventually(lambda: bus.connected, timeout=10)
+    for _ in range(100):
+        if await owned.numsub([channel]) == [1]:
+            break
+        await asyncio.sleep(0.02)
+    await bus.publish(channel, b"back")
+    await inbox.wait_for(1)
+    assert inbox.payloads == [b"back"]
+
+
+async def test_listen_on_a_live_bus_is_a_subscription(bus: Bus) -> None:
+    """listen() on a connected bus delivers like subscribe()."""
+    channel, inbox = room(), Inbox()
+    await bus.listen(channel, inbox)
+    await bus.publish(channel, b"hello")
+    await inbox.wait_for(1)
+    assert inbox.payloads == [b"hello"]
+
+
 async def test_stop_returns_promptly_while_connected(owned_redis: OwnRedis) -> None:
     """stop() on a connected bus returns within a second and closes its connections."""
     subject = OwnedBus(owned_redis)

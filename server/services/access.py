@@ -23,27 +23,40 @@ from server.store import groups as repo
 from server.store.db import Database
 from server.store.models import Role, StudyGroup, Visibility
 
-Key = tuple[uuid.UUID, uuid.UUID]
 Standing = tuple[Visibility, Role | None] | None
 """A live group's visibility and the user's role in it; None when there is no such group."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Roster:
+    """One group as cached: until when, its visibility (None: no such group), its members."""
+
+    until: float
+    visibility: Visibility | None
+    roles: dict[uuid.UUID, Role]
+
+
 class GroupAccess:
-    """``(group, user) -> (visibility, role)`` with a short time to live, and the policy."""
+    """Per group, its visibility and every member's role for a short while; and the policy.
+
+    A group is read whole (it has at most 1,000 members): when many members ask at once, as
+    in a reconnect storm, one read answers all of them.
+    """
 
     def __init__(
         self,
         db: Database,
         clock: Callable[[], float],
         ttl_s: float = 60.0,
-        max_entries: int = 100_000,
+        max_members: int = 100_000,
     ) -> None:
         self._db = db
         self._clock = clock
         self._ttl = ttl_s
-        self._max = max_entries
-        self._entries: dict[Key, tuple[float, Standing]] = {}
-        self._loading: SingleFlight[Key, Standing] = SingleFlight()
+        self._max = max_members
+        self._rosters: dict[uuid.UUID, _Roster] = {}
+        self._cached_members = 0
+        self._loading: SingleFlight[uuid.UUID, _Roster] = SingleFlight()
 
     async def require(self, group_id: uuid.UUID, user_id: uuid.UUID, action: Action) -> None:
         """Return if the policy allows the user ``action`` in the group.
@@ -52,11 +65,10 @@ class GroupAccess:
             NotFound: no such group, or the user may not know it exists.
             Forbidden: the group is visible to the user, but the action is not theirs.
         """
-        standing = await self._standing(group_id, user_id)
-        if standing is None:
+        roster = await self._roster(group_id)
+        if roster.visibility is None:
             raise NotFound("Study group not found")
-        visibility, role = standing
-        policy.require(role, action, visibility)
+        policy.require(roster.roles.get(user_id), action, roster.visibility)
 
     async def may_read(self, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
         """Allowed to receive the group's messages (a member)."""
@@ -67,31 +79,32 @@ class GroupAccess:
         await self.require(group_id, user_id, Action.POST_MESSAGE)
 
     def forget(self, group_id: uuid.UUID, user_id: uuid.UUID | None = None) -> None:
-        """Drop one user's entry, or the whole group's."""
-        if user_id is not None:
-            self._entries.pop((group_id, user_id), None)
-            return
-        for key in [k for k in self._entries if k[0] == group_id]:
-            del self._entries[key]
+        """Drop what is cached of the group (one member changed, or the group itself)."""
+        roster = self._rosters.pop(group_id, None)
+        if roster is not None:
+            self._cached_members -= len(roster.roles)
 
-    async def _standing(self, group_id: uuid.UUID, user_id: uuid.UUID) -> Standing:
-        key = (group_id, user_id)
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > self._clock():
-            return entry[1]
-        return await self._loading.do(key, lambda: self._load(key))
+    async def _roster(self, group_id: uuid.UUID) -> _Roster:
+        roster = self._rosters.get(group_id)
+        if roster is not None and roster.until > self._clock():
+            return roster
+        return await self._loading.do(group_id, lambda: self._load(group_id))
 
-    async def _load(self, key: Key) -> Standing:
-        """One database read for every concurrent miss of ``key`` (a user's sockets at once)."""
+    async def _load(self, group_id: uuid.UUID) -> _Roster:
         async with self._db.session() as session:
-            row = await repo.get_access(session, *key)
-        standing: Standing = None
-        if row is not None:
-            standing = (Visibility(row[0]), Role(row[1]) if row[1] else None)
-        if len(self._entries) >= self._max:
-            self._entries.clear()
-        self._entries[key] = (self._clock() + self._ttl, standing)
-        return standing
+            found = await repo.get_standings(session, group_id)
+        until = self._clock() + self._ttl
+        roster = _Roster(until, None, {})
+        if found is not None:
+            roles = {user: Role(role) for user, role in found[1].items()}
+            roster = _Roster(until, Visibility(found[0]), roles)
+        self.forget(group_id)
+        if self._cached_members + len(roster.roles) > self._max:
+            self._rosters.clear()
+            self._cached_members = 0
+        self._rosters[group_id] = roster
+        self._cached_members += len(roster.roles)
+        return roster
 
 
 @dataclass(frozen=True, slots=True)

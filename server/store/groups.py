@@ -51,21 +51,20 @@ async def get_membership(
     return await session.get(Membership, (group_id, user_id))
 
 
-async def get_access(
-    session: AsyncSession, group_id: uuid.UUID, user_id: uuid.UUID
-) -> tuple[str, str | None] | None:
-    """A live group's visibility and the user's role in it (None: not a member), or None."""
-    row = (
+async def get_standings(
+    session: AsyncSession, group_id: uuid.UUID
+) -> tuple[str, dict[uuid.UUID, str]] | None:
+    """A live group's visibility and every member's role, or None (no such group)."""
+    rows = (
         await session.execute(
-            select(StudyGroup.visibility, Membership.role)
-            .outerjoin(
-                Membership,
-                and_(Membership.group_id == StudyGroup.id, Membership.user_id == user_id),
-            )
+            select(StudyGroup.visibility, Membership.user_id, Membership.role)
+            .outerjoin(Membership, Membership.group_id == StudyGroup.id)
             .where(StudyGroup.id == group_id, StudyGroup.deleted_at.is_(None))
         )
-    ).first()
-    return (row[0], row[1]) if row is not None else None
+    ).all()
+    if not rows:
+        return None
+    return rows[0][0], {row[1]: row[2] for row in rows if row[1] is not None}
 
 
 def members_of(group_id: uuid.UUID) -> AnySelect:

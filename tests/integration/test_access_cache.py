@@ -1,0 +1,35 @@
+"""The per-node access cache: whole groups at a time, bounded, and re-read after a change."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from server.errors import Forbidden, NotFound
+from server.services.access import GroupAccess
+from server.services.policy import Action
+from tests.factories.groups import create_group, public_group
+from tests.factories.users import account
+from tests.fixtures.server import RunningServer
+
+
+async def test_members_outsiders_and_missing_groups(
+    client: httpx.AsyncClient, node: RunningServer
+) -> None:
+    """A member may post; an outsider is refused (403 public, 404 private); no group is 404."""
+    owner, member, outsider = await account(client), await account(client), await account(client)
+    public = await public_group(client, owner, member)
+    private = (await create_group(client, owner, visibility="private"))["id"]
+    access = GroupAccess(node.db, lambda: 0.0, max_members=1)  # room for one member: evictions
+    await access.require(uuid.UUID(public), uuid.UUID(member.id), Action.POST_MESSAGE)
+    with pytest.raises(Forbidden):
+        await access.require(uuid.UUID(public), uuid.UUID(outsider.id), Action.POST_MESSAGE)
+    with pytest.raises(NotFound):
+        await access.require(uuid.UUID(private), uuid.UUID(outsider.id), Action.READ_MESSAGES)
+    with pytest.raises(NotFound):
+        await access.require(uuid.uuid4(), uuid.UUID(owner.id), Action.READ_MESSAGES)
+    access.forget(uuid.UUID(public), uuid.UUID(member.id))
+    await access.may_post(uuid.UUID(public), uuid.UUID(owner.id))
+    await access.may_read(uuid.UUID(private), uuid.UUID(owner.id))

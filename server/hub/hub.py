@@ -74,6 +74,7 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._presence = PresenceFeed(bus, registry)
+        self._draining = False
         self.cork = Cork()
         """Coalesces this node's socket writes per loop turn (see :class:`Cork`)."""
 
@@ -101,7 +102,12 @@ class Hub:
         pause_s: float = 0.05,
         deadline_s: float = 10.0,
     ) -> None:
-        """Close every socket, a batch at a time, and wait (bounded) for the closes to go out."""
+        """Close every socket, a batch at a time, and wait (bounded) for the closes to go out.
+
+        From now on a socket's end leaves its bus channels to the bus's own shutdown: only
+        its presence and lease, which other nodes see, are released one by one.
+        """
+        self._draining = True
         connections = [conn for conns in self._users.values() for conn in conns]
         for start in range(0, len(connections), batch):
             for conn in connections[start : start + batch]:
@@ -140,9 +146,10 @@ class Hub:
             WS_CONNECTIONS.dec()
             if not conns:
                 del self._users[conn.user_id]
-                await self._quietly(
-                    self._bus.unsubscribe(user_channel(conn.user_id), self._on_user)
-                )
+                if not self._draining:
+                    await self._quietly(
+                        self._bus.unsubscribe(user_channel(conn.user_id), self._on_user)
+                    )
         await self._quietly(self._registry.release(conn.user_id, conn.session_id))
 
     # -- subscriptions ----------------------------------------------------------------
@@ -246,7 +253,9 @@ class Hub:
         if group_id in self._groups and not self._groups[group_id]:
             del self._groups[group_id]
             self._presence.unwatch(group_id)
-            await self._quietly(self._bus.unsubscribe(group_channel(group_id), self._on_group))
+            if not self._draining:
+                channel = group_channel(group_id)
+                await self._quietly(self._bus.unsubscribe(channel, self._on_group))
         try:
             last = await self._registry.leave(group_id, conn.user_id, conn.session_id)
         except Exception:

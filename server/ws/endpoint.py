@@ -369,12 +369,22 @@ class SocketRun:
             await self.send({"type": "websocket.close", "code": code, "reason": reason})
 
     async def _cleanup(self) -> None:
+        """Release the socket's presence and slot; the last thing a socket's task does.
+
+        A server shutting down may cancel it when its grace period is over: the socket is
+        gone either way, and its leases expire by themselves (``WS_LEASE_TTL_S``), so that
+        cancellation ends the task quietly instead of as an error.
+        """
         if self.expiry is not None:
             self.expiry.cancel()
-        if self.conn is not None:
+        if self.conn is None:
+            return
+        try:
             with contextlib.suppress(Exception):
                 await self.hub.release(self.conn)
             await self.conn.stop()
+        except asyncio.CancelledError:
+            log.info("socket clean-up cut short by the shutdown; its leases will expire")
 
 
 def _ref(ref: object) -> dict[str, Any]:

@@ -20,12 +20,13 @@ import msgspec
 from protocol.errors import CloseCode
 from protocol.frames import PresenceMode, Ref, Subscribed, TypingNotice, Unsubscribed
 from server.bus.base import Bus
+from server.hub.catchup import RESUBSCRIBE, CatchUp
 from server.hub.connection import Connection, Outgoing
-from server.hub.cursor import Cursor, Step, Verdict
+from server.hub.cursor import Cursor, Verdict
 from server.hub.outlet import Cork
 from server.hub.ports import Access, Recovery
 from server.hub.presence_feed import PresenceFeed, set_mode
-from server.observability.metrics import FRAMES, SLOW_CONSUMER_CLOSES, WS_CONNECTIONS
+from server.observability.metrics import FRAMES, WS_CONNECTIONS
 from server.realtime.envelope import (
     BadEnvelope,
     Envelope,
@@ -35,15 +36,10 @@ from server.realtime.envelope import (
     unpack,
     user_channel,
 )
-from server.realtime.log import Recent
 from server.realtime.registry import Registry
 
 log = logging.getLogger(__name__)
 TYPING_INTERVAL_S = 2.0
-REPLAY_CHUNK = 64
-"""Replayed frames written before waiting for the client to take them (flow control)."""
-REPLAY_STALL_S = 10.0
-"""A client that takes nothing of a replay for this long is a slow consumer (4010)."""
 
 
 class Hub:
@@ -74,6 +70,7 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._presence = PresenceFeed(bus, registry)
+        self._catchup = CatchUp(recovery)
         self._draining = False
         self.cork = Cork()
         """Coalesces this node's socket writes per loop turn (see :class:`Cork`)."""
@@ -88,6 +85,7 @@ class Hub:
     async def stop(self) -> None:
         """Stop background work (presence changes not yet announced are dropped)."""
         self._presence.stop()
+        await self._catchup.stop()
         for task in [self._maintenance, *self._tasks]:
             if task is not None:
                 task.cancel()
@@ -190,16 +188,14 @@ class Hub:
         recovered = replay is not None and replay.recovered
         cursor.delivered = since_seq if recovered and since_seq is not None else last
         missed = replay.frames if replay is not None else []
-        if (
-            not await self._replay(conn, cursor, missed, last)
-            or conn.groups.get(group_id) is not cursor
-        ):
+        replayed = await self._catchup.replay(conn, cursor, missed, last)
+        if not replayed or conn.groups.get(group_id) is not cursor:  # stalled, or unsubscribed
             return Subscribed(group_id=group_id, last_seq=last, online=online, recovered=False)
         subscribed = Subscribed(
             group_id=group_id, last_seq=last, online=online, recovered=recovered
         )
         conn.reply(msgspec.structs.replace(subscribed, ref=ref) if ref is not None else subscribed)
-        self._apply(conn, group_id, cursor.release())
+        self._catchup.apply(conn, group_id, cursor.release())
         return subscribed
 
     async def unsubscribe(self, conn: Connection, group_id: uuid.UUID) -> bool:
@@ -319,16 +315,9 @@ class Hub:
         if verdict is Verdict.WRITE:
             conn.offer(item)
         elif verdict is Verdict.FILL:
-            self._spawn(self._fill_gap(conn, group_id, cursor.delivered))
+            self._catchup.fill(conn, group_id, cursor.delivered)
         elif verdict is Verdict.OVERFLOW:
-            conn.close(CloseCode.SERVICE_RESTART, "missed too much; resubscribe with since_seq")
-
-    def _apply(self, conn: Connection, group_id: uuid.UUID, step: Step[Outgoing]) -> None:
-        """Carry out what a cursor decided when its replay ended."""
-        for item in step.write:
-            conn.offer(item)
-        if step.fill_from is not None:
-            self._spawn(self._fill_gap(conn, group_id, step.fill_from))
+            conn.close(CloseCode.SERVICE_RESTART, RESUBSCRIBE)
 
     def _revoke(self, group_id: uuid.UUID, subject: str) -> None:
         """Membership ended: stop delivering to the affected sockets at once."""
@@ -339,52 +328,6 @@ class Hub:
                 conn.reply(Unsubscribed(group_id=group_id))
                 self._spawn(self._after_detach(conn, group_id))
 
-    # -- recovery ---------------------------------------------------------------------
-
-    async def _fill_gap(self, conn: Connection, group_id: uuid.UUID, after: int) -> None:
-        """Write what a subscription missed after ``after``, then what arrived meanwhile."""
-        try:
-            last = await self._recovery.last_seq(group_id)
-            replay = await self._recovery.replay(group_id, after, last)
-        except Exception:
-            log.exception("gap recovery failed")
-            conn.close(CloseCode.SERVICE_RESTART, "recovery failed; resubscribe with since_seq")
-            return
-        cursor = conn.groups.get(group_id)
-        if cursor is None:
-            return  # unsubscribed meanwhile
-        if not replay.recovered:
-            conn.close(CloseCode.SERVICE_RESTART, "missed too much; resubscribe with since_seq")
-            return
-        if not await self._replay(conn, cursor, replay.frames, last):
-            return
-        step = cursor.release()
-        if step.fill_from is not None and step.fill_from <= after:  # the log cannot fill it
-            conn.close(CloseCode.SERVICE_RESTART, "recovery failed; resubscribe with since_seq")
-            return
-        self._apply(conn, group_id, step)
-
-    async def _replay(
-        self, conn: Connection, cursor: Cursor[Outgoing], frames: list[Recent], upto: int
-    ) -> bool:
-        """Write replayed frames up to ``upto`` in chunks, letting the client take each one.
-
-        Live frames wait in the cursor meanwhile. A replay never counts against the
-        slow-consumer limit while the client reads; one that stops reading is closed (4010).
-        """
-        items = _messages(frames)
-        for start in range(0, len(items), REPLAY_CHUNK):
-            chunk = items[start : start + REPLAY_CHUNK]
-            end = upto if start + REPLAY_CHUNK >= len(items) else chunk[-1].seq
-            for item in cursor.replayed(chunk, end):
-                conn.offer(item)
-            if not await conn.drained(REPLAY_STALL_S):
-                SLOW_CONSUMER_CLOSES.inc()
-                conn.close(CloseCode.SLOW_CONSUMER, "slow consumer", flush=False)
-                return False
-        cursor.replayed((), upto)
-        return True
-
     def _resync_all(self) -> None:
         """After a bus reconnect: look for messages and presence changes missed meanwhile."""
         self._spawn(self._presence.reload())
@@ -392,7 +335,7 @@ class Hub:
             for conn in tuple(members):
                 cursor = conn.groups.get(group_id)
                 if cursor is not None and cursor.hold():
-                    self._spawn(self._fill_gap(conn, group_id, cursor.delivered))
+                    self._catchup.fill(conn, group_id, cursor.delivered)
 
     # -- maintenance ------------------------------------------------------------------
 
@@ -428,7 +371,3 @@ class Hub:
     async def _quietly(awaitable: object) -> None:
         with contextlib.suppress(Exception):
             await awaitable  # type: ignore[misc]
-
-
-def _messages(frames: list[Recent]) -> list[Outgoing]:
-    return [Outgoing.from_json(Kind.MESSAGE, f.seq, f.frame, "message") for f in frames]

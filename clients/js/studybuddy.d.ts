@@ -320,6 +320,8 @@ export declare class StudyBuddyClient {
   typing(groupId: Uuid): boolean;
   markRead(groupId: Uuid, seq: number): void;
   ping(): Promise<PongFrame>;
+  /** Reconnect now instead of waiting out the backoff (browser back online); true if it started. */
+  reconnectNow(): boolean;
   refreshToken(): Promise<ReadyFrame>;
 }
 

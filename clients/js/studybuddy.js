@@ -656,6 +656,18 @@ export class StudyBuddyClient {
     return this.#request({ type: 'ping' }, 'ping');
   }
 
+  /**
+   * Skip the wait before the next reconnect attempt, e.g. when the browser says it is online
+   * again or the page becomes visible. The backoff count is kept: a failure waits as before.
+   * @returns {boolean} true when an attempt started now
+   */
+  reconnectNow() {
+    if (this.#stopped || this.#state !== 'reconnecting' || !this.#timers.has('reconnect')) return false;
+    this.#clearTimer('reconnect');
+    this.#open();
+    return true;
+  }
+
   /** Get a new token now (`getToken({force: true})`) and send `refresh`; resolves with `ready`. */
   async refreshToken() {
     const ws = this.#ws;

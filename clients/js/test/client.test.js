@@ -262,6 +262,30 @@ test('reconnect delays are full jitter within [0, min(cap, base * 2^n)] and rese
   assert.ok(seen('disconnected').at(-1).delayMs <= BACKOFF.baseMs, 'the attempt count starts over after ready');
 });
 
+test('reconnectNow() skips the backoff wait once; a failure then waits a grown window', async () => {
+  const { client, net, clock, seen } = setup({ random: () => 0.999 });
+  assert.equal(client.reconnectNow(), false, 'nothing to skip before connect()');
+  client.connect();
+  await flush();
+  net.last.refuse(502);
+  await clock.advance(seen('disconnected')[0].delayMs);
+  net.last.serverClose(1006);
+  const before = net.sockets.length;
+  assert.ok(seen('disconnected')[1].delayMs > 990, 'the second wait is the grown window');
+  assert.equal(client.reconnectNow(), true);
+  await flush();
+  assert.equal(net.sockets.length, before + 1, 'a new socket at once');
+  assert.equal(client.reconnectNow(), false, 'already connecting');
+  net.last.serverClose(1006);
+  assert.ok(seen('disconnected')[2].delayMs > 1_980, 'the attempt count was kept');
+  await clock.advance(seen('disconnected')[2].delayMs);
+  await handshake(net);
+  assert.equal(client.state, 'ready');
+  assert.equal(client.reconnectNow(), false, 'nothing to skip when ready');
+  client.close();
+  assert.equal(client.reconnectNow(), false, 'nothing to skip once closed');
+});
+
 test('retry-later answers (1001, 1012, 1013, HTTP 503) wait at least retryLaterMs windows', async () => {
   const { client, net, clock, seen } = setup({ random: () => 0.999 });
   client.connect();

@@ -27,6 +27,7 @@ from server.api.operation import Operation
 from server.api.ops import ops_routes
 from server.api.responses import error_response
 from server.api.routing import build_routes
+from server.api.webapp import webapp_routes
 from server.middleware.request_context import RequestContextMiddleware
 from server.middleware.security_headers import SecurityHeadersMiddleware
 from server.node import Node
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *ops_routes(),
         *build_routes(ops, settings.max_json_bytes, settings.max_body_bytes),
+        *webapp_routes(),
         Mount(
             settings.media_url_prefix,
             StaticFiles(directory=settings.media_dir, check_dir=False),

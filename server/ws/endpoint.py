@@ -53,11 +53,20 @@ user may not act in is ``NOT_FOUND`` (not a member) on a socket, where REST says
 
 
 def origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
-    """Browsers send Origin: it must be listed. Non-browser clients send none."""
-    for name, value in scope.get("headers", ()):
-        if name == b"origin":
-            return value.decode("latin-1") in allowed
-    return True
+    """Browsers send Origin: it must be listed, or be the node's own (the web app at /app/).
+
+    Own means the Origin's host and port are the request's ``Host`` (ADR 0015). Non-browser
+    clients send no Origin.
+    """
+    headers = dict(scope.get("headers", ()))
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    text = origin.decode("latin-1")
+    if text in allowed:
+        return True
+    host = headers.get(b"host", b"").decode("latin-1").lower()
+    return bool(host) and text.lower().partition("://")[2] == host
 
 
 class SocketEndpoint:

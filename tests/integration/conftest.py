@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.fixtures.browser import PHASE_REPORTS
 from tests.fixtures.pg_cluster import StreamingPair
 from tests.fixtures.redis_server import OwnRedis
 from tests.fixtures.server import RunningServer, serve
 from tests.fixtures.services import REDIS_URL, migrate
 from tests.fixtures.settings import make_settings
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the item, so a fixture can tell a failed test (traces)."""
+    report = yield
+    item.stash.setdefault(PHASE_REPORTS, {})[report.when] = report
+    return report
 
 
 @dataclass

@@ -1,0 +1,341 @@
+"""The web app in a real browser: Debian's Chromium, two nodes on PostgreSQL and Redis, HAProxy.
+
+Each person has a browser context of their own, pinned to a node by HAProxy's ``SB_NODE``
+cookie, and reaches HAProxy through a link of their own (a :class:`CuttableProxy`): cutting it,
+with the context set offline, is that person's network going away. A node is killed with
+SIGKILL. Every test keeps screenshots under ``test-artifacts/<test>/`` (and traces when it
+fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.factories.groups import public_group
+from tests.factories.users import Account, account
+from tests.fixtures.browser import PHONE, Person, Stage, artifact_folder, failed, launch_browser
+from tests.fixtures.haproxy import COOKIE, Haproxy
+from tests.fixtures.processes import NodeProcess, cluster_env
+from tests.fixtures.proxy import CuttableProxy
+from tests.fixtures.services import drop_redis_prefix
+
+pytestmark = pytest.mark.slow
+WAIT_MS = 20_000
+MESSAGES = "#messages li[data-seq] .body"
+
+
+@dataclass
+class Deployment:
+    """Two nodes behind HAProxy, on the session's PostgreSQL and a Redis prefix of their own."""
+
+    nodes: list[NodeProcess]
+    proxy: Haproxy
+    folder: Path
+    links: list[CuttableProxy] = field(default_factory=list)
+
+    def revive(self) -> None:
+        """Start again any node a test killed, on its port, and wait until HAProxy uses it."""
+        for index, node in enumerate(self.nodes):
+            assert node.process is not None
+            if node.process.poll() is not None:
+                node.start(self.folder / f"n{index}-again.log")
+                self.proxy.wait_up(index)
+
+    async def link(self) -> CuttableProxy:
+        """A person's own network link to the proxy."""
+        link = CuttableProxy("127.0.0.1", self.proxy.port)
+        await link.start()
+        self.links.append(link)
+        return link
+
+
+@pytest.fixture(scope="module")
+async def deployment(
+    pg_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Deployment]:
+    """The cluster the module's tests share (each test uses its own people and groups)."""
+    folder = tmp_path_factory.mktemp("webapp")
+    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    env = cluster_env(pg_url, prefix, folder, LOG_LEVEL="WARNING", WS_MESSAGE_BURST="200")
+    nodes = [NodeProcess(env) for _ in range(2)]
+    for index, node in enumerate(nodes):
+        await asyncio.to_thread(node.start, folder / f"n{index}.log")
+    proxy = await asyncio.to_thread(Haproxy([node.port for node in nodes], folder).start)
+    try:
+        yield Deployment(nodes, proxy, folder)
+    finally:
+        proxy.stop()
+        for node in nodes:
+            await asyncio.to_thread(node.stop)
+        await drop_redis_prefix(prefix)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for the module."""
+    async with launch_browser() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def stage(
+    browser: Browser, deployment: Deployment, request: pytest.FixtureRequest
+) -> AsyncIterator[Stage]:
+    """The test's people; afterwards their screenshots (and traces, on failure) are kept."""
+    await asyncio.to_thread(deployment.revive)
+    stage = Stage(browser, artifact_folder(request.node.name))
+    try:
+        yield stage
+    finally:
+        await stage.finish(failed(request.node))
+        for link in deployment.links:
+            await link.stop()
+        deployment.links.clear()
+
+
+@dataclass
+class Cast:
+    """Alice on node 0 and Bob on node 1, members of one public group."""
+
+    alice: Account
+    bob: Account
+    group_id: str
+    alice_link: CuttableProxy
+    bob_link: CuttableProxy
+
+
+@pytest.fixture
+async def cast(deployment: Deployment) -> Cast:
+    """Two accounts and their group, made over REST on node 0."""
+    async with httpx.AsyncClient(base_url=deployment.nodes[0].base_url, timeout=10) as http:
+        alice = await account(http, display_name="Alice Liddell")
+        bob = await account(http, display_name="Bob Builder")
+        group_id = await public_group(http, alice, bob)
+    return Cast(alice, bob, group_id, await deployment.link(), await deployment.link())
+
+
+async def arrive(
+    stage: Stage, name: str, link: CuttableProxy, node: int, who: Account, **options: object
+) -> Person:
+    """A person opens the app through their link, pinned to ``node``, and signs in."""
+    base_url = f"http://127.0.0.1:{link.port}"
+    person = await stage.person(name, base_url, cookies={COOKIE: f"n{node}"}, **options)  # type: ignore[arg-type]
+    page = person.page
+    await page.goto("/app/")
+    await page.fill("#login-email", who.email)
+    await page.fill("#login-password", who.password)
+    await page.press("#login-password", "Enter")
+    await ready(page)
+    return person
+
+
+async def ready(page: Page) -> None:
+    """Until the page's socket is ready."""
+    await expect(page.locator("body")).to_have_attribute("data-connection", "ready", timeout=WAIT_MS)
+
+
+async def enter_room(page: Page, group_id: str) -> None:
+    """Pick the group in the list and wait for its history."""
+    await page.click(f'#group-list button[data-group-id="{group_id}"]')
+    await expect(page.locator("#room")).to_be_visible()
+    await expect(page.locator("#history-start")).to_be_visible(timeout=WAIT_MS)
+
+
+async def say(page: Page, text: str) -> None:
+    """Type a message and press Enter."""
+    await page.fill("#message-input", text)
+    await page.press("#message-input", "Enter")
+
+
+async def shows(page: Page, bodies: list[str]) -> None:
+    """The room shows exactly these messages, in this order, each once, none pending."""
+    await expect(page.locator(MESSAGES)).to_have_text(bodies, timeout=WAIT_MS)
+    await expect(page.locator("#messages .pending")).to_have_count(0, timeout=WAIT_MS)
+
+
+async def sockets_on(node: NodeProcess) -> int:
+    """The node's ``studybuddy_ws_connections`` gauge."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        text = (await http.get(f"{node.base_url}/health/metrics")).text
+    match = re.search(r"^studybuddy_ws_connections(?:\{[^}]*\})? (\S+)$", text, re.M)
+    return int(float(match.group(1))) if match else 0
+
+
+async def until_sockets(node: NodeProcess, expected: int, timeout: float = 15) -> None:
+    """Until the node holds ``expected`` sockets."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (count := await sockets_on(node)) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f"{count} sockets, not {expected}"
+        await asyncio.sleep(0.2)
+
+
+async def go_offline(person: Person, link: CuttableProxy) -> None:
+    """The person's network goes away: connections dropped, the browser offline."""
+    await person.context.set_offline(True)
+    link.cut()
+    banner = person.page.locator("#connection")
+    await expect(banner).to_contain_text("Reconnecting", timeout=WAIT_MS)
+
+
+async def come_back(person: Person, link: CuttableProxy) -> None:
+    """The network is back (the browser fires `online`)."""
+    link.restore()
+    await person.context.set_offline(False)
+    await ready(person.page)
+
+
+async def post_messages(base_url: str, who: Account, group_id: str, bodies: list[str]) -> None:
+    """Messages sent over REST (another client of the same person, or a bot)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, headers=who.headers) as http:
+        for body in bodies:
+            response = await http.post(
+                f"/api/v1/study-groups/{group_id}/messages",
+                json={"body": body, "client_msg_id": uuid.uuid4().hex},
+            )
+            assert response.status_code == 201, response.text
+
+
+async def test_two_people_on_two_nodes_chat_and_see_typing_and_presence(
+    stage: Stage, deployment: Deployment, cast: Cast
+) -> None:
+    """Alice (desktop, node 0) and Bob (phone, node 1) chat, see each other type and come and go."""
+    alice = await arrive(stage, "alice", cast.alice_link, 0, cast.alice)
+    bob = await arrive(stage, "bob-phone", cast.bob_link, 1, cast.bob, viewport=PHONE)
+    await until_sockets(deployment.nodes[0], 1)
+    await until_sockets(deployment.nodes[1], 1)
+
+    await enter_room(alice.page, cast.group_id)
+    await expect(bob.page.locator("#sidebar")).to_be_visible()
+    await enter_room(bob.page, cast.group_id)
+    await expect(bob.page.locator("#sidebar")).to_be_hidden()  # a phone shows one pane
+    await expect(bob.page.locator("#room-meta")).to_contain_text("2 online", timeout=WAIT_MS)
+    await expect(alice.page.locator("#room-meta")).to_contain_text("2 online", timeout=WAIT_MS)
+
+    await alice.page.fill("#message-input", "Has anyone started problem 4?")
+    typing = bob.page.locator("#typing")
+    await expect(typing).to_have_text("Alice Liddell is typing…", timeout=WAIT_MS)
+    await alice.page.press("#message-input", "Enter")
+    await shows(bob.page, ["Has anyone started problem 4?"])
+    await expect(typing).to_have_text("")
+    await expect(bob.page.locator("#messages li[data-seq] .author")).to_have_text(["Alice Liddell"])
+
+    await bob.page.fill("#message-input", "Yes: <b>use</b> the eigenvalues & vectors")
+    await expect(alice.page.locator("#typing")).to_have_text("Bob Builder is typing…", timeout=WAIT_MS)
+    await bob.page.press("#message-input", "Enter")
+    both = ["Has anyone started problem 4?", "Yes: <b>use</b> the eigenvalues & vectors"]
+    await shows(alice.page, both)
+    await shows(bob.page, both)
+    await expect(alice.page.locator("#announcer")).to_contain_text("Bob Builder: Yes: <b>use</b>")
+
+    await bob.page.click("#members-button")
+    online = bob.page.locator(f'#member-list li[data-user-id="{cast.alice.id}"] .presence.online')
+    await expect(online).to_have_count(1)
+    await alice.page.screenshot(path=stage.folder / "alice-before-leaving.png")
+    await alice.context.close()
+    await expect(online).to_have_count(0, timeout=WAIT_MS)
+    await expect(bob.page.locator("#room-meta")).to_contain_text("1 online")
+    assert not bob.errors and not alice.errors, (alice.errors, bob.errors)
+
+
+async def test_a_page_on_a_killed_node_reconnects_through_the_proxy_and_shows_each_message_once(
+    stage: Stage, deployment: Deployment, cast: Cast
+) -> None:
+    """Node 0 dies (SIGKILL) mid-conversation: Alice's page moves to node 1, loses nothing, doubles nothing."""
+    alice = await arrive(stage, "alice", cast.alice_link, 0, cast.alice)
+    bob = await arrive(stage, "bob", cast.bob_link, 1, cast.bob)
+    await until_sockets(deployment.nodes[0], 1)
+    await enter_room(alice.page, cast.group_id)
+    await enter_room(bob.page, cast.group_id)
+    sent: list[str] = []
+    for i in range(3):
+        for person, who in ((alice, "a"), (bob, "b")):
+            sent.append(f"{who}{i}")
+            await say(person.page, sent[-1])
+            await shows(person.page, sent)
+
+    deployment.nodes[0].stop(signal.SIGKILL)
+    for i in range(3, 6):  # Bob goes on while Alice's node is gone
+        sent.append(f"b{i}")
+        await say(bob.page, sent[-1])
+        await shows(bob.page, sent)
+    sent.append("a3 after the crash")
+    await say(alice.page, sent[-1])  # sent or queued, whichever the socket allows
+
+    await shows(alice.page, sent)
+    await shows(bob.page, sent)
+    await ready(alice.page)
+    await until_sockets(deployment.nodes[1], 2)
+    sent.append("b6 after Alice is back")
+    await say(bob.page, sent[-1])
+    await shows(alice.page, sent)
+    seqs = await alice.page.locator("#messages li[data-seq]").evaluate_all(
+        "items => items.map((item) => Number(item.dataset.seq))"
+    )
+    assert seqs == list(range(1, len(sent) + 1))
+    assert not alice.errors and not bob.errors, (alice.errors, bob.errors)
+
+
+async def test_a_page_offline_for_100_messages_recovers_them(
+    stage: Stage, deployment: Deployment, cast: Cast
+) -> None:
+    """Alice's network drops; Bob sends 100 messages; when it is back her page shows all, in order."""
+    alice = await arrive(stage, "alice", cast.alice_link, 0, cast.alice)
+    await enter_room(alice.page, cast.group_id)
+    await say(alice.page, "going into the tunnel")
+    await shows(alice.page, ["going into the tunnel"])
+
+    await go_offline(alice, cast.alice_link)
+    missed = [f"missed {i:03d}" for i in range(1, 101)]
+    await post_messages(deployment.nodes[1].base_url, cast.bob, cast.group_id, missed)
+    await alice.page.wait_for_timeout(500)
+    await expect(alice.page.locator(MESSAGES)).to_have_count(1)  # nothing can arrive offline
+
+    await come_back(alice, cast.alice_link)
+    await shows(alice.page, ["going into the tunnel", *missed])
+    await expect(alice.page.locator("#connection")).to_be_hidden()
+    assert not alice.errors, alice.errors
+
+
+async def test_a_message_sent_while_the_socket_is_down_is_delivered_once_after_reconnecting(
+    stage: Stage, deployment: Deployment, cast: Cast
+) -> None:
+    """Alice sends while offline: it waits ("sending…"), then arrives once for both of them."""
+    alice = await arrive(stage, "alice", cast.alice_link, 0, cast.alice)
+    bob = await arrive(stage, "bob", cast.bob_link, 1, cast.bob)
+    await enter_room(alice.page, cast.group_id)
+    await enter_room(bob.page, cast.group_id)
+    await say(bob.page, "are you there?")
+    await shows(alice.page, ["are you there?"])
+
+    await go_offline(alice, cast.alice_link)
+    await say(alice.page, "yes, on a train")
+    pending = alice.page.locator("#messages .pending")
+    await expect(pending).to_have_count(1)
+    await expect(pending).to_contain_text("sending…")
+    await expect(alice.page.locator("#connection")).to_contain_text("1 message waiting to send")
+    await alice.page.screenshot(path=stage.folder / "alice-offline.png")
+    await bob.page.wait_for_timeout(500)
+    await expect(bob.page.locator(MESSAGES)).to_have_text(["are you there?"])
+
+    await come_back(alice, cast.alice_link)
+    both = ["are you there?", "yes, on a train"]
+    await shows(alice.page, both)
+    await shows(bob.page, both)
+    async with httpx.AsyncClient(base_url=deployment.proxy.base_url, timeout=10) as http:
+        history = await http.get(
+            f"/api/v1/study-groups/{cast.group_id}/messages",
+            params={"sort": "seq"},
+            headers=cast.bob.headers,
+        )
+    assert [m["body"] for m in history.json()["data"]] == both
+    assert not alice.errors and not bob.errors, (alice.errors, bob.errors)

@@ -55,7 +55,7 @@ user may not act in is ``NOT_FOUND`` (not a member) on a socket, where REST says
 def origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
     """Browsers send Origin: it must be listed, or be the node's own (the web app at /app/).
 
-    Own means the Origin's host and port are the request's ``Host`` (ADR 0015). Non-browser
+    Own means the Origin's host and port are the request's ``Host`` (ADR 0016). Non-browser
     clients send no Origin.
     """
     headers = dict(scope.get("headers", ()))

@@ -81,7 +81,7 @@ def read_assets(folder: Path, names: Iterable[str] | None = None) -> dict[str, A
 
 
 def not_modified(request: Request, asset: Asset) -> bool:
-    """Whether the client's copy is current (``If-None-Match`` first, then ``If-Modified-Since``)."""
+    """Whether the client's copy is current: ``If-None-Match``, else ``If-Modified-Since``."""
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
         tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}

@@ -141,7 +141,9 @@ async def arrive(
 
 async def ready(page: Page) -> None:
     """Until the page's socket is ready."""
-    await expect(page.locator("body")).to_have_attribute("data-connection", "ready", timeout=WAIT_MS)
+    await expect(page.locator("body")).to_have_attribute(
+        "data-connection", "ready", timeout=WAIT_MS
+    )
 
 
 async def enter_room(page: Page, group_id: str) -> None:
@@ -230,7 +232,9 @@ async def test_two_people_on_two_nodes_chat_and_see_typing_and_presence(
     await expect(bob.page.locator("#messages li[data-seq] .author")).to_have_text(["Alice Liddell"])
 
     await bob.page.fill("#message-input", "Yes: <b>use</b> the eigenvalues & vectors")
-    await expect(alice.page.locator("#typing")).to_have_text("Bob Builder is typing…", timeout=WAIT_MS)
+    await expect(alice.page.locator("#typing")).to_have_text(
+        "Bob Builder is typing…", timeout=WAIT_MS
+    )
     await bob.page.press("#message-input", "Enter")
     both = ["Has anyone started problem 4?", "Yes: <b>use</b> the eigenvalues & vectors"]
     await shows(alice.page, both)
@@ -250,7 +254,7 @@ async def test_two_people_on_two_nodes_chat_and_see_typing_and_presence(
 async def test_a_page_on_a_killed_node_reconnects_through_the_proxy_and_shows_each_message_once(
     stage: Stage, deployment: Deployment, cast: Cast
 ) -> None:
-    """Node 0 dies (SIGKILL) mid-conversation: Alice's page moves to node 1, loses nothing, doubles nothing."""
+    """Node 0 dies (SIGKILL) mid-chat: Alice's page moves to node 1, loses and doubles nothing."""
     alice = await arrive(stage, "alice", cast.alice_link, 0, cast.alice)
     bob = await arrive(stage, "bob", cast.bob_link, 1, cast.bob)
     await until_sockets(deployment.nodes[0], 1)
@@ -288,7 +292,7 @@ async def test_a_page_on_a_killed_node_reconnects_through_the_proxy_and_shows_ea
 async def test_a_page_offline_for_100_messages_recovers_them(
     stage: Stage, deployment: Deployment, cast: Cast
 ) -> None:
-    """Alice's network drops; Bob sends 100 messages; when it is back her page shows all, in order."""
+    """Alice's network drops; Bob sends 100 messages; when it is back her page shows all."""
     alice = await arrive(stage, "alice", cast.alice_link, 0, cast.alice)
     await enter_room(alice.page, cast.group_id)
     await say(alice.page, "going into the tunnel")

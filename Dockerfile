@@ -29,6 +29,9 @@ COPY alembic.ini ./
 COPY migrations/ migrations/
 COPY protocol/ protocol/
 COPY server/ server/
+# The JavaScript SDK, served by every node at /sdk/ for the web app at /app/ (ADR 0016).
+COPY clients/js/studybuddy.js clients/js/studybuddy.js
+COPY clients/js/studybuddy.d.ts clients/js/studybuddy.d.ts
 # Byte-compile now: the root file system is read-only at run time.
 RUN /opt/venv/bin/python -m compileall -q /opt/venv protocol server migrations
 

@@ -139,3 +139,8 @@ iac-lock: $(STAMP)
 yardstick: $(STAMP)
 	loadtests/yardstick/build.sh
 	$(BIN)/python -m loadtests.yardstick $(YARDSTICK_ARGS)
+
+# The README's pictures of the web app (a node on the embedded default, Debian's Chromium).
+.PHONY: screenshot
+screenshot: $(STAMP)
+	$(BIN)/python -m scripts.webapp_screenshot

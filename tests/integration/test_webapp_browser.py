@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -150,7 +151,8 @@ async def enter_room(page: Page, group_id: str) -> None:
     """Pick the group in the list and wait for its history."""
     await page.click(f'#group-list button[data-group-id="{group_id}"]')
     await expect(page.locator("#room")).to_be_visible()
-    await expect(page.locator("#history-start")).to_be_visible(timeout=WAIT_MS)
+    loaded = page.locator("#history-start:not([hidden]), #older-button:not([hidden])")
+    await expect(loaded).to_be_visible(timeout=WAIT_MS)
 
 
 async def say(page: Page, text: str) -> None:
@@ -343,3 +345,144 @@ async def test_a_message_sent_while_the_socket_is_down_is_delivered_once_after_r
         )
     assert [m["body"] for m in history.json()["data"]] == both
     assert not alice.errors and not bob.errors, (alice.errors, bob.errors)
+
+
+async def test_a_person_registers_joins_pages_back_edits_deletes_and_accepts_an_invite(
+    stage: Stage, deployment: Deployment, cast: Cast
+) -> None:
+    """Carol registers, finds Bob's group, scrolls its history, edits and deletes; assignments
+    and an invite reach her live; notifications show only where the server has them."""
+    node = deployment.nodes[1].base_url
+    bob_room = [f"history {i:03d}" for i in range(1, 121)]
+    await post_messages(node, cast.bob, cast.group_id, bob_room)
+    async with httpx.AsyncClient(base_url=node, timeout=10) as http:  # Alice makes Bob an admin
+        promoted = await http.patch(
+            f"/api/v1/study-groups/{cast.group_id}/members/{cast.bob.id}",
+            json={"role": "admin"},
+            headers=cast.alice.headers,
+        )
+        assert promoted.status_code == 200, promoted.text
+    bob = await arrive(stage, "bob", cast.bob_link, 1, cast.bob)
+    await enter_room(bob.page, cast.group_id)
+
+    carol = await stage.person("carol", f"http://127.0.0.1:{cast.alice_link.port}")
+    page = carol.page
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.goto("/app/")
+    name = f"carol_{uuid.uuid4().hex[:8]}"
+    await page.fill("#register-email", f"{name}@example.com")
+    await page.fill("#register-username", name)
+    await page.fill("#register-display", "Carol <Danvers>")
+    await page.fill("#register-password", "short")
+    await page.press("#register-password", "Enter")
+    await expect(page.locator("#register-form .form-error")).to_contain_text("password")
+    await expect(page.locator("#register-password")).to_have_attribute("aria-invalid", "true")
+    await page.fill("#register-password", "a long enough passphrase")
+    await page.press("#register-password", "Enter")
+    await ready(page)
+    await expect(page.locator("#no-groups")).to_be_visible()
+    async with httpx.AsyncClient(base_url=node, timeout=10) as http:
+        exists = (await http.get("/api/v1/notifications")).status_code != 404
+    await expect(page.locator("#notifications-button")).to_be_visible(visible=exists)
+
+    group_name = await bob.page.locator("#room-title").inner_text()
+    await page.click("#find-button")
+    await page.fill("#find-input", group_name)
+    await page.press("#find-input", "Enter")
+    await page.click(f'#find-results li[data-group-id="{cast.group_id}"] button')
+    await expect(page.locator("#room-title")).to_have_text(group_name)
+    await expect(page.locator(MESSAGES)).to_have_count(50, timeout=WAIT_MS)
+    await expect(page.locator(MESSAGES).last).to_have_text("history 120")
+    for count in (100, 120):  # older pages come as the person scrolls up
+        await page.locator("#history").evaluate("history => { history.scrollTop = 0; }")
+        await expect(page.locator(MESSAGES)).to_have_count(count, timeout=WAIT_MS)
+    await expect(page.locator("#history-start")).to_be_visible()
+    await shows(page, bob_room)
+
+    await say(page, "hello all")
+    mine = page.locator("#messages li.mine")
+    await expect(mine).to_have_count(1)
+    await mine.get_by_role("button", name="Edit message").click()
+    await page.fill("#messages li.mine textarea", "hello everyone")
+    await page.press("#messages li.mine textarea", "Enter")
+    bobs = bob.page.locator("#messages li[data-seq]").last
+    await expect(bobs.locator(".body")).to_have_text("hello everyone", timeout=WAIT_MS)
+    await expect(bobs.locator(".edited")).to_have_text("(edited)")
+    await expect(bobs.locator(".author")).to_have_text("Carol <Danvers>")
+    await mine.get_by_role("button", name="Delete message").click()
+    await expect(bob.page.locator(MESSAGES)).to_have_count(50, timeout=WAIT_MS)  # his newest page
+    await expect(bob.page.locator(MESSAGES).last).to_have_text("history 120")
+    await expect(mine).to_have_count(0)
+
+    await page.click("#assignments-button")
+    await expect(page.locator("#no-assignments")).to_be_visible()
+    await expect(page.locator("#assignment-form")).to_be_hidden()  # members do not manage them
+    await bob.page.click("#assignments-button")
+    await bob.page.fill("#assignment-title", "Problem set 6")
+    await bob.page.fill("#assignment-due", "2031-05-04T17:30")
+    await bob.page.press("#assignment-title", "Enter")
+    listed = page.locator("#assignment-list li")
+    await expect(listed).to_contain_text("Problem set 6", timeout=WAIT_MS)
+    await expect(listed.locator("time")).to_have_attribute("datetime", "2031-05-04T17:30:00Z")
+
+    async with httpx.AsyncClient(base_url=node, timeout=10) as http:
+        private = await http.post(
+            "/api/v1/study-groups",
+            json={"name": "Bob's private corner", "visibility": "private"},
+            headers=cast.bob.headers,
+        )
+        found = await http.get("/api/v1/users", params={"search": name}, headers=cast.bob.headers)
+        carol_user = found.json()["data"][0]
+        invite = await http.post(
+            f"/api/v1/study-groups/{private.json()['data']['id']}/invites",
+            json={"user_id": carol_user["id"]},
+            headers=cast.bob.headers,
+        )
+        assert invite.status_code == 201, invite.text
+    await expect(page.locator("#invites-badge")).to_have_text("1", timeout=WAIT_MS)
+    await page.click("#invites-button")
+    await page.get_by_role("button", name="Accept the invite").click()
+    await expect(page.locator("#room-title")).to_have_text("Bob's private corner", timeout=WAIT_MS)
+    await expect(page.locator("#group-list button")).to_have_count(2)
+    assert not carol.errors and not bob.errors, (carol.errors, bob.errors)
+
+
+async def test_sign_in_asks_for_the_code_when_mfa_is_on_and_a_reload_keeps_the_session(
+    stage: Stage, deployment: Deployment, cast: Cast
+) -> None:
+    """MFA: the code field appears after the password; a reload signs in again by the cookie."""
+    from server.security.mfa import code_at, step_of
+
+    async with httpx.AsyncClient(base_url=deployment.nodes[0].base_url, timeout=10) as http:
+        setup = await http.post("/api/v1/auth/mfa/setup", headers=cast.alice.headers)
+        secret = setup.json()["data"]["secret"]
+        step = step_of(time.time())
+        enable = await http.post(
+            "/api/v1/auth/mfa/enable",
+            json={"code": code_at(secret, step)},
+            headers=cast.alice.headers,
+        )
+        assert enable.status_code == 200, enable.text
+
+    person = await stage.person("alice", f"http://127.0.0.1:{cast.alice_link.port}")
+    page = person.page
+    await page.goto("/app/")
+    await page.fill("#login-email", cast.alice.email)
+    await page.fill("#login-password", cast.alice.password)
+    await page.press("#login-password", "Enter")
+    await expect(page.locator("#login-totp")).to_be_focused()
+    await page.fill("#login-totp", code_at(secret, step + 1))
+    await page.press("#login-totp", "Enter")
+    await ready(page)
+    await enter_room(page, cast.group_id)
+    await page.reload()
+    await ready(page)  # no form: the refresh cookie gave the page a new token
+    await expect(page.locator("#room")).to_be_visible()
+    await expect(page.locator("#auth-view")).to_be_hidden()
+    cookies = {c["name"]: c for c in await person.context.cookies()}
+    assert cookies["refresh_token"]["httpOnly"] and not cookies["csrf_token"]["httpOnly"]
+    await page.click("#account-button")
+    await expect(page.locator("#mfa-status")).to_contain_text("On")
+    await page.click("#logout-button")
+    await expect(page.locator("#login-form")).to_be_visible(timeout=WAIT_MS)
+    assert not person.errors, person.errors

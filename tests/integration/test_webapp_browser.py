@@ -347,27 +347,8 @@ async def test_a_message_sent_while_the_socket_is_down_is_delivered_once_after_r
     assert not alice.errors and not bob.errors, (alice.errors, bob.errors)
 
 
-async def test_a_person_registers_joins_pages_back_edits_deletes_and_accepts_an_invite(
-    stage: Stage, deployment: Deployment, cast: Cast
-) -> None:
-    """Carol registers, finds Bob's group, scrolls its history, edits and deletes; assignments
-    and an invite reach her live; notifications show only where the server has them."""
-    node = deployment.nodes[1].base_url
-    bob_room = [f"history {i:03d}" for i in range(1, 121)]
-    await post_messages(node, cast.bob, cast.group_id, bob_room)
-    async with httpx.AsyncClient(base_url=node, timeout=10) as http:  # Alice makes Bob an admin
-        promoted = await http.patch(
-            f"/api/v1/study-groups/{cast.group_id}/members/{cast.bob.id}",
-            json={"role": "admin"},
-            headers=cast.alice.headers,
-        )
-        assert promoted.status_code == 200, promoted.text
-    bob = await arrive(stage, "bob", cast.bob_link, 1, cast.bob)
-    await enter_room(bob.page, cast.group_id)
-
-    carol = await stage.person("carol", f"http://127.0.0.1:{cast.alice_link.port}")
-    page = carol.page
-    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+async def register_through_the_form(page: Page) -> str:
+    """A new person registers (a refused password first); returns the username."""
     await page.goto("/app/")
     name = f"carol_{uuid.uuid4().hex[:8]}"
     await page.fill("#register-email", f"{name}@example.com")
@@ -381,15 +362,15 @@ async def test_a_person_registers_joins_pages_back_edits_deletes_and_accepts_an_
     await page.press("#register-password", "Enter")
     await ready(page)
     await expect(page.locator("#no-groups")).to_be_visible()
-    async with httpx.AsyncClient(base_url=node, timeout=10) as http:
-        exists = (await http.get("/api/v1/notifications")).status_code != 404
-    await expect(page.locator("#notifications-button")).to_be_visible(visible=exists)
+    return name
 
-    group_name = await bob.page.locator("#room-title").inner_text()
+
+async def find_join_and_page_back(page: Page, group_name: str, group_id: str) -> None:
+    """Find the group, join it, and scroll up through its history to the start."""
     await page.click("#find-button")
     await page.fill("#find-input", group_name)
     await page.press("#find-input", "Enter")
-    await page.click(f'#find-results li[data-group-id="{cast.group_id}"] button')
+    await page.click(f'#find-results li[data-group-id="{group_id}"] button')
     await expect(page.locator("#room-title")).to_have_text(group_name)
     await expect(page.locator(MESSAGES)).to_have_count(50, timeout=WAIT_MS)
     await expect(page.locator(MESSAGES).last).to_have_text("history 120")
@@ -397,48 +378,85 @@ async def test_a_person_registers_joins_pages_back_edits_deletes_and_accepts_an_
         await page.locator("#history").evaluate("history => { history.scrollTop = 0; }")
         await expect(page.locator(MESSAGES)).to_have_count(count, timeout=WAIT_MS)
     await expect(page.locator("#history-start")).to_be_visible()
-    await shows(page, bob_room)
 
+
+async def edit_then_delete(page: Page, other: Page) -> None:
+    """Send, edit (Enter saves), delete (confirmed): the other person sees each step."""
     await say(page, "hello all")
     mine = page.locator("#messages li.mine")
     await expect(mine).to_have_count(1)
     await mine.get_by_role("button", name="Edit message").click()
     await page.fill("#messages li.mine textarea", "hello everyone")
     await page.press("#messages li.mine textarea", "Enter")
-    bobs = bob.page.locator("#messages li[data-seq]").last
-    await expect(bobs.locator(".body")).to_have_text("hello everyone", timeout=WAIT_MS)
-    await expect(bobs.locator(".edited")).to_have_text("(edited)")
-    await expect(bobs.locator(".author")).to_have_text("Carol <Danvers>")
+    theirs = other.locator("#messages li[data-seq]").last
+    await expect(theirs.locator(".body")).to_have_text("hello everyone", timeout=WAIT_MS)
+    await expect(theirs.locator(".edited")).to_have_text("(edited)")
+    await expect(theirs.locator(".author")).to_have_text("Carol <Danvers>")
     await mine.get_by_role("button", name="Delete message").click()
-    await expect(bob.page.locator(MESSAGES)).to_have_count(50, timeout=WAIT_MS)  # his newest page
-    await expect(bob.page.locator(MESSAGES).last).to_have_text("history 120")
+    await expect(other.locator(MESSAGES)).to_have_count(50, timeout=WAIT_MS)  # the newest page
+    await expect(other.locator(MESSAGES).last).to_have_text("history 120")
     await expect(mine).to_have_count(0)
 
+
+async def an_assignment_arrives(page: Page, admin: Page) -> None:
+    """An admin adds an assignment; a member's open panel shows it (members cannot add)."""
     await page.click("#assignments-button")
     await expect(page.locator("#no-assignments")).to_be_visible()
-    await expect(page.locator("#assignment-form")).to_be_hidden()  # members do not manage them
-    await bob.page.click("#assignments-button")
-    await bob.page.fill("#assignment-title", "Problem set 6")
-    await bob.page.fill("#assignment-due", "2031-05-04T17:30")
-    await bob.page.press("#assignment-title", "Enter")
+    await expect(page.locator("#assignment-form")).to_be_hidden()
+    await admin.click("#assignments-button")
+    await admin.fill("#assignment-title", "Problem set 6")
+    await admin.fill("#assignment-due", "2031-05-04T17:30")
+    await admin.press("#assignment-title", "Enter")
     listed = page.locator("#assignment-list li")
     await expect(listed).to_contain_text("Problem set 6", timeout=WAIT_MS)
     await expect(listed.locator("time")).to_have_attribute("datetime", "2031-05-04T17:30:00Z")
 
-    async with httpx.AsyncClient(base_url=node, timeout=10) as http:
-        private = await http.post(
-            "/api/v1/study-groups",
-            json={"name": "Bob's private corner", "visibility": "private"},
-            headers=cast.bob.headers,
+
+async def invite(node: str, inviter: Account, username: str) -> None:
+    """The inviter makes a private group and invites the user, over REST."""
+    async with httpx.AsyncClient(base_url=node, timeout=10, headers=inviter.headers) as http:
+        body = {"name": "Bob's private corner", "visibility": "private"}
+        private = (await http.post("/api/v1/study-groups", json=body)).json()["data"]
+        found = await http.get("/api/v1/users", params={"search": username})
+        user_id = found.json()["data"][0]["id"]
+        sent = await http.post(
+            f"/api/v1/study-groups/{private['id']}/invites", json={"user_id": user_id}
         )
-        found = await http.get("/api/v1/users", params={"search": name}, headers=cast.bob.headers)
-        carol_user = found.json()["data"][0]
-        invite = await http.post(
-            f"/api/v1/study-groups/{private.json()['data']['id']}/invites",
-            json={"user_id": carol_user["id"]},
-            headers=cast.bob.headers,
+        assert sent.status_code == 201, sent.text
+
+
+async def test_a_person_registers_joins_pages_back_edits_deletes_and_accepts_an_invite(
+    stage: Stage, deployment: Deployment, cast: Cast
+) -> None:
+    """Carol registers, joins Bob's group, scrolls, edits, deletes, is invited.
+
+    Assignments and the invite reach her live; the bell shows only where notifications exist.
+    """
+    node = deployment.nodes[1].base_url
+    await post_messages(node, cast.bob, cast.group_id, [f"history {i:03d}" for i in range(1, 121)])
+    async with httpx.AsyncClient(base_url=node, timeout=10) as http:  # Alice makes Bob an admin
+        promoted = await http.patch(
+            f"/api/v1/study-groups/{cast.group_id}/members/{cast.bob.id}",
+            json={"role": "admin"},
+            headers=cast.alice.headers,
         )
-        assert invite.status_code == 201, invite.text
+        assert promoted.status_code == 200, promoted.text
+        notifications = (await http.get("/api/v1/notifications")).status_code != 404
+    bob = await arrive(stage, "bob", cast.bob_link, 1, cast.bob)
+    await enter_room(bob.page, cast.group_id)
+    carol = await stage.person("carol", f"http://127.0.0.1:{cast.alice_link.port}")
+    page = carol.page
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+
+    name = await register_through_the_form(page)
+    await expect(page.locator("#notifications-button")).to_be_visible(visible=notifications)
+    await find_join_and_page_back(
+        page, await bob.page.locator("#room-title").inner_text(), cast.group_id
+    )
+    await shows(page, [f"history {i:03d}" for i in range(1, 121)])
+    await edit_then_delete(page, bob.page)
+    await an_assignment_arrives(page, bob.page)
+    await invite(node, cast.bob, name)
     await expect(page.locator("#invites-badge")).to_have_text("1", timeout=WAIT_MS)
     await page.click("#invites-button")
     await page.get_by_role("button", name="Accept the invite").click()

@@ -88,7 +88,7 @@ export interface Notification {
 // --- client -> server frames ---
 
 export interface AuthFrame { type: 'auth'; token: string; ref?: Ref }
-export interface SubscribeFrame { type: 'subscribe'; group_id: Uuid; since_seq?: number | null; ref?: Ref }
+export interface SubscribeFrame { type: 'subscribe'; group_id: Uuid; since_seq?: number | null; presence?: 'each' | 'diff' | 'none'; ref?: Ref }
 export interface UnsubscribeFrame { type: 'unsubscribe'; group_id: Uuid; ref?: Ref }
 export interface SendFrame { type: 'send'; group_id: Uuid; body: string; client_msg_id: string; ref?: Ref }
 export interface TypingFrame { type: 'typing'; group_id: Uuid; ref?: Ref }
@@ -136,6 +136,8 @@ export interface MessageFrame {
 export interface MessageEditedFrame { type: 'message_edited'; group_id: Uuid; message_id: Uuid; seq: number; body: string; edited_at: Timestamp }
 export interface MessageDeletedFrame { type: 'message_deleted'; group_id: Uuid; message_id: Uuid; seq: number }
 export interface PresenceFrame { type: 'presence'; group_id: Uuid; user_id: Uuid; status: 'online' | 'offline' }
+/** Batched presence changes (the SDK asks for them and also emits one `presence` per change). */
+export interface PresenceDiffFrame { type: 'presence_diff'; group_id: Uuid; online: Uuid[]; offline: Uuid[] }
 export interface TypingNoticeFrame { type: 'typing'; group_id: Uuid; user_id: Uuid }
 export interface ReadMarkerFrame { type: 'read'; group_id: Uuid; seq: number }
 export interface InviteFrame { type: 'invite'; invite: Invite }
@@ -272,6 +274,7 @@ export interface ClientEvents {
   message_edited: MessageEditedFrame;
   message_deleted: MessageDeletedFrame;
   presence: PresenceFrame;
+  presence_diff: PresenceDiffFrame;
   typing: TypingNoticeFrame;
   read: ReadMarkerFrame;
   member: MemberFrame;

@@ -852,7 +852,23 @@ export class StudyBuddyClient {
       case 'ack': return this.#onAck(frame);
       case 'pong': return this.#takeRequest(frame.ref)?.resolve?.(frame);
       case 'error': return this.#onErrorFrame(frame);
+      case 'presence_diff': return this.#onPresenceDiff(frame);
       default: return PASS_THROUGH.has(frame.type) && this.#events.emit(frame.type, frame);
+    }
+  }
+
+  /**
+   * The server's batched presence (asked for at subscribe, so presence works in groups of any
+   * size): a `presence_diff` event, and a `presence` event per change for simpler listeners.
+   */
+  #onPresenceDiff(frame) {
+    this.#events.emit('presence_diff', frame);
+    for (const [status, users] of [['online', frame.online], ['offline', frame.offline]]) {
+      for (const userId of users) {
+        this.#events.emit('presence', {
+          type: 'presence', group_id: frame.group_id, user_id: userId, status,
+        });
+      }
     }
   }
 
@@ -1021,7 +1037,9 @@ export class StudyBuddyClient {
   #sendSubscribe(groupId, group) {
     group.status = 'subscribing';
     group.sentSince = group.lastSeq;
-    const frame = { type: 'subscribe', group_id: groupId, since_seq: group.lastSeq ?? undefined };
+    const frame = {
+      type: 'subscribe', group_id: groupId, since_seq: group.lastSeq ?? undefined, presence: 'diff',
+    };
     this.#transmit({ ...frame, ref: this.#track('subscribe', groupId) });
   }
 

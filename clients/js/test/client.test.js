@@ -154,7 +154,7 @@ test('every server event frame reaches its listeners, notification included', as
   const { client, net, seen } = await connected();
   client.subscribe(G);
   await answerSubscribe(net.last, G, { lastSeq: 2 });
-  const passThrough = SERVER_FRAMES.filter((f) => !['ready', 'subscribed', 'unsubscribed', 'ack', 'pong', 'message', 'error'].includes(f.type));
+  const passThrough = SERVER_FRAMES.filter((f) => !['ready', 'subscribed', 'unsubscribed', 'ack', 'pong', 'message', 'error', 'presence_diff'].includes(f.type));
   for (const frame of passThrough) net.last.deliver(frame);
   for (const frame of passThrough) assert.ok(seen(frame.type).some((p) => p === frame || JSON.stringify(p) === JSON.stringify(frame)), frame.type);
   assert.equal(seen('notification')[0].notification.kind, 'invite.received');
@@ -686,4 +686,21 @@ test('listeners can be removed', async () => {
   off();
   net.last.deliver(frame);
   assert.equal(got.length, 1);
+});
+
+test('subscribe asks for presence diffs; a diff is one presence_diff and one presence per change', async () => {
+  const { client, net } = await connected();
+  const subscribing = client.subscribe(G);
+  await flush();
+  const [frame] = net.last.frames('subscribe');
+  assert.equal(frame.presence, 'diff');
+  net.last.deliver({ type: 'subscribed', group_id: G, last_seq: 0, online: [], recovered: false, ref: frame.ref });
+  await subscribing;
+  const diffs = [];
+  const changes = [];
+  client.on('presence_diff', (d) => diffs.push(d));
+  client.on('presence', (p) => changes.push(`${p.user_id}:${p.status}`));
+  net.last.deliver({ type: 'presence_diff', group_id: G, online: ['u-2', 'u-3'], offline: ['u-4'] });
+  assert.equal(diffs.length, 1);
+  assert.deepEqual(changes, ['u-2:online', 'u-3:online', 'u-4:offline']);
 });

@@ -38,6 +38,7 @@ export const SERVER_FRAMES = [
   { type: 'message_edited', group_id: G, message_id: M, seq: 3, body: 'edited', edited_at: T },
   { type: 'message_deleted', group_id: G, message_id: M, seq: 3 },
   { type: 'presence', group_id: G, user_id: U, status: 'online' },
+  { type: 'presence_diff', group_id: G, online: [U], offline: [] },
   { type: 'typing', group_id: G, user_id: U },
   { type: 'read', group_id: G, seq: 255 },
   { type: 'invite', invite },

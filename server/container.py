@@ -162,6 +162,7 @@ def build_hub(resources: Resources, realtime: Realtime, domain: Domain) -> Hub:
         domain.recovery,
         max_sockets=settings.ws_max_sockets_per_user,
         window=settings.recovery_window_size,
+        window_s=settings.recovery_window_s,
     )
 
 

@@ -39,14 +39,13 @@ class CatchUp:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def replay(
-        self, conn: Connection, cursor: Cursor[Outgoing], frames: Iterable[Recent], upto: int
+        self, conn: Connection, cursor: Cursor[Outgoing], items: list[Outgoing], upto: int
     ) -> bool:
         """Write replayed frames up to ``upto`` in chunks, letting the client take each one.
 
         A replay never counts against the slow-consumer limit while the client reads; one that
         stops reading is closed (4010) and False is returned.
         """
-        items = [Outgoing.from_json(Kind.MESSAGE, f.seq, f.frame, "message") for f in frames]
         for start in range(0, len(items), REPLAY_CHUNK):
             chunk = items[start : start + REPLAY_CHUNK]
             end = upto if start + REPLAY_CHUNK >= len(items) else chunk[-1].seq
@@ -91,7 +90,7 @@ class CatchUp:
         if not replay.recovered:
             conn.close(CloseCode.SERVICE_RESTART, RESUBSCRIBE)
             return
-        if not await self.replay(conn, cursor, replay.frames, last):
+        if not await self.replay(conn, cursor, messages(replay.frames), last):
             return
         step = cursor.release()
         if step.fill_from is not None and step.fill_from <= after:  # the log cannot fill it
@@ -103,3 +102,8 @@ class CatchUp:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def messages(frames: Iterable[Recent]) -> list[Outgoing]:
+    """Frames read from the log, ready to write."""
+    return [Outgoing.from_json(Kind.MESSAGE, f.seq, f.frame, "message") for f in frames]

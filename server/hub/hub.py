@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Coroutine, Iterable
 from typing import Any
@@ -20,12 +21,13 @@ import msgspec
 from protocol.errors import CloseCode
 from protocol.frames import PresenceMode, Ref, Subscribed, TypingNotice, Unsubscribed
 from server.bus.base import Bus
-from server.hub.catchup import RESUBSCRIBE, CatchUp
+from server.hub.catchup import RESUBSCRIBE, CatchUp, messages
 from server.hub.connection import Connection, Outgoing
 from server.hub.cursor import Cursor, Verdict
 from server.hub.outlet import Cork
 from server.hub.ports import Access, Recovery
 from server.hub.presence_feed import PresenceFeed, set_mode
+from server.hub.window import RecentWindow
 from server.observability.metrics import FRAMES, WS_CONNECTIONS
 from server.realtime.envelope import (
     BadEnvelope,
@@ -54,6 +56,7 @@ class Hub:
         *,
         max_sockets: int,
         window: int,
+        window_s: float = 24 * 3600,
         maintenance_s: float = 5.0,
     ) -> None:
         self._bus = bus
@@ -62,6 +65,9 @@ class Hub:
         self._recovery = recovery
         self._max_sockets = max_sockets
         self._window = window
+        self._window_s = window_s
+        self._recent: dict[uuid.UUID, RecentWindow[Outgoing]] = {}
+        """Per local group, the latest messages seen go by (replays from memory)."""
         self._maintenance_s = maintenance_s
         self._users: dict[uuid.UUID, set[Connection]] = {}
         self._groups: dict[uuid.UUID, set[Connection]] = {}
@@ -172,11 +178,7 @@ class Hub:
         try:
             await self._attach(conn, group_id)
             last = await self._recovery.last_seq(group_id)
-            replay = (
-                await self._recovery.replay(group_id, since_seq, last)
-                if since_seq is not None
-                else None
-            )
+            missed = await self._missed(group_id, since_seq, last) if since_seq is not None else []
             await self._presence.watch(group_id)
             if not renewing and await self._registry.join(group_id, conn.user_id, conn.session_id):
                 self._presence.changed(group_id, conn.user_id, online=True)
@@ -185,10 +187,9 @@ class Hub:
             raise
         set_mode(conn, group_id, presence)
         online = self._presence.online(group_id)
-        recovered = replay is not None and replay.recovered
+        recovered = since_seq is not None and missed is not None
         cursor.delivered = since_seq if recovered and since_seq is not None else last
-        missed = replay.frames if replay is not None else []
-        replayed = await self._catchup.replay(conn, cursor, missed, last)
+        replayed = await self._catchup.replay(conn, cursor, missed or [], last)
         if not replayed or conn.groups.get(group_id) is not cursor:  # stalled, or unsubscribed
             return Subscribed(group_id=group_id, last_seq=last, online=online, recovered=False)
         subscribed = Subscribed(
@@ -197,6 +198,19 @@ class Hub:
         conn.reply(msgspec.structs.replace(subscribed, ref=ref) if ref is not None else subscribed)
         self._catchup.apply(conn, group_id, cursor.release())
         return subscribed
+
+    async def _missed(self, group_id: uuid.UUID, since: int, last: int) -> list[Outgoing] | None:
+        """What a resubscribing socket missed; None when more than the window holds.
+
+        From this node's memory when it holds all of it (and it is young enough), else from
+        the log.
+        """
+        window = self._recent.get(group_id)
+        local = window.covering(since, last) if window is not None else None
+        if local is not None and (not local or local[0].created >= time.time() - self._window_s):
+            return local
+        replay = await self._recovery.replay(group_id, since, last)
+        return messages(replay.frames) if replay.recovered else None
 
     async def unsubscribe(self, conn: Connection, group_id: uuid.UUID) -> bool:
         """End a subscription; False if there was none."""
@@ -227,6 +241,7 @@ class Hub:
         members = self._groups.setdefault(group_id, set())
         members.add(conn)
         if len(members) == 1:
+            self._recent[group_id] = RecentWindow(self._window)
             self._channel_ids[group_channel(group_id)] = group_id
             await self._bus.subscribe(group_channel(group_id), self._on_group)
 
@@ -248,6 +263,7 @@ class Hub:
             conn.presence.pop(group_id, None)
         if group_id in self._groups and not self._groups[group_id]:
             del self._groups[group_id]
+            self._recent.pop(group_id, None)
             self._presence.unwatch(group_id)
             if not self._draining:
                 channel = group_channel(group_id)
@@ -276,6 +292,9 @@ class Hub:
             item = Outgoing.from_json(
                 Kind.MESSAGE, envelope.seq, envelope.frame, "message", created
             )
+            window = self._recent.get(group_id)
+            if window is not None:
+                window.add(item)
             for conn in tuple(members):
                 cursor = conn.groups.get(group_id)
                 if cursor is not None:
@@ -331,6 +350,8 @@ class Hub:
     def _resync_all(self) -> None:
         """After a bus reconnect: look for messages and presence changes missed meanwhile."""
         self._spawn(self._presence.reload())
+        for window in self._recent.values():
+            window.clear()
         for group_id, members in self._groups.items():
             for conn in tuple(members):
                 cursor = conn.groups.get(group_id)

@@ -148,6 +148,35 @@ return redis.call('ZRANGEBYSCORE', users, now, '+inf')
 )
 
 
+_REFRESH = (
+    """
+-- Push a batch of this node's lease and presence expiries forward (leases and sessions only
+-- if still there: a socket that ended meanwhile is not brought back).
+-- KEYS: each lease's set, then for each presence entry the user's sessions set and the
+-- group's users set. ARGV: lease count, lease ttl_ms, presence ttl_ms, then a session per
+-- lease, then a (user, session) pair per presence entry.
+local leases, lease_ttl, presence_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+"""
+    + _NOW
+    + """
+for i = 1, leases do
+  redis.call('ZADD', KEYS[i], 'XX', now + lease_ttl, ARGV[3 + i])
+  redis.call('PEXPIRE', KEYS[i], lease_ttl)
+end
+local k, a = leases + 1, 4 + leases
+while k <= #KEYS do
+  redis.call('ZADD', KEYS[k], 'XX', now + presence_ttl, ARGV[a + 1])
+  redis.call('PEXPIRE', KEYS[k], 2 * presence_ttl)
+  redis.call('ZADD', KEYS[k + 1], 'XX', 'GT', now + presence_ttl, ARGV[a])
+  k, a = k + 2, a + 2
+end
+return 1
+"""
+)
+REFRESH_BATCH = 250
+"""Sockets refreshed per script call; the node's event loop runs other work in between."""
+
+
 class RedisRegistry:
     """Leases and presence shared by every node."""
 
@@ -162,6 +191,7 @@ class RedisRegistry:
         self._leave = redis.register_script(_LEAVE)
         self._sweep = redis.register_script(_SWEEP)
         self._online = redis.register_script(_ONLINE)
+        self._refresh = redis.register_script(_REFRESH)
 
     async def acquire(self, user_id: uuid.UUID, session_id: str, limit: int) -> bool:
         """Take a slot if fewer than ``limit`` live leases exist."""
@@ -194,20 +224,22 @@ class RedisRegistry:
         leases: Iterable[tuple[uuid.UUID, str]],
         presence: Iterable[tuple[uuid.UUID, uuid.UUID, str]],
     ) -> None:
-        """Push expiries forward for this node's sockets, in one pipeline."""
-        seconds, micros = await self._redis.time()  # the clock every Lua script uses
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        pipe = self._redis.pipeline(transaction=False)
-        for user_id, session_id in leases:
-            pipe.zadd(self._conns(user_id), {session_id: now_ms + self._ttl_ms}, xx=True)
-            pipe.pexpire(self._conns(user_id), self._ttl_ms)
-        expiry = now_ms + self._presence_ttl_ms
-        for group_id, user_id, session_id in presence:
-            sessions = self._sessions(group_id, user_id)
-            pipe.zadd(sessions, {session_id: expiry}, xx=True)
-            pipe.pexpire(sessions, 2 * self._presence_ttl_ms)
-            pipe.zadd(self._presence(group_id), {str(user_id): expiry}, xx=True, gt=True)
-        await pipe.execute()
+        """Push expiries forward for this node's sockets, a batch per script call.
+
+        Between batches the event loop runs, so a node with thousands of sockets never stalls
+        its fan-out for the whole refresh.
+        """
+        lease_list, presence_list = list(leases), list(presence)
+        for start in range(0, max(len(lease_list), len(presence_list)), REFRESH_BATCH):
+            end = start + REFRESH_BATCH
+            batch_leases, batch_presence = lease_list[start:end], presence_list[start:end]
+            keys = [self._conns(user_id) for user_id, _ in batch_leases]
+            args: list[str | int] = [len(batch_leases), self._ttl_ms, self._presence_ttl_ms]
+            args += [session for _, session in batch_leases]
+            for group_id, user_id, session_id in batch_presence:
+                keys += [self._sessions(group_id, user_id), self._presence(group_id)]
+                args += [str(user_id), session_id]
+            await self._refresh(keys=keys, args=args)
 
     async def sweep(self, group_id: uuid.UUID) -> list[uuid.UUID]:
         """Expire dead nodes' entries; report users now offline."""

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+import server.realtime.registry as registry_module
 from server.realtime.registry import MemoryRegistry, RedisRegistry, Registry
 from tests.fixtures.services import REDIS_URL, drop_redis_prefix
 
@@ -193,6 +194,26 @@ async def test_refresh_keeps_a_lease_past_its_ttl(short_lived: RedisRegistry) ->
     assert not await short_lived.acquire(user, "other", 1)
     assert await short_lived.online(group) == [user]
     assert await short_lived.sweep(group) == []
+
+
+async def test_refresh_in_batches_keeps_every_socket(
+    short_lived: RedisRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five sockets refreshed two at a time: all of them outlive the TTL."""
+    monkeypatch.setattr(registry_module, "REFRESH_BATCH", 2)
+    (group,) = ids(1)
+    users = ids(5)
+    for user in users:
+        assert await short_lived.acquire(user, f"s-{user}", 1)
+        await short_lived.join(group, user, f"s-{user}")
+    for _ in range(4):
+        await asyncio.sleep(0.35)
+        await short_lived.refresh(
+            [(user, f"s-{user}") for user in users],
+            [(group, user, f"s-{user}") for user in users[:3]],
+        )
+    assert all([not await short_lived.acquire(user, "other", 1) for user in users])
+    assert sorted(await short_lived.online(group)) == sorted(users[:3])
 
 
 async def test_sweep_reports_an_expired_user_exactly_once(short_lived: RedisRegistry) -> None:

@@ -11,7 +11,14 @@ from typing import Any
 import msgspec
 
 from protocol.errors import CloseCode
-from protocol.frames import MAX_FRAME_BYTES, ClientFrames, Ref, ServerFrame
+from protocol.frames import (
+    MAX_FRAME_BYTES,
+    ClientFrame,
+    ClientFrames,
+    Ref,
+    ServerFrame,
+    ServerFrames,
+)
 
 JSON_SUBPROTOCOL = "studybuddy.v1.json"
 MSGPACK_SUBPROTOCOL = "studybuddy.v1.msgpack"
@@ -88,9 +95,42 @@ class Codec:
         return probe.ref
 
 
+class ClientCodec:
+    """The client's side of one format: encode client frames, decode server frames.
+
+    Used by clients written in Python (the Locust scenarios in ``loadtests/``).
+    """
+
+    def __init__(self, subprotocol: str, *, binary: bool) -> None:
+        self.subprotocol = subprotocol
+        self.binary = binary
+        module: Any = msgspec.msgpack if binary else msgspec.json
+        self._decoder = module.Decoder(ServerFrames)
+        self._encoder = module.Encoder()
+
+    def encode(self, frame: ClientFrame) -> bytes:
+        """Encode one client frame."""
+        if self.binary:
+            return self._encoder.encode(msgspec.to_builtins(frame))  # type: ignore[no-any-return]
+        return self._encoder.encode(frame)  # type: ignore[no-any-return]
+
+    def decode(self, data: bytes) -> ServerFrames:
+        """Decode one server frame.
+
+        Raises:
+            msgspec.DecodeError: not a server frame of this format (``ValidationError`` is one).
+        """
+        frame: ServerFrames = self._decoder.decode(data)
+        return frame
+
+
 JSON = Codec(JSON_SUBPROTOCOL, binary=False)
 MSGPACK = Codec(MSGPACK_SUBPROTOCOL, binary=True)
 CODECS = {JSON.subprotocol: JSON, MSGPACK.subprotocol: MSGPACK}
+CLIENT_CODECS = {
+    JSON_SUBPROTOCOL: ClientCodec(JSON_SUBPROTOCOL, binary=False),
+    MSGPACK_SUBPROTOCOL: ClientCodec(MSGPACK_SUBPROTOCOL, binary=True),
+}
 
 
 def negotiate(offered: list[str]) -> Codec:

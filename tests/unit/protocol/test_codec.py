@@ -11,6 +11,7 @@ import pytest
 
 from protocol import frames
 from protocol.codec import (
+    CLIENT_CODECS,
     JSON,
     JSON_SUBPROTOCOL,
     MSGPACK,
@@ -20,6 +21,9 @@ from protocol.codec import (
     FatalFrame,
     InvalidFrame,
     negotiate,
+)
+from protocol.codec import (
+    CODECS as CODECS_BY_NAME,
 )
 from protocol.errors import CloseCode
 
@@ -259,3 +263,35 @@ def test_codecs_know_their_subprotocol_and_framing() -> None:
 def test_negotiate_picks_the_first_supported_offer(offered: list[str], expected: Codec) -> None:
     """The client's first supported subprotocol wins; with none, JSON."""
     assert negotiate(offered) is expected
+
+
+@pytest.mark.parametrize("subprotocol", SUBPROTOCOLS)
+@pytest.mark.parametrize(("_raw", "frame"), CLIENT_FRAMES, ids=lambda v: str(v)[:30])
+def test_client_codec_frames_decode_on_the_server(
+    subprotocol: str, _raw: dict[str, Any], frame: frames.ClientFrame
+) -> None:
+    """What a Python client encodes, the server's codec of the same format decodes."""
+    assert CODECS_BY_NAME[subprotocol].decode(CLIENT_CODECS[subprotocol].encode(frame)) == frame
+
+
+@pytest.mark.parametrize("subprotocol", SUBPROTOCOLS)
+def test_client_codec_decodes_what_the_server_sends(subprotocol: str) -> None:
+    """A message frame round-trips server -> client, UUIDs and times included."""
+    sent = frames.MessageCreated(
+        group_id=GROUP,
+        seq=3,
+        message_id=USER,
+        author_id=None,
+        body="hi",
+        created_at=datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC),
+        client_msg_id="c-1",
+    )
+    client = CLIENT_CODECS[subprotocol]
+    assert client.subprotocol == subprotocol
+    assert client.decode(CODECS_BY_NAME[subprotocol].encode(sent)) == sent
+
+
+def test_client_codec_rejects_what_is_not_a_server_frame() -> None:
+    """A client frame is not a server frame: msgspec's error, for the client to count."""
+    with pytest.raises(msgspec.DecodeError):
+        CLIENT_CODECS[JSON_SUBPROTOCOL].decode(b'{"type": "auth", "token": "t"}')

@@ -1,19 +1,79 @@
-"""REST load scenario for Locust: ``locust -f loadtests/locustfile.py --host http://127.0.0.1:8000``.
+r"""StudyBuddy's Locust scenarios: ``make loadtest`` runs them against a 2-node deployment.
 
-Each simulated student registers, joins a shared public group, then reads and writes as
-people do: list groups, page history, post, check unread counts. Only loopback hosts are
-accepted. Install with ``pip install -e '.[load]'`` (kept out of the test environment).
+By hand, against a running deployment whose database was seeded with
+``python -m server.admin seed --users N --groups M`` (the same N and M given here)::
+
+    .venv-load/bin/locust -f loadtests/locustfile.py --headless -u 200 -r 5 -t 3m \\
+        --host http://127.0.0.1:8080 --seed-users 1000 --seed-groups 100 \\
+        Listener Chatter Student LoginFlood
+
+The user classes named at the end choose the scenario: ``Listener Chatter Student
+LoginFlood`` is the ``mixed`` study evening (weights 6:1:3, one flooder), ``Chatter`` alone
+is all talkers, ``Student`` alone the REST journey. ``--codec json|msgpack|both`` picks the
+socket subprotocol. At the end the thresholds of ``loadtests/verdict.py`` are checked and
+the exit status is 1 when one is missed. Only loopback targets are accepted.
 """
 
 from __future__ import annotations
 
-import uuid
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from locust import HttpUser, between, events, task
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 
-GROUP: dict[str, str] = {}
+from locust import events
+
+from loadtests.scenarios.chatter import Chatter, Listener
+from loadtests.scenarios.flood import LoginFlood
+from loadtests.scenarios.student import Student
+from loadtests.scenarios.thresholds import judge
+
+__all__ = ["Chatter", "Listener", "LoginFlood", "Student"]
+
+
+@events.init_command_line_parser.add_listener
+def options(parser: Any, **_kwargs: Any) -> None:
+    """StudyBuddy's options (also settable as ``LOADTEST_*`` environment variables)."""
+    group = parser.add_argument_group("StudyBuddy")
+    group.add_argument(
+        "--seed-users",
+        type=int,
+        default=1000,
+        env_var="LOADTEST_SEED_USERS",
+        help="people seeded with python -m server.admin seed --users",
+    )
+    group.add_argument(
+        "--seed-groups",
+        type=int,
+        default=100,
+        env_var="LOADTEST_SEED_GROUPS",
+        help="groups seeded (--groups)",
+    )
+    group.add_argument(
+        "--groups-per-user",
+        type=int,
+        default=2,
+        env_var="LOADTEST_GROUPS_PER_USER",
+        help="seeded --groups-per-user",
+    )
+    group.add_argument(
+        "--people-offset",
+        type=int,
+        default=0,
+        env_var="LOADTEST_PEOPLE_OFFSET",
+        help="first seeded person to play",
+    )
+    group.add_argument(
+        "--codec",
+        choices=["json", "msgpack", "both"],
+        default="json",
+        env_var="LOADTEST_CODEC",
+        help="socket subprotocol (both: alternate)",
+    )
+    group.add_argument("--verdict-file", default="", env_var="LOADTEST_VERDICT_FILE",
+                       help="where to write the verdict as JSON")  # fmt: skip
 
 
 @events.init.add_listener
@@ -24,68 +84,4 @@ def only_loopback(environment: Any, **_kwargs: Any) -> None:
         raise SystemExit(f"load tests only target loopback, not {host!r}")
 
 
-class Student(HttpUser):
-    """A study-group member using the REST API."""
-
-    wait_time = between(0.5, 2.0)
-
-    def on_start(self) -> None:
-        """Register, log in and join the shared group."""
-        tag = uuid.uuid4().hex[:10]
-        body = {
-            "email": f"l{tag}@load.example",
-            "username": f"l_{tag}",
-            "password": "locust-passphrase-1",
-        }
-        self.client.post("/api/v1/auth/register", json=body)
-        login = self.client.post(
-            "/api/v1/auth/login", json={"email": body["email"], "password": body["password"]}
-        )
-        self.headers = {"Authorization": f"Bearer {login.json()['data']['access_token']}"}
-        if "id" not in GROUP:
-            created = self.client.post(
-                "/api/v1/study-groups",
-                headers=self.headers,
-                json={"name": "Locust hall", "visibility": "public"},
-            )
-            GROUP["id"] = created.json()["data"]["id"]
-        else:
-            self.client.post(
-                f"/api/v1/study-groups/{GROUP['id']}/join",
-                headers=self.headers,
-                name="/study-groups/[id]/join",
-            )
-        self.sent = 0
-
-    @task(4)
-    def read_history(self) -> None:
-        """Page through recent messages."""
-        self.client.get(
-            f"/api/v1/study-groups/{GROUP['id']}/messages?page_size=50",
-            headers=self.headers,
-            name="/study-groups/[id]/messages",
-        )
-
-    @task(2)
-    def post_message(self) -> None:
-        """Write a message."""
-        self.sent += 1
-        body = {"body": f"question {self.sent}", "client_msg_id": f"{id(self)}-{self.sent}"}
-        self.client.post(
-            f"/api/v1/study-groups/{GROUP['id']}/messages",
-            headers=self.headers,
-            json=body,
-            name="/study-groups/[id]/messages POST",
-        )
-
-    @task(2)
-    def list_groups(self) -> None:
-        """Browse groups."""
-        self.client.get(
-            "/api/v1/study-groups?sort=-member_count", headers=self.headers, name="/study-groups"
-        )
-
-    @task(1)
-    def unread(self) -> None:
-        """Check unread counts."""
-        self.client.get("/api/v1/users/me/unread", headers=self.headers)
+events.quitting.add_listener(judge)

@@ -4,10 +4,11 @@ Plain Python (no Locust), so the rules are unit-tested on their own; the Locust 
 (``loadtests/scenarios/thresholds.py``) only gathers the figures from Locust's statistics.
 
 Thresholds fail the run (non-zero exit): REST p95 < 200 ms for reads and < 500 ms for
-writes, socket publish-to-delivery p99 < 100 ms, no errors (the 429s the login flood check
-provokes are its success, not errors), no lost, duplicated or out-of-order deliveries, and
-the flood check itself answered 429. Goals are reported beside them and never fail a run:
-reads p95 < 50 ms, writes p95 < 150 ms, delivery p99 < 20 ms.
+writes (the auth endpoints judged apart from the other writes: their bcrypt hash costs
+0.25-0.35 s of CPU by design), socket publish-to-delivery p99 < 100 ms, no errors (the 429s
+the login flood check provokes are its success, not errors), no lost, duplicated or
+out-of-order deliveries, and the flood check itself answered 429. Goals are reported beside
+them and never fail a run: reads p95 < 50 ms, writes p95 < 150 ms, delivery p99 < 20 ms.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ WS = "WS"
 """Locust request type of socket events."""
 DELIVERY = "delivery"
 """Name of the publish-to-delivery event."""
+AUTH_PATH = "/auth/"
 READ_METHODS = frozenset({"GET", "HEAD"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -35,6 +37,7 @@ class Figures:
     read_p95_ms: float | None
     write_p95_ms: float | None
     delivery_p99_ms: float | None
+    auth_p95_ms: float | None = None
     deliveries: int = 0
     lost: int = 0
     duplicated: int = 0
@@ -90,7 +93,8 @@ def checks(figures: Figures) -> list[Check]:
     return [
         Check("empty run (1 if nothing was recorded)", int(figures.requests == 0), 0, at_most=True),
         Check("REST reads p95", figures.read_p95_ms, 200, 50, " ms"),
-        Check("REST writes p95", figures.write_p95_ms, 500, 150, " ms"),
+        Check("REST writes p95 (auth apart)", figures.write_p95_ms, 500, 150, " ms"),
+        Check("REST auth writes p95 (bcrypt)", figures.auth_p95_ms, 500, None, " ms"),
         Check("socket delivery p99", figures.delivery_p99_ms, 100, 20, " ms"),
         Check("errors (flood 429s excepted)", figures.errors, 0, at_most=True),
         Check("lost deliveries", figures.lost, 0, at_most=True),
@@ -143,7 +147,7 @@ def percentile(histogram: Mapping[int, int], q: float) -> float | None:
 
 
 def kind(request_type: str, name: str) -> str | None:
-    """Which threshold a Locust statistics entry counts toward: read, write, delivery."""
+    """Which threshold a Locust statistics entry counts toward: read, write, auth, delivery."""
     if FLOOD_TAG in name:
         return None
     if request_type == WS:
@@ -151,5 +155,5 @@ def kind(request_type: str, name: str) -> str | None:
     if request_type in READ_METHODS:
         return "read"
     if request_type in WRITE_METHODS:
-        return "write"
+        return "auth" if AUTH_PATH in name else "write"
     return None

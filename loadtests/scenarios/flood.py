@@ -1,0 +1,70 @@
+"""``LoginFlood``: one address hammering the login, which must answer 429 (contract section 3).
+
+Spreading people over their own addresses keeps the per-IP auth bucket (5 requests a
+minute) out of the measurements; this user checks the limit is still there. Once a minute
+it fires up to eight logins in a row from one address (wrong password, unknown account) and
+expects a 429 among them. Its requests are named ``... [flood]``: their 401s and 429s are
+the check working, so they are not errors and count toward no latency threshold; a round
+without a 429 fails the run (``flood: limited`` in the statistics, and the verdict).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from locust import HttpUser, constant, task
+from urllib3 import PoolManager
+
+from loadtests.scenarios.base import API
+from loadtests.scenarios.people import FLOOD_SOURCE
+from loadtests.verdict import FLOOD_TAG
+
+ATTEMPTS = 8
+ROUNDS = {"rounds": 0, "limited": 0}
+"""The run's flood rounds, and how many of them met a 429."""
+
+
+class LoginFlood(HttpUser):
+    """A single address trying passwords as fast as it can."""
+
+    fixed_count = 1
+    wait_time = constant(60)
+
+    def __init__(self, environment: Any) -> None:
+        self.pool_manager = PoolManager(source_address=(FLOOD_SOURCE, 0), maxsize=1)
+        super().__init__(environment)
+
+    @task
+    def flood(self) -> None:
+        """Up to eight logins in a row; the bucket of five must run out."""
+        started = time.perf_counter()
+        ROUNDS["rounds"] += 1
+        for attempt in range(ATTEMPTS):
+            if self._attempt(attempt):
+                ROUNDS["limited"] += 1
+                self._report(started, None)
+                return
+        self._report(started, AssertionError(f"no 429 after {ATTEMPTS} logins from one address"))
+
+    def _attempt(self, attempt: int) -> bool:
+        body = {"email": "flood@loadtest.invalid", "password": f"guess-number-{attempt:04d}"}
+        with self.client.post(
+            f"{API}/auth/login",
+            json=body,
+            name=f"{API}/auth/login {FLOOD_TAG}",
+            catch_response=True,
+        ) as response:
+            if response.status_code in (401, 429):
+                response.success()
+            return bool(response.status_code == 429)
+
+    def _report(self, started: float, exc: BaseException | None) -> None:
+        self.environment.events.request.fire(
+            request_type="CHECK",
+            name=f"login flood limited {FLOOD_TAG}",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=exc,
+            context={},
+        )

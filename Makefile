@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOAD_VENV  := .venv-load
+LOAD_STAMP := $(LOAD_VENV)/.installed
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
 .PHONY: help install run test test-fast lint fmt typecheck migrate migration worker bench clean lock
+.PHONY: load-install loadtest loadtest-smoke lock-load
 
 help:
 	@echo "make run        serve on http://$(HOST):$(PORT) (embedded default: SQLite, in-process bus)"
@@ -20,6 +23,8 @@ help:
 	@echo "make lock       re-resolve requirements/lock.txt from pyproject.toml"
 	@echo "make cluster    start a local Redis Cluster (3 primaries + 3 replicas) on 7000-7005"
 	@echo "make cluster-stop  stop it (data stays in .cluster/; make cluster resumes it)"
+	@echo "make loadtest   2-node deployment + Locust (USERS, SPAWN_RATE, DURATION, SCENARIO, HOST=http://...)"
+	@echo "make loadtest-smoke  the CI smoke: mixed scenario, 50 users, 30 s"
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || (echo "Python >= 3.11 is required" && exit 1)
@@ -40,7 +45,7 @@ run: migrate
 worker: $(STAMP)
 	$(BIN)/taskiq worker server.tasks.worker:broker
 
-test: $(STAMP)
+test: $(STAMP) $(LOAD_STAMP)
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine --quiet
@@ -144,3 +149,34 @@ yardstick: $(STAMP)
 .PHONY: screenshot
 screenshot: $(STAMP)
 	$(BIN)/python -m scripts.webapp_screenshot
+# Load testing (README "Load testing"): Locust lives in its own venv, never in .venv.
+USERS      ?= 200
+SPAWN_RATE ?= 2
+DURATION   ?= 3m
+SCENARIO   ?= mixed
+CODEC      ?= both
+PROFILE    ?= 0
+BCRYPT_ROUNDS ?= 12
+LOADTEST_ARGS ?=
+# HOST=http://127.0.0.1:8080 targets a running (seeded) deployment; otherwise one is started.
+LOAD_HOST  := $(if $(findstring ://,$(HOST)),$(HOST),)
+
+$(LOAD_STAMP): requirements/load.txt
+	test -x $(LOAD_VENV)/bin/python || $(PYTHON) -m venv $(LOAD_VENV)
+	$(LOAD_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(LOAD_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/load.txt
+	touch $(LOAD_STAMP)
+
+load-install: $(LOAD_STAMP)
+
+loadtest: $(STAMP) $(LOAD_STAMP)
+	$(BIN)/python -m loadtests.loadtest --host '$(LOAD_HOST)' --users $(USERS) \
+		--spawn-rate $(SPAWN_RATE) --duration $(DURATION) --scenario $(SCENARIO) \
+		--codec $(CODEC) --profile $(PROFILE) --bcrypt-rounds $(BCRYPT_ROUNDS) $(LOADTEST_ARGS)
+
+loadtest-smoke:
+	$(MAKE) loadtest SCENARIO=mixed USERS=50 SPAWN_RATE=2 DURATION=30s BCRYPT_ROUNDS=10
+
+lock-load:
+	$(BIN)/pip-compile --quiet --extra load --generate-hashes --no-emit-index-url \
+		--no-emit-find-links --strip-extras --allow-unsafe -o requirements/load.txt pyproject.toml

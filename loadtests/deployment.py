@@ -43,6 +43,7 @@ defaults
     timeout client 120s
     timeout server 120s
     timeout tunnel 1h
+    timeout check 5s
     timeout http-keep-alive 60s
 
 frontend studybuddy
@@ -150,7 +151,7 @@ class Deployment:
             ]
             self.spawn(f"node{index}", command)
         servers = "\n".join(
-            f"    server node{i} 127.0.0.1:{port} check inter 2s fall 2 rise 1"
+            f"    server node{i} 127.0.0.1:{port} check inter 2s fall 5 rise 1"
             for i, port in enumerate(self.node_ports)
         )
         config = self.folder / "haproxy.cfg"

@@ -108,26 +108,36 @@ def start_profile(pid: int, delay: float, duration: int, folder: Path) -> subpro
 
 
 def summarise_profile(folder: Path, top: int = 25) -> str:
-    """The functions node 0 spent its samples in: own time and including callees."""
+    """Where node 0's samples went: the thread pool (bcrypt) apart, then the event loop."""
     source = folder / "node0.pyspy.txt"
     if not source.exists():
         return "no profile"
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
-    samples = 0
+    samples = pool = 0
     for line in source.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        frames = [re.sub(r" \(.*?/(site-packages|locust)/", " (", f) for f in stack.split(";")]
+        frames = [
+            re.sub(r" \(.*?/(site-packages|lib/python3\.\d+)/", " (", f) for f in stack.split(";")
+        ]
         samples += int(count)
+        if any(frame.startswith(("_WorkItem.run", "_worker (")) for frame in frames):
+            pool += int(count)
+            continue
         own[frames[-1]] += int(count)
         for frame in set(frames):
             total[frame] += int(count)
-    lines = [f"{samples} samples", "own time:"]
-    lines += [f"  {100 * n / samples:5.1f}%  {name}" for name, n in own.most_common(top)]
-    lines.append("including callees:")
-    lines += [f"  {100 * n / samples:5.1f}%  {name}" for name, n in total.most_common(top)]
+    loop = samples - pool
+    lines = [
+        f"{samples} samples: {100 * pool / samples:.1f}% in the thread pool (bcrypt), "
+        f"{100 * loop / samples:.1f}% on the event loop thread",
+        "event loop, own time:",
+    ]
+    lines += [f"  {100 * n / loop:5.1f}%  {name}" for name, n in own.most_common(top)]
+    lines.append("event loop, including callees:")
+    lines += [f"  {100 * n / loop:5.1f}%  {name}" for name, n in total.most_common(top)]
     return "\n".join(lines)
 
 

@@ -72,6 +72,19 @@ def options(parser: Any, **_kwargs: Any) -> None:
         env_var="LOADTEST_CODEC",
         help="socket subprotocol (both: alternate)",
     )
+    group.add_argument(
+        "--single-source",
+        action="store_true",
+        env_var="LOADTEST_SINGLE_SOURCE",
+        help="everyone from one address (shows why addresses are spread)",
+    )
+    group.add_argument(
+        "--latency-scale",
+        type=float,
+        default=1.0,
+        env_var="LOADTEST_LATENCY_SCALE",
+        help="multiply the latency thresholds (tests of the accounting only)",
+    )
     group.add_argument("--verdict-file", default="", env_var="LOADTEST_VERDICT_FILE",
                        help="where to write the verdict as JSON")  # fmt: skip
 

@@ -85,17 +85,22 @@ class Check:
         return text + ")"
 
 
-def checks(figures: Figures) -> list[Check]:
-    """Every check of a run."""
+def checks(figures: Figures, latency_scale: float = 1.0) -> list[Check]:
+    """Every check of a run; ``latency_scale`` widens the latency thresholds (not the goals).
+
+    A scale above 1 is for runs that check accounting, not speed: the test suite's, on a
+    machine busy with other work.
+    """
+    scale = latency_scale
     flood = (
         None if figures.flood_rounds == 0 else figures.flood_rounds - figures.flood_rounds_limited
     )
     return [
         Check("empty run (1 if nothing was recorded)", int(figures.requests == 0), 0, at_most=True),
-        Check("REST reads p95", figures.read_p95_ms, 200, 50, " ms"),
-        Check("REST writes p95 (auth apart)", figures.write_p95_ms, 500, 150, " ms"),
-        Check("REST auth writes p95 (bcrypt)", figures.auth_p95_ms, 500, None, " ms"),
-        Check("socket delivery p99", figures.delivery_p99_ms, 100, 20, " ms"),
+        Check("REST reads p95", figures.read_p95_ms, 200 * scale, 50, " ms"),
+        Check("REST writes p95 (auth apart)", figures.write_p95_ms, 500 * scale, 150, " ms"),
+        Check("REST auth writes p95 (bcrypt)", figures.auth_p95_ms, 500 * scale, None, " ms"),
+        Check("socket delivery p99", figures.delivery_p99_ms, 100 * scale, 20, " ms"),
         Check("errors (flood 429s excepted)", figures.errors, 0, at_most=True),
         Check("lost deliveries", figures.lost, 0, at_most=True),
         Check("out-of-order deliveries", figures.out_of_order, 0, at_most=True),

@@ -10,7 +10,7 @@ from locust import HttpUser
 from locust.exception import StopUser
 from urllib3 import PoolManager
 
-from loadtests.scenarios.people import Person, roster
+from loadtests.scenarios.people import SHARED_SOURCE, Person, roster
 
 API = "/api/v1"
 TOKEN_REFRESH_S = 600.0
@@ -27,7 +27,9 @@ class SeededUser(HttpUser):
 
     def __init__(self, environment: Any) -> None:
         self.person: Person = roster(environment).claim()
-        self.pool_manager = PoolManager(source_address=(self.person.source, 0), maxsize=2)
+        single = getattr(environment.parsed_options, "single_source", False)
+        self.source = SHARED_SOURCE if single else self.person.source
+        self.pool_manager = PoolManager(source_address=(self.source, 0), maxsize=2)
         super().__init__(environment)
         self.token = ""
         self.token_at = 0.0

@@ -117,7 +117,7 @@ class Chatter(SeededUser):
         started = time.perf_counter()
         try:
             self.sock = GeventWebSocket.connect(
-                socket_url(self.host), self.codec, self.on_frame, self.person.source
+                socket_url(self.host), self.codec, self.on_frame, self.source
             )
             ready = self.sock.request(Auth(token=self.access_token, ref=self.ref()))
         except (OSError, TimeoutError, ValueError) as exc:

@@ -28,6 +28,8 @@ HOSTS_PER_BLOCK = 250
 """Addresses used per /24 (``.1`` to ``.250``), avoiding ``.0`` and ``.255``."""
 FLOOD_SOURCE = "127.0.0.9"
 """The single address the login flood check uses (no person has it)."""
+SHARED_SOURCE = "127.0.0.8"
+"""Everyone's address with ``--single-source``: the mistake the spreading avoids."""
 
 
 @dataclass(frozen=True, slots=True)

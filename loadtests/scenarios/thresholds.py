@@ -68,7 +68,7 @@ def figures(stats: Any) -> Figures:
 def judge(environment: Any, **_kwargs: Any) -> None:
     """Locust's ``quitting`` hook: print and store the verdict, set the exit status."""
     measured = figures(environment.stats)
-    results = checks(measured)
+    results = checks(measured, getattr(environment.parsed_options, "latency_scale", 1.0))
     print("\n" + report(measured, results), flush=True)
     target = getattr(environment.parsed_options, "verdict_file", None)
     if target:

@@ -109,3 +109,10 @@ def test_entries_are_sorted_into_thresholds(
 ) -> None:
     """GETs are reads, other methods writes; flood requests and other socket events neither."""
     assert kind(request_type, name) == expected
+
+
+def test_a_latency_scale_widens_thresholds_but_not_goals() -> None:
+    """Reads p95 of 900 ms pass with the thresholds scaled by 5, and still miss the goal."""
+    results = checks(_with(read_p95_ms=900), latency_scale=5)
+    assert passed(results)
+    assert "threshold < 1000 ms; goal < 50 ms: missed" in report(HEALTHY, results)

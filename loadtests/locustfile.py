@@ -28,7 +28,7 @@ from locust import events
 from loadtests.scenarios.chatter import Chatter, Listener
 from loadtests.scenarios.flood import LoginFlood
 from loadtests.scenarios.student import Student
-from loadtests.scenarios.thresholds import judge
+from loadtests.scenarios.thresholds import judge, spawned
 
 __all__ = ["Chatter", "Listener", "LoginFlood", "Student"]
 
@@ -97,4 +97,5 @@ def only_loopback(environment: Any, **_kwargs: Any) -> None:
         raise SystemExit(f"load tests only target loopback, not {host!r}")
 
 
+events.spawning_complete.add_listener(spawned)
 events.quitting.add_listener(judge)

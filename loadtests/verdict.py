@@ -9,6 +9,10 @@ writes (the auth endpoints judged apart from the other writes: their bcrypt hash
 the login flood check provokes are its success, not errors), no lost, duplicated or
 out-of-order deliveries, and the flood check itself answered 429. Goals are reported beside
 them and never fail a run: reads p95 < 50 ms, writes p95 < 150 ms, delivery p99 < 20 ms.
+
+Latencies are judged over the steady state, once every user has been spawned: the ramp-up
+is a burst of logins (bcrypt) that no real evening has, and its figures are reported apart.
+Errors and delivery faults count over the whole run.
 """
 
 from __future__ import annotations
@@ -149,6 +153,27 @@ def percentile(histogram: Mapping[int, int], q: float) -> float | None:
         if seen >= rank:
             return float(value)
     return float(max(histogram))  # pragma: no cover - unreachable: seen reaches total
+
+
+Histograms = Mapping[tuple[str, str], Mapping[int, int]]
+"""``{(name, request type): {milliseconds: count}}``: Locust's entries."""
+
+
+def latencies(histograms: Histograms) -> dict[str, float | None]:
+    """Reads, writes and auth p95 and delivery p99 of a set of entries."""
+    merged: dict[str, dict[int, int]] = {"read": {}, "write": {}, "auth": {}, "delivery": {}}
+    for (name, request_type), histogram in histograms.items():
+        bucket = kind(request_type, name)
+        if bucket is None:
+            continue
+        for value, count in histogram.items():
+            merged[bucket][value] = merged[bucket].get(value, 0) + count
+    return {
+        "read_p95_ms": percentile(merged["read"], 0.95),
+        "write_p95_ms": percentile(merged["write"], 0.95),
+        "auth_p95_ms": percentile(merged["auth"], 0.95),
+        "delivery_p99_ms": percentile(merged["delivery"], 0.99),
+    }
 
 
 def kind(request_type: str, name: str) -> str | None:

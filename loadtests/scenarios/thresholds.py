@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,41 +22,42 @@ from loadtests.verdict import (
     Figures,
     as_json,
     checks,
-    kind,
+    latencies,
     passed,
-    percentile,
     report,
 )
 
 logger = logging.getLogger(__name__)
+RAMP: dict[str, Any] = {}
+"""The histograms when the last user was spawned, and when that was."""
 
 
-def figures(stats: Any) -> Figures:
-    """The run's figures from Locust's ``RequestStats``."""
-    histograms: dict[str, Counter[int]] = {
-        "read": Counter(),
-        "write": Counter(),
-        "auth": Counter(),
-        "delivery": Counter(),
-    }
-    requests = errors = deliveries = 0
-    for (name, request_type), entry in stats.entries.items():
-        requests += entry.num_requests
-        errors += entry.num_failures
-        if (request_type, name) == (WS, DELIVERY):
-            deliveries += entry.num_requests
-        bucket = kind(request_type, name)
-        if bucket is not None:
-            histograms[bucket].update(entry.response_times)
+def histograms(stats: Any) -> dict[tuple[str, str], Counter[int]]:
+    """A copy of every entry's response-time histogram."""
+    return {key: Counter(entry.response_times) for key, entry in stats.entries.items()}
+
+
+def spawned(environment: Any, **_kwargs: Any) -> None:
+    """Locust's ``spawning_complete`` hook: the ramp-up ends here."""
+    RAMP["histograms"] = histograms(environment.stats)
+    RAMP["seconds"] = round(time.time() - environment.stats.total.start_time, 1)
+
+
+def figures(stats: Any, ramp: dict[tuple[str, str], Counter[int]] | None = None) -> Figures:
+    """The run's figures from Locust's ``RequestStats``: latencies after ``ramp``."""
+    final = histograms(stats)
+    steady = (
+        final if ramp is None else {key: final[key] - ramp.get(key, Counter()) for key in final}
+    )
+    requests = sum(entry.num_requests for entry in stats.entries.values())
+    errors = sum(entry.num_failures for entry in stats.entries.values())
+    delivery = stats.entries.get((DELIVERY, WS))
     tally = run_tally()
     return Figures(
         requests=requests,
         errors=errors,
-        read_p95_ms=percentile(histograms["read"], 0.95),
-        write_p95_ms=percentile(histograms["write"], 0.95),
-        delivery_p99_ms=percentile(histograms["delivery"], 0.99),
-        auth_p95_ms=percentile(histograms["auth"], 0.95),
-        deliveries=deliveries,
+        **latencies(steady),
+        deliveries=delivery.num_requests if delivery is not None else 0,
         lost=tally.lost,
         duplicated=tally.duplicated,
         out_of_order=tally.out_of_order,
@@ -67,10 +69,16 @@ def figures(stats: Any) -> Figures:
 
 def judge(environment: Any, **_kwargs: Any) -> None:
     """Locust's ``quitting`` hook: print and store the verdict, set the exit status."""
-    measured = figures(environment.stats)
+    ramp = RAMP.get("histograms")
+    measured = figures(environment.stats, ramp)
     results = checks(measured, getattr(environment.parsed_options, "latency_scale", 1.0))
+    verdict = as_json(measured, results)
+    if ramp is not None:
+        verdict["ramp"] = {"seconds": RAMP["seconds"], **latencies(ramp)}
+        shown = ", ".join(f"{k.removesuffix('_ms')} {v} ms" for k, v in latencies(ramp).items())
+        print(f"\nramp-up ({RAMP['seconds']} s, reported, not judged): {shown}")
     print("\n" + report(measured, results), flush=True)
     target = getattr(environment.parsed_options, "verdict_file", None)
     if target:
-        Path(target).write_text(json.dumps(as_json(measured, results), indent=2) + "\n")
+        Path(target).write_text(json.dumps(verdict, indent=2) + "\n")
     environment.process_exit_code = 0 if passed(results) else 1

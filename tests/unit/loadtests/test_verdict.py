@@ -6,7 +6,16 @@ import json
 
 import pytest
 
-from loadtests.verdict import Figures, as_json, checks, kind, passed, percentile, report
+from loadtests.verdict import (
+    Figures,
+    as_json,
+    checks,
+    kind,
+    latencies,
+    passed,
+    percentile,
+    report,
+)
 
 HEALTHY = Figures(
     requests=1000,
@@ -116,3 +125,22 @@ def test_a_latency_scale_widens_thresholds_but_not_goals() -> None:
     results = checks(_with(read_p95_ms=900), latency_scale=5)
     assert passed(results)
     assert "threshold < 1000 ms; goal < 50 ms: missed" in report(HEALTHY, results)
+
+
+def test_latencies_merge_entries_by_kind() -> None:
+    """Two read entries merge into one p95; flood and ack entries count toward nothing."""
+    figures = latencies(
+        {
+            ("/api/v1/study-groups", "GET"): {10: 50},
+            ("/api/v1/users/me", "GET"): {300: 50},
+            ("/api/v1/auth/login [flood]", "POST"): {9000: 10},
+            ("ack", "WS"): {900: 10},
+            ("delivery", "WS"): {4: 99, 40: 1},
+        }
+    )
+    assert figures == {
+        "read_p95_ms": 300,
+        "write_p95_ms": None,
+        "auth_p95_ms": None,
+        "delivery_p99_ms": 4,
+    }

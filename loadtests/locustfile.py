@@ -97,5 +97,10 @@ def only_loopback(environment: Any, **_kwargs: Any) -> None:
         raise SystemExit(f"load tests only target loopback, not {host!r}")
 
 
-events.spawning_complete.add_listener(spawned)
+@events.init.add_listener
+def watch_ramp(environment: Any, **_kwargs: Any) -> None:
+    """Note the end of the ramp-up (``spawning_complete`` does not pass the environment)."""
+    environment.events.spawning_complete.add_listener(lambda **_: spawned(environment))
+
+
 events.quitting.add_listener(judge)

@@ -10,9 +10,10 @@ the login flood check provokes are its success, not errors), no lost, duplicated
 out-of-order deliveries, and the flood check itself answered 429. Goals are reported beside
 them and never fail a run: reads p95 < 50 ms, writes p95 < 150 ms, delivery p99 < 20 ms.
 
-Latencies are judged over the steady state, once every user has been spawned: the ramp-up
-is a burst of logins (bcrypt) that no real evening has, and its figures are reported apart.
-Errors and delivery faults count over the whole run.
+Latencies are judged over the steady state, once every user has been spawned and has
+logged in and connected: the ramp-up is a burst of logins (bcrypt) that no real evening
+has, and its figures are reported apart. Errors and delivery faults count over the whole
+run.
 """
 
 from __future__ import annotations

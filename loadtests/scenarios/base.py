@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from faker import Faker
@@ -18,6 +20,20 @@ TOKEN_REFRESH_S = 600.0
 FAKE = Faker()
 """One generator for every user of the process (Faker instances are costly to build)."""
 FAKE.seed_instance(2026)
+
+
+ARRIVING = [0]
+"""Users still in ``on_start`` (logging in, connecting): the ramp-up lasts while any are."""
+
+
+@contextmanager
+def arriving() -> Iterator[None]:
+    """Count this user as arriving for the duration of the block."""
+    ARRIVING[0] += 1
+    try:
+        yield
+    finally:
+        ARRIVING[0] -= 1
 
 
 class SeededUser(HttpUser):

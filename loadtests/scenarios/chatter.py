@@ -28,7 +28,7 @@ import gevent
 from locust import between, task
 
 from loadtests.accounting import Outcome, SequenceTracker, Tally
-from loadtests.scenarios.base import FAKE, SeededUser
+from loadtests.scenarios.base import FAKE, SeededUser, arriving
 from loadtests.scenarios.wsclient import GeventWebSocket, SocketClosedError, socket_url
 from protocol.codec import CLIENT_CODECS, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, ClientCodec
 from protocol.frames import (
@@ -107,8 +107,9 @@ class Chatter(SeededUser):
         self.codec = codec_for(self.environment.parsed_options.codec, self.person.index)
         self.sock: GeventWebSocket | None = None
         self.refs = 0
-        self.log_in()
-        self.open(resume=False)
+        with arriving():
+            self.log_in()
+            self.open(resume=False)
 
     # -- connection -----------------------------------------------------------------------
 

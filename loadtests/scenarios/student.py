@@ -16,7 +16,7 @@ from typing import Any
 
 from locust import between, task
 
-from loadtests.scenarios.base import API, FAKE, SeededUser
+from loadtests.scenarios.base import API, FAKE, SeededUser, arriving
 from server.admin.seed_plan import SUBJECTS
 
 GROUPS = f"{API}/study-groups"
@@ -33,14 +33,15 @@ class Student(SeededUser):
 
     def on_start(self) -> None:
         """Log in, look at one's account and one's groups."""
-        self.log_in()
         self.started = time.monotonic()
         self.exported = False
         self.mine: list[str] = [str(group) for group in self.person.groups]
         self.seen: dict[str, int] = {}
         self.public: list[str] = []
-        self.client.get(f"{API}/users/me", headers=self.auth)
-        self.my_groups()
+        with arriving():
+            self.log_in()
+            self.client.get(f"{API}/users/me", headers=self.auth)
+            self.my_groups()
 
     # -- reads ----------------------------------------------------------------------------
 

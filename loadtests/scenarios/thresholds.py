@@ -14,7 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import gevent
+
 from loadtests.scenarios import flood
+from loadtests.scenarios.base import ARRIVING
 from loadtests.scenarios.chatter import run_tally
 from loadtests.verdict import (
     DELIVERY,
@@ -37,10 +40,17 @@ def histograms(stats: Any) -> dict[tuple[str, str], Counter[int]]:
     return {key: Counter(entry.response_times) for key, entry in stats.entries.items()}
 
 
-def spawned(environment: Any, **_kwargs: Any) -> None:
-    """Locust's ``spawning_complete`` hook: the ramp-up ends here."""
-    RAMP["histograms"] = histograms(environment.stats)
-    RAMP["seconds"] = round(time.time() - environment.stats.total.start_time, 1)
+def spawned(environment: Any, timeout: float = 120.0) -> None:
+    """Every user is spawned: the ramp-up ends once the last has logged in and connected."""
+
+    def settle() -> None:
+        deadline = time.monotonic() + timeout
+        while ARRIVING[0] > 0 and time.monotonic() < deadline:
+            gevent.sleep(0.25)
+        RAMP["histograms"] = histograms(environment.stats)
+        RAMP["seconds"] = round(time.time() - environment.stats.total.start_time, 1)
+
+    gevent.spawn(settle)
 
 
 def figures(stats: Any, ramp: dict[tuple[str, str], Counter[int]] | None = None) -> Figures:

@@ -108,6 +108,7 @@ async def test_a_healthy_node_passes_every_threshold(
     assert status == 0, _verdict_and_errors(output)
     verdict = json.loads((tmp_path / "verdict.json").read_text())
     assert verdict["passed"] is True
+    assert verdict["ramp"]["seconds"] > 0
     figures = verdict["figures"]
     assert figures["deliveries"] > 0
     assert figures["lost"] == figures["out_of_order"] == figures["duplicated"] == 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 DOMAIN = "loadtest.invalid"
 """RFC 2606 reserves ``.invalid``: no seeded address can ever receive mail."""
-PASSWORD = "study-evening-load-test-2026"  # noqa: S105  # nosec B105 - documented test password
+PASSWORD = "study-evening-load-test-2026"  # noqa: S105  # nosec B105
 """Every seeded person's password (documented in the README's "Load testing")."""
 PRIVATE_EVERY = 10
 """Every tenth group is private."""

@@ -24,6 +24,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+
 from loadtests.cluster import ROOT, cpu_seconds
 from loadtests.deployment import Deployment
 
@@ -169,6 +171,16 @@ async def main(argv: list[str] | None = None) -> int:
         print(f"results: {folder}", flush=True)
 
 
+def save_metrics(deployment: Deployment, folder: Path) -> None:
+    """Each node's Prometheus exposition at the end of the run (DB query times and more)."""
+    for index, port in enumerate(deployment.node_ports):
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/health/metrics", timeout=10).text
+        except httpx.HTTPError as exc:
+            text = f"# not available: {exc!r}\n"
+        (folder / f"metrics-node{index}.txt").write_text(text)
+
+
 def run_and_report(
     args: argparse.Namespace, host: str, folder: Path, deployment: Deployment | None
 ) -> int:
@@ -183,6 +195,8 @@ def run_and_report(
     status = run_locust(locust_command(args, host, folder), folder)
     elapsed = time.monotonic() - started
     cpu = {name: round(cpu_seconds(pid) - before[name], 2) for name, pid in pids.items()}
+    if deployment is not None:
+        save_metrics(deployment, folder)
     if profile is not None:
         profile.wait(60)
         (folder / "node0.profile.txt").write_text(summarise_profile(folder) + "\n")

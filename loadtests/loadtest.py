@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -171,6 +172,10 @@ async def main(argv: list[str] | None = None) -> int:
         print(f"results: {folder}", flush=True)
 
 
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
 def save_metrics(deployment: Deployment, folder: Path) -> None:
     """Each node's Prometheus exposition at the end of the run (DB query times and more)."""
     for index, port in enumerate(deployment.node_ports):
@@ -191,10 +196,11 @@ def run_and_report(
     if args.profile and deployment is not None:
         ramp = args.users / args.spawn_rate
         profile = start_profile(deployment.pid("node0"), ramp + 5, args.profile, folder)
-    started = time.monotonic()
+    started, children = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     status = run_locust(locust_command(args, host, folder), folder)
     elapsed = time.monotonic() - started
     cpu = {name: round(cpu_seconds(pid) - before[name], 2) for name, pid in pids.items()}
+    cpu["locust"] = round(_cpu(resource.getrusage(resource.RUSAGE_CHILDREN)) - _cpu(children), 2)
     if deployment is not None:
         save_metrics(deployment, folder)
     if profile is not None:

@@ -60,6 +60,8 @@ class _Group:
     """Acked seqs above ``last``, with the ack's time."""
     written_off: set[int] = field(default_factory=set)
     """Promised seqs already counted lost before ``last`` passed them."""
+    detached: bool = False
+    """A re-subscription failed: nothing is delivered until the next one succeeds."""
 
 
 class SequenceTracker:
@@ -87,6 +89,7 @@ class SequenceTracker:
         if state is None:
             self._groups[group] = _Group(last=last_seq)
             return 0
+        state.detached = False
         skipped = [seq for seq in state.missing if seq <= last_seq]
         skipped += range(state.last + 1, last_seq + 1)
         skipped = [seq for seq in skipped if seq not in state.written_off]
@@ -129,8 +132,22 @@ class SequenceTracker:
     def promise(self, group: str, seq: int, now: float) -> None:
         """The server acked ``seq`` in ``group``: this socket, subscribed, must see it."""
         state = self._groups.get(group)
-        if state is not None and seq > state.last and seq not in state.written_off:
+        if state is None or state.detached:
+            return
+        if seq > state.last and seq not in state.written_off:
             state.promised.setdefault(seq, now)
+
+    def detach(self, group: str) -> None:
+        """A (re-)subscription failed: expect nothing until the next ``subscribed``.
+
+        Acked messages are no longer promised to this socket (it is not subscribed); what
+        was missed meanwhile is checked when the next re-subscription replays from
+        :meth:`since`.
+        """
+        state = self._groups.get(group)
+        if state is not None:
+            state.detached = True
+            state.promised.clear()
 
     def expire(self, now: float, grace_s: float | None = None) -> int:
         """Count as lost what is overdue by more than ``grace_s``; returns how many."""

@@ -14,7 +14,9 @@ What goes into Locust's statistics (request type ``WS``):
   same clock). ``replayed``: the same for messages replayed after a reconnect (the time
   away included; no threshold).
 - failures: ``lost``, ``duplicate``, ``out of order``, ``unexpected``, ``unrecovered``,
-  ``ack`` (no ack within 10 s), ``error <CODE>``, ``closed`` (closed by the server).
+  ``ack`` (no ack within 10 s), ``error <CODE>``, ``closed`` (closed by the server), and
+  a failed ``subscribe`` / ``resubscribe`` (the group is retried before the next task, and
+  its own acked messages are not owed to this socket meanwhile).
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ class Chatter(SeededUser):
         LIVE.add(self.tracker)
         self.pending: dict[str, tuple[float, str]] = {}
         self.replaying: set[str] = set()
+        self.detached: set[str] = set()
+        """Groups whose (re-)subscription failed: retried before the next task."""
         self.codec = codec_for(self.environment.parsed_options.codec, self.person.index)
         self.sock: GeventWebSocket | None = None
         self.refs = 0
@@ -144,10 +148,15 @@ class Chatter(SeededUser):
         try:
             answer = self.sock.request(frame)
         except (OSError, TimeoutError) as exc:
-            self.fire(name, started, exc=exc)
+            answer = Error(code="NO_ANSWER", message=str(exc))
+        if isinstance(answer, Error):
+            self.replaying.discard(group)
+            self.tracker.detach(group)
+            self.detached.add(group)
+            self.fire(name, started, exc=RuntimeError(answer.code))
             return
-        error = RuntimeError(f"{answer.code}") if isinstance(answer, Error) else None
-        self.fire(name, started, exc=error)
+        self.detached.discard(group)
+        self.fire(name, started)
 
     def ref(self) -> str:
         """A fresh ``ref`` for a request."""
@@ -256,6 +265,8 @@ class Chatter(SeededUser):
                 self.fire("closed", exc=SocketClosedError(self.sock.close_code))
             self.open(resume=True)
             return None
+        for group in list(self.detached):
+            self.subscribe(group, resume=True)
         return self.sock
 
     def settle(self, timeout: float) -> None:

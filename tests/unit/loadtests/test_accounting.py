@@ -147,3 +147,25 @@ def test_tallies_add_up() -> None:
     total.add(Tally(delivered=2, lost=1, duplicated=1))
     assert total == Tally(delivered=3, lost=1, duplicated=1)
     assert total.faults == 2
+
+
+def test_a_failed_resubscription_promises_nothing_until_the_next() -> None:
+    """Re-subscribing failed (503): own acks are not owed; the next replay settles it."""
+    tracker = _tracker(3)
+    tracker.promise(G, 4, 0.0)
+    tracker.detach(G)
+    tracker.promise(G, 5, 0.0)
+    assert tracker.outstanding() == 0
+    assert tracker.expire(100.0) == 0
+    assert tracker.since(G) == 3
+    tracker.observe(G, 4, 101.0)
+    assert tracker.subscribed(G, 5, recovered=True) == 1
+    tracker.promise(G, 6, 102.0)
+    assert tracker.outstanding() == 1
+
+
+def test_detaching_an_unknown_group_is_harmless() -> None:
+    """A first subscription that failed leaves nothing to detach."""
+    tracker = SequenceTracker()
+    tracker.detach(G)
+    assert tracker.since(G) is None

@@ -120,6 +120,7 @@ class Chatter(SeededUser):
     def open(self, *, resume: bool) -> None:
         """Connect, authenticate and subscribe every group (``since_seq`` when resuming)."""
         started = time.perf_counter()
+        self.sock = None  # a failed attempt leaves no socket to mistake for a server close
         try:
             self.sock = GeventWebSocket.connect(
                 socket_url(self.host), self.codec, self.on_frame, self.source

@@ -6,7 +6,9 @@ subscriber sees a group's messages in ``seq`` order. So a socket that has seen `
 group must see n+1 next. A jump leaves the skipped numbers *missing*: one that turns up
 later arrived out of order; one still missing after ``grace_s`` is lost. The sender's own
 acked messages are *promised*: not seeing one within ``grace_s`` of its ack is a loss too,
-which catches a lost last message that no later message would reveal.
+which catches a lost last message that no later message would reveal. A message counted
+lost that turns up after all is taken back from the losses and counted *late* (an
+overloaded run's slowness, which its delivery percentiles already show).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Tally:
     unrecovered: int = 0
     """Messages a re-subscription could not replay (``recovered: false``)."""
     unexpected: int = 0
+    late: int = 0
+    """Counted lost, then delivered after all (not a fault: latency shows it)."""
 
     def add(self, other: Tally) -> None:
         """Add ``other``'s counts to these."""
@@ -59,7 +63,7 @@ class _Group:
     promised: dict[int, float] = field(default_factory=dict)
     """Acked seqs above ``last``, with the ack's time."""
     written_off: set[int] = field(default_factory=set)
-    """Promised seqs already counted lost before ``last`` passed them."""
+    """Seqs counted lost and not seen since."""
     detached: bool = False
     """A re-subscription failed: nothing is delivered until the next one succeeds."""
 
@@ -97,8 +101,8 @@ class SequenceTracker:
             state.missing.pop(seq, None)
             state.promised.pop(seq, None)
         state.last = max(state.last, last_seq)
-        state.written_off = {seq for seq in state.written_off if seq > state.last}
         if recovered:
+            state.written_off.update(skipped)
             self.tally.lost += len(skipped)
             return len(skipped)
         self.tally.unrecovered += len(skipped)
@@ -110,8 +114,13 @@ class SequenceTracker:
         if state is None:
             self.tally.unexpected += 1
             return Outcome.UNEXPECTED
+        late = seq in state.written_off
+        if late:
+            state.written_off.discard(seq)
+            self.tally.lost -= 1
+            self.tally.late += 1
         if seq <= state.last:
-            if state.missing.pop(seq, None) is None:
+            if state.missing.pop(seq, None) is None and not late:
                 self.tally.duplicated += 1
                 return Outcome.DUPLICATE
             self.tally.delivered += 1
@@ -119,12 +128,9 @@ class SequenceTracker:
             return Outcome.OUT_OF_ORDER
         outcome = Outcome.IN_ORDER if seq == state.last + 1 else Outcome.AHEAD
         for skipped in range(state.last + 1, seq):
-            if skipped in state.written_off:
-                state.written_off.discard(skipped)
-            else:
+            if skipped not in state.written_off:
                 state.missing[skipped] = state.promised.pop(skipped, now)
         state.promised.pop(seq, None)
-        state.written_off.discard(seq)
         state.last = seq
         self.tally.delivered += 1
         return outcome
@@ -157,6 +163,7 @@ class SequenceTracker:
             overdue = [seq for seq, due in state.missing.items() if now - due >= grace]
             for seq in overdue:
                 del state.missing[seq]
+                state.written_off.add(seq)
             broken = [seq for seq, due in state.promised.items() if now - due >= grace]
             for seq in broken:
                 del state.promised[seq]

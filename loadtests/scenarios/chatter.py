@@ -13,7 +13,8 @@ What goes into Locust's statistics (request type ``WS``):
   the sender wrote into the body to the arrival of the frame at each subscriber (same host,
   same clock). ``replayed``: the same for messages replayed after a reconnect (the time
   away included; no threshold).
-- failures: ``lost``, ``duplicate``, ``out of order``, ``unexpected``, ``unrecovered``,
+- failures: ``lost`` (reported when the user stops, since a message counted lost may still
+  turn up late), ``duplicate``, ``out of order``, ``unexpected``, ``unrecovered``,
   ``ack`` (no ack within 10 s), ``error <CODE>``, ``closed`` (closed by the server), and
   a failed ``subscribe`` / ``resubscribe`` (the group is retried before the next task, and
   its own acked messages are not owed to this socket meanwhile).
@@ -177,8 +178,7 @@ class Chatter(SeededUser):
                 group = str(frame.group_id)
                 self.replaying.discard(group)
                 before = self.tracker.tally.unrecovered
-                lost = self.tracker.subscribed(group, frame.last_seq, frame.recovered)
-                self.fire_many("lost", lost)
+                self.tracker.subscribed(group, frame.last_seq, frame.recovered)
                 if self.tracker.tally.unrecovered > before:
                     self.fire("unrecovered", exc=RuntimeError("beyond the recovery window"))
             case Error():
@@ -255,8 +255,7 @@ class Chatter(SeededUser):
 
     def ready(self) -> GeventWebSocket | None:
         """Sweep what is overdue; reopen a socket the server closed (None: skip this task)."""
-        now = time.time()
-        self.fire_many("lost", self.tracker.expire(now))
+        self.tracker.expire(time.time())
         for client_msg_id, (started, _group) in list(self.pending.items()):
             if time.perf_counter() - started > ACK_TIMEOUT_S:
                 del self.pending[client_msg_id]
@@ -279,7 +278,8 @@ class Chatter(SeededUser):
     def on_stop(self) -> None:
         """Wait for what is in flight, count what never came, close."""
         self.settle(GRACE_S)
-        self.fire_many("lost", self.tracker.expire(time.time(), grace_s=0))
+        self.tracker.expire(time.time(), grace_s=0)
+        self.fire_many("lost", self.tracker.tally.lost)  # once, at the end: late ones came back
         for started, _group in self.pending.values():
             self.fire("ack", started, exc=TimeoutError("no ack before the end of the run"))
         self.pending.clear()

@@ -74,6 +74,7 @@ def figures(stats: Any, ramp: dict[tuple[str, str], Counter[int]] | None = None)
         unrecovered=tally.unrecovered + tally.unexpected,
         flood_rounds=flood.ROUNDS["rounds"],
         flood_rounds_limited=flood.ROUNDS["limited"],
+        late=tally.late,
     )
 
 

@@ -169,3 +169,23 @@ def test_detaching_an_unknown_group_is_harmless() -> None:
     tracker = SequenceTracker()
     tracker.detach(G)
     assert tracker.since(G) is None
+
+
+def test_a_late_acked_message_is_taken_back_from_the_losses() -> None:
+    """Promised 4 is counted lost after 5 s, then arrives: late, not lost."""
+    tracker = _tracker(3)
+    tracker.promise(G, 4, 0.0)
+    assert tracker.expire(5.0) == 1
+    assert tracker.observe(G, 4, 9.0) is Outcome.IN_ORDER
+    assert tracker.tally == Tally(delivered=1, late=1)
+    assert tracker.observe(G, 4, 9.5) is Outcome.DUPLICATE
+
+
+def test_a_late_skipped_message_is_out_of_order_not_lost() -> None:
+    """1, 3; 2 counted lost after 5 s; 2 then arrives: late and out of order."""
+    tracker = _tracker()
+    tracker.observe(G, 1, 0.0)
+    tracker.observe(G, 3, 0.0)
+    assert tracker.expire(5.0) == 1
+    assert tracker.observe(G, 2, 7.0) is Outcome.OUT_OF_ORDER
+    assert tracker.tally == Tally(delivered=3, out_of_order=1, late=1)

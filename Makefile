@@ -175,7 +175,7 @@ loadtest: $(STAMP) $(LOAD_STAMP)
 		--codec $(CODEC) --profile $(PROFILE) --bcrypt-rounds $(BCRYPT_ROUNDS) $(LOADTEST_ARGS)
 
 loadtest-smoke:
-	$(MAKE) loadtest SCENARIO=mixed USERS=50 SPAWN_RATE=2 DURATION=30s BCRYPT_ROUNDS=10
+	$(MAKE) loadtest SCENARIO=mixed USERS=50 SPAWN_RATE=5 DURATION=30s BCRYPT_ROUNDS=10
 
 lock-load:
 	$(BIN)/pip-compile --quiet --extra load --generate-hashes --no-emit-index-url \

@@ -52,6 +52,8 @@ class Figures:
     flood_rounds_limited: int = 0
     late: int = 0
     """Deliveries that came more than the grace period late (reported, not judged)."""
+    flood_rounds_inconclusive: int = 0
+    """Flood rounds too slow to exhaust the bucket (reported, not judged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,8 @@ def report(figures: Figures, results: list[Check]) -> str:
     lines = [check.line() for check in results]
     lines.append(
         f"{figures.requests} requests/events, {figures.errors} errors, "
-        f"{figures.deliveries} timed deliveries, {figures.late} messages over 5 s late"
+        f"{figures.deliveries} timed deliveries, {figures.late} messages over 5 s late, "
+        f"{figures.flood_rounds_inconclusive} flood rounds too slow to tell"
     )
     lines.append("VERDICT: " + ("PASS" if passed(results) else "FAIL"))
     return "\n".join(lines)

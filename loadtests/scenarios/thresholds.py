@@ -75,6 +75,7 @@ def figures(stats: Any, ramp: dict[tuple[str, str], Counter[int]] | None = None)
         flood_rounds=flood.ROUNDS["rounds"],
         flood_rounds_limited=flood.ROUNDS["limited"],
         late=tally.late,
+        flood_rounds_inconclusive=flood.ROUNDS["inconclusive"],
     )
 
 

@@ -75,7 +75,10 @@ def create_database(url: str, *, pool_min: int, pool_max: int, echo: bool = Fals
     as load asks, and kept.
     """
     url = async_url(url)
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    # No pre-ping: it costs a round trip (BEGIN; ROLLBACK) before every session's first query.
+    # A connection that died with the server fails its first query instead: SQLAlchemy sees
+    # the disconnect, invalidates the whole pool, and the request answers 503 once.
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False}
     if url.startswith("postgresql"):
         kwargs |= {
             # Connections opened under load stay open (no overflow opened and closed again

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
+from server.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 DAY_TTL_S = 2 * 86400
@@ -23,7 +23,7 @@ class DailyActive:
     """Counts distinct users per UTC day."""
 
     def __init__(
-        self, redis: Redis | None, prefix: str, clock: Callable[[], float] = time.time
+        self, redis: RedisClient | None, prefix: str, clock: Callable[[], float] = time.time
     ) -> None:
         self._redis = redis
         self._prefix = prefix + "dau:"

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from redis.asyncio import Redis
+from server.redis_client import RedisClient
 
 
 class Cache(Protocol):
@@ -28,7 +28,7 @@ class Cache(Protocol):
 class RedisCache:
     """Cache entries shared by every node."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix + "cache:"
 

@@ -20,6 +20,7 @@ from server.cache import Cache, MemoryCache, RedisCache
 from server.hub.hub import Hub
 from server.outbound.webhook_client import WebhookClient
 from server.realtime.floors import SeqFloors
+from server.realtime.leases import Leases, LocalLeases, RedisLeases
 from server.realtime.log import MessageLog
 from server.realtime.memory_log import MemoryMessageLog
 from server.realtime.notifier import BusNotifier
@@ -30,7 +31,7 @@ from server.realtime.registry import MemoryRegistry, RedisRegistry, Registry
 from server.resources import Resources
 from server.security.crypto import SecretBox
 from server.security.passwords import PasswordHasher
-from server.security.ratelimit import Rate
+from server.security.ratelimit import Rate, RedisRateLimiter
 from server.security.scanner import build_scanner
 from server.security.tokens import TokenCodec
 from server.security.webhook_urls import AllowList
@@ -84,8 +85,16 @@ def build_realtime(resources: Resources, clock: Clock) -> Realtime:
     log: MessageLog
     registry: Registry
     if redis is not None:
-        log = RedisMessageLog(redis, settings.redis_prefix, floors, **window)
-        registry = RedisRegistry(redis, settings.redis_prefix, settings.ws_lease_ttl_s)
+        log = RedisMessageLog(
+            redis,
+            resources.partitions,
+            floors,
+            RedisRateLimiter(redis, settings.redis_prefix),
+            min_replicas=settings.redis_min_replicas_ack,
+            ack_timeout_ms=settings.redis_ack_timeout_ms,
+            **window,
+        )
+        registry = RedisRegistry(redis, resources.partitions, settings.ws_lease_ttl_s)
     else:
         log = MemoryMessageLog(resources.bus, floors, clock=clock.time, **window)
         registry = MemoryRegistry()
@@ -168,10 +177,16 @@ def build_hub(resources: Resources, realtime: Realtime, domain: Domain) -> Hub:
 
 def build_persister(resources: Resources, realtime: Realtime, domain: Domain) -> Persister:
     """This node's share of moving logged messages into the database."""
+    node = f"node-{uuid.uuid4().hex[:12]}"
+    redis = resources.redis
+    leases: Leases = LocalLeases(realtime.log.partitions)
+    if redis is not None:
+        leases = RedisLeases(redis, resources.partitions, node)
     persister = Persister(
         realtime.log,
         resources.db,
-        f"node-{uuid.uuid4().hex[:12]}",
+        node,
+        leases,
         hook=MessageEvents(domain.deliveries),
         announce=realtime.watch.announce,
     )

@@ -12,6 +12,10 @@ _REDIS_ERRORS = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
+    redis_errors.ClusterError,  # a cluster in flux: no primary for a slot, TTL exhausted
+    redis_errors.TryAgainError,
+    redis_errors.AskError,
+    redis_errors.SlotNotCoveredError,
 )
 
 

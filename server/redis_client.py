@@ -1,8 +1,14 @@
-"""The Redis client, with explicit timeouts and retries (redis-py 8 retries nothing by default)."""
+"""The Redis client, with explicit timeouts and retries (redis-py 8 retries nothing by default).
+
+One Redis (a blocking pool) or a Redis Cluster (``REDIS_CLUSTER=true``: ``REDIS_URL`` names one
+seed node; redis-py discovers the others and follows ``MOVED``).
+"""
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -11,22 +17,30 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 MAX_CONNECTIONS = 200
 POOL_WAIT_S = 5.0
 
+RedisClient = Redis | RedisCluster
+"""Either kind of client: the commands the product uses exist on both."""
 
-def create_redis(url: str) -> Redis:
+
+def create_redis(url: str, *, cluster: bool = False) -> RedisClient:
     """A pooled client: 3 retries with jittered backoff, bounded connect and read times.
 
-    The pool is a blocking one: when all its connections are busy (a reconnect storm), a
-    command waits up to ``POOL_WAIT_S`` for one instead of failing at once.
+    On one Redis the pool is a blocking one: when all its connections are busy (a reconnect
+    storm), a command waits up to ``POOL_WAIT_S`` for one instead of failing at once.
     """
+    options: dict[str, Any] = {
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+        "socket_keepalive": True,
+    }
+    if cluster:
+        return RedisCluster.from_url(url, max_connections=MAX_CONNECTIONS, **options)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,
         timeout=POOL_WAIT_S,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        socket_keepalive=True,
         health_check_interval=15,
+        **options,
     )
     return Redis.from_pool(pool)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from taskiq import AsyncBroker
 
 from server.bus.base import Bus
 from server.bus.memory import MemoryBus
+from server.bus.partitions import Partitions
 from server.bus.redis import RedisBus
-from server.redis_client import create_redis
+from server.realtime.envelope import channel_owner
+from server.redis_client import RedisClient, create_redis
 from server.settings import Settings
 from server.store.db import Database, create_database
 from server.tasks.broker import build_broker
@@ -24,9 +25,11 @@ class Resources:
 
     settings: Settings
     db: Database
-    redis: Redis | None
+    redis: RedisClient | None
     broker: AsyncBroker
     bus: Bus
+    partitions: Partitions
+    """Where keys and channels live: one plain partition, or hash-tagged ones on a cluster."""
 
 
 @asynccontextmanager
@@ -38,16 +41,29 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         pool_max=settings.db_pool_max,
         echo=settings.db_echo,
     )
-    redis = create_redis(settings.redis_url) if settings.redis_url else None
+    url, cluster = settings.redis_url, settings.redis_cluster
+    redis = create_redis(url, cluster=cluster) if url else None
+    count = settings.redis_partitions if cluster else 1
+    partitions = Partitions(settings.redis_prefix, count, sharded=cluster)
     broker = build_broker(settings)
     bus: Bus = MemoryBus()
-    if redis is not None and settings.redis_url:
-        bus = RedisBus(redis, settings.redis_url, settings.redis_prefix)
+    if redis is not None and url:
+        bus = RedisBus(redis, url, partitions=partitions, route=channel_route(partitions))
     await bus.start()
     try:
-        yield Resources(settings, db, redis, broker, bus)
+        yield Resources(settings, db, redis, broker, bus, partitions)
     finally:
         await bus.stop()
         if redis is not None:
             await redis.aclose()
         await db.dispose()
+
+
+def channel_route(partitions: Partitions) -> Callable[[str], int]:
+    """A channel's partition: its group's or user's, or the first for node-wide channels."""
+
+    def route(channel: str) -> int:
+        owner = channel_owner(channel)
+        return partitions.of(owner) if owner is not None else 0
+
+    return route

@@ -17,6 +17,7 @@ import msgspec
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"  # noqa: S105  # nosec B105
 DEV_DATA_KEY = "dev-only-insecure-data-key-change-me-0123456789"
 MIN_SECRET_LENGTH = 32
+MAX_PARTITIONS = 1024
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./studybuddy.db"
 
 
@@ -39,6 +40,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
     redis_prefix: str = "sb:"
+    redis_cluster: bool = False
+    redis_partitions: int = 16
+    redis_min_replicas_ack: int = 0
+    redis_ack_timeout_ms: int = 500
     cors_origins: tuple[str, ...] = ()
     webhook_allowed_hosts: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
@@ -119,9 +124,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Raises:
             SettingsError: with every problem found.
         """
+        problems = self._redis_problems()
         if self.is_dev:
+            if problems:
+                raise SettingsError("; ".join(problems))
             return
-        problems = []
         key_files = (self.jwt_private_key_file, self.jwt_public_key_file)
         if any(key_files) and not all(key_files):
             problems.append("JWT_PRIVATE_KEY_FILE and JWT_PUBLIC_KEY_FILE must be set together")
@@ -136,6 +143,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("CORS_ORIGINS must not contain a wildcard")
         if problems:
             raise SettingsError(f"refusing to start in {self.env}: " + "; ".join(problems))
+
+    def _redis_problems(self) -> list[str]:
+        problems = []
+        if self.redis_cluster and not self.redis_url:
+            problems.append("REDIS_CLUSTER=true needs REDIS_URL (a seed node of the cluster)")
+        if not 1 <= self.redis_partitions <= MAX_PARTITIONS:
+            problems.append(f"REDIS_PARTITIONS must be between 1 and {MAX_PARTITIONS}")
+        if self.redis_min_replicas_ack < 0 or self.redis_ack_timeout_ms < 1:
+            problems.append("REDIS_MIN_REPLICAS_ACK must be >= 0, REDIS_ACK_TIMEOUT_MS >= 1")
+        return problems
 
 
 def _split(value: str) -> list[str]:

@@ -6,12 +6,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from starlette.requests import Request
 
 from server.api.operation import Bucket, Operation
 from server.errors import AppError, RateLimited, Unauthorized
 from server.observability.context import user_id_var
+from server.redis_client import RedisClient
 from server.security.client_ip import Network, client_ip, parse_networks
 from server.security.ratelimit import (
     Decision,
@@ -119,7 +119,7 @@ class Gate:
         return headers
 
 
-def build_gate(settings: Settings, redis: Redis | None, authenticate: Authenticate) -> Gate:
+def build_gate(settings: Settings, redis: RedisClient | None, authenticate: Authenticate) -> Gate:
     """The REST gate: rate limits in Redis (shared by every node) or in process."""
     limiter: RateLimiter = (
         RedisRateLimiter(redis, settings.redis_prefix) if redis else MemoryRateLimiter()

@@ -9,7 +9,8 @@ partition ``i``'s tag is the first decimal string hashing to the centre of slot 
 partitions spread within one of each other over any number of primaries from 2 to 10
 (``docs/architecture/redis-cluster-notes.md``).
 
-On one Redis there is one partition with no tag, so keys keep their plain names.
+On one Redis there is one partition by default, and names carry no tag (keys keep their plain
+names); several partitions there are numbered ``<prefix><index>:<name>``.
 """
 
 from __future__ import annotations
@@ -34,19 +35,28 @@ def partition_tags(count: int) -> tuple[str, ...]:
     return tuple(tags)
 
 
+def _tags(count: int, *, sharded: bool) -> tuple[str, ...]:
+    """What names start with: a hash tag per partition, else a plain index (none for one)."""
+    if sharded:
+        return tuple(f"{{{tag}}}" for tag in partition_tags(count))
+    return ("",) if count == 1 else tuple(f"{index}:" for index in range(count))
+
+
 class Partitions:
     """Names of keys and channels, placed by partition."""
 
-    __slots__ = ("_tags", "count", "prefix")
+    __slots__ = ("_tags", "count", "prefix", "sharded")
 
-    def __init__(self, prefix: str, count: int = 1) -> None:
+    def __init__(self, prefix: str, count: int = 1, *, sharded: bool = False) -> None:
         self.prefix = prefix
         self.count = count
-        self._tags = tuple(f"{{{tag}}}" for tag in partition_tags(count)) if count > 1 else ("",)
+        self.sharded = sharded
+        """On a Redis Cluster: every name carries its partition's hash tag."""
+        self._tags = _tags(count, sharded=sharded)
 
     def of(self, owner: uuid.UUID) -> int:
         """The partition of a group or a user."""
-        return owner.int % self.count if self.count > 1 else 0
+        return owner.int % self.count
 
     def key(self, partition: int, name: str) -> str:
         """A key of ``partition`` (its hash tag, then the name)."""

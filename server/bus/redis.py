@@ -3,7 +3,7 @@
 Channels are grouped in partitions (:mod:`server.bus.partitions`); each partition has one
 subscriber connection, a *shard*. On one Redis there is one partition, on plain
 ``SUBSCRIBE``; on Redis Cluster each partition's channels share a hash slot and its shard
-uses sharded pub/sub (``SSUBSCRIBE``) at that slot's primary (ADR 0017).
+uses sharded pub/sub (``SSUBSCRIBE``) at that slot's primary (ADR 0022).
 
 A lock and a handler list per channel (so concurrent subscribes to one channel neither race
 nor drop anyone); ``subscribe`` returns only once Redis has confirmed, so nothing published

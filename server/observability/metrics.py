@@ -96,6 +96,11 @@ PERSISTER_PENDING = Gauge(
     "Messages logged but not yet in the database.",
     multiprocess_mode="max",
 )
+PERSISTER_PARTITIONS = Gauge(
+    "studybuddy_persister_partitions_held",
+    "Partitions of the persistence log this node drains (its leases).",
+    multiprocess_mode="liveall",
+)
 PERSISTER_OLDEST_AGE = Gauge(
     "studybuddy_persister_oldest_pending_seconds",
     "Age of the oldest message not yet in the database.",

@@ -94,3 +94,14 @@ def group_channel(group_id: uuid.UUID | str) -> str:
 def user_channel(user_id: uuid.UUID | str) -> str:
     """The bus channel of a user (their sockets on every node)."""
     return f"u:{user_id}"
+
+
+def channel_owner(channel: str) -> uuid.UUID | None:
+    """The group or user a channel belongs to (None for node-wide channels)."""
+    kind, _, rest = channel.partition(":")
+    if kind not in ("g", "u") or not rest:
+        return None
+    try:
+        return uuid.UUID(rest)
+    except ValueError:
+        return None

@@ -117,12 +117,26 @@ class MessageLog(Protocol):
         """Frames of the recovery window with seq > ``after_seq``, oldest first."""
         ...
 
-    async def pending(self, consumer: str, count: int, block_s: float) -> list[PersistEntry]:
-        """Entries for ``consumer`` to persist (its own unacknowledged ones first)."""
+    @property
+    def partitions(self) -> int:
+        """How many persistence streams the log has (each drained by one lease holder)."""
         ...
 
-    async def acknowledge(self, entry_ids: list[str]) -> None:
-        """Mark entries persisted."""
+    async def pending(
+        self, partition: int, consumer: str, count: int, block_s: float, *, own: bool = True
+    ) -> list[PersistEntry]:
+        """Entries of ``partition`` to persist, waiting up to ``block_s`` for new ones.
+
+        The consumer's own unacknowledged entries come first, unless ``own`` is False.
+        """
+        ...
+
+    async def adopt(self, partition: int, consumer: str) -> int:
+        """Take over what earlier readers of ``partition`` left unacknowledged; say how many."""
+        ...
+
+    async def acknowledge(self, partition: int, entry_ids: list[str]) -> None:
+        """Mark entries of ``partition`` persisted."""
         ...
 
     async def lag(self) -> tuple[int, float]:

@@ -54,6 +54,8 @@ class MemoryMessageLog:
         self._recent: dict[uuid.UUID, deque[Recent]] = {}
         self._acks: OrderedDict[tuple[uuid.UUID, uuid.UUID, str], tuple[float, str]] = OrderedDict()
         self._queue: asyncio.Queue[PersistEntry] = asyncio.Queue()
+        self._taken: dict[str, PersistEntry] = {}
+        """Entries handed to the persister and not yet acknowledged (in queue order)."""
         self._limiter = MemoryRateLimiter(clock)
         self._lock = asyncio.Lock()
         self._reserving = asyncio.Lock()
@@ -75,7 +77,8 @@ class MemoryMessageLog:
             window = self._recent.setdefault(message.group_id, deque(maxlen=self._window))
             window.append(Recent(seq, frame, created_ms))
             self._remember(key, ack_value(seq, message.message_id, message.created_at))
-            self._queue.put_nowait(PersistEntry(str(seq), message.row(seq), self._clock()))
+            entry = PersistEntry(str(message.message_id), message.row(seq), self._clock())
+            self._queue.put_nowait(entry)
             envelope = pack(Kind.MESSAGE, frame, seq=seq, subject=str(created_ms))
             await self._bus.publish(group_channel(message.group_id), envelope)
         return Accepted(seq, message.message_id, message.created_at, False)
@@ -96,8 +99,17 @@ class MemoryMessageLog:
         ]
         return frames[:limit]
 
-    async def pending(self, consumer: str, count: int, block_s: float) -> list[PersistEntry]:
-        """Wait up to ``block_s`` for entries, then take up to ``count``."""
+    @property
+    def partitions(self) -> int:
+        """One queue."""
+        return 1
+
+    async def pending(
+        self, partition: int, consumer: str, count: int, block_s: float, *, own: bool = True
+    ) -> list[PersistEntry]:
+        """Entries taken but not acknowledged (a failed write), else new ones within ``block_s``."""
+        if own and self._taken:
+            return list(self._taken.values())[:count]
         entries: list[PersistEntry] = []
         try:
             entries.append(await asyncio.wait_for(self._queue.get(), block_s))
@@ -105,18 +117,25 @@ class MemoryMessageLog:
             return entries
         while len(entries) < count and not self._queue.empty():
             entries.append(self._queue.get_nowait())
+        self._taken.update((entry.entry_id, entry) for entry in entries)
         return entries
 
-    async def acknowledge(self, entry_ids: list[str]) -> None:
-        """Nothing to do: taking an entry off the queue was the acknowledgement."""
+    async def adopt(self, partition: int, consumer: str) -> int:
+        """Nobody else reads this queue."""
+        return 0
+
+    async def acknowledge(self, partition: int, entry_ids: list[str]) -> None:
+        """Forget persisted entries."""
+        for entry_id in entry_ids:
+            self._taken.pop(entry_id, None)
 
     async def lag(self) -> tuple[int, float]:
         """Queued entries; their age is not tracked in process (reported as 0)."""
-        return self._queue.qsize(), 0.0
+        return self._queue.qsize() + len(self._taken), 0.0
 
     async def close(self) -> None:
         """Give back the unused seqs of every block, if everything was persisted."""
-        if not self._queue.empty():
+        if not self._queue.empty() or self._taken:
             return
         try:
             for group_id, counter in self._seq.items():

@@ -1,13 +1,15 @@
 """The persister: copies logged messages into the database in batches, idempotently.
 
-Every node runs one, as a consumer of the log's persistence stream. A batch is acknowledged
-only after its transaction commits; a failed write (database down) is retried with backoff,
-and the entries stay pending meanwhile. Entries of a dead node's consumer are claimed by the
-others once idle for a few seconds. ``ON CONFLICT DO NOTHING`` on ``(group_id, seq)`` makes
-replays harmless. A :class:`BatchHook` (webhooks) stages its work in the same transaction,
-with ids derived from the messages, so a replayed batch adds no second delivery. After a
-commit the batch's message ids are announced (see :mod:`server.realtime.persisted`), so that
-a REST post can answer once its message is in history.
+The log's persistence stream is split in partitions; a node drains the partitions whose
+lease it holds (:mod:`server.realtime.leases`), one reader per partition. A reader first
+adopts whatever an earlier holder left unacknowledged, then reads batches. A batch is
+acknowledged only after its transaction commits; a failed write (database down) is retried
+with backoff, and the entries stay pending meanwhile. ``ON CONFLICT DO NOTHING`` on
+``(group_id, seq)`` makes replays harmless. A :class:`BatchHook` (webhooks) stages its work in
+the same transaction, with ids derived from the messages, so a replayed batch adds no second
+delivery. After a commit the batch's message ids are announced (see
+:mod:`server.realtime.persisted`), so that a REST post can answer once its message is in
+history.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.observability.metrics import PERSISTER_BATCHES, PERSISTER_LAG_SECONDS
+from server.observability.metrics import (
+    PERSISTER_BATCHES,
+    PERSISTER_LAG_SECONDS,
+    PERSISTER_PARTITIONS,
+)
+from server.realtime.leases import LEASE_MS, Leases
 from server.realtime.log import MessageLog, PersistEntry
 from server.store.db import Database
 from server.store.messages import insert_ignoring_duplicates
@@ -46,80 +53,127 @@ class BatchHook(Protocol):
 
 
 class Persister:
-    """Moves messages from the log to the database."""
+    """Moves messages from the log to the database, for the partitions this node holds."""
 
     def __init__(
         self,
         message_log: MessageLog,
         db: Database,
         consumer: str,
+        leases: Leases,
         *,
         batch: int = 500,
         block_s: float = 0.25,
         linger_s: float = 0.25,
         hook: BatchHook | None = None,
         announce: Announce | None = None,
+        balance_s: float = LEASE_MS / 3000,
     ) -> None:
         self._log = message_log
         self._db = db
         self._hook = hook
         self._announce = announce
         self._consumer = consumer
+        self._leases = leases
         self._batch = batch
         self._block_s = block_s
         self._linger_s = linger_s
-        self._task: asyncio.Task[None] | None = None
+        self._balance_s = balance_s
+        self._supervisor: asyncio.Task[None] | None = None
+        self._readers: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
 
+    @property
+    def partitions(self) -> frozenset[int]:
+        """The partitions this node drains now."""
+        return frozenset(self._readers)
+
     def start(self) -> None:
-        """Run in the background."""
-        self._task = asyncio.create_task(self._run(), name="persister")
+        """Run in the background: balance the leases, a reader per partition held."""
+        self._supervisor = asyncio.create_task(self._supervise(), name="persister")
 
     async def stop(self, drain_s: float = 5.0) -> None:
-        """Stop, after writing what is pending for this consumer (bounded by ``drain_s``)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Stop, write what is pending in the held partitions (within ``drain_s``), give back."""
+        tasks = [t for t in (self._supervisor, *self._readers.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         deadline = time.monotonic() + drain_s
-        while time.monotonic() < deadline:
-            try:
-                if not await self.step(block_s=0.01):
-                    return
-            except Exception:
-                log.exception("persister could not drain")
-                return
+        for partition in sorted(self._readers):
+            await self._drain(partition, deadline)
+        self._readers.clear()
+        PERSISTER_PARTITIONS.set(0)
+        try:
+            await self._leases.release_all()
+        except Exception as exc:  # they expire by themselves
+            log.warning("could not give the partition leases back", extra={"error": repr(exc)})
 
     def wake(self) -> None:
         """Cut the current linger short: someone waits for a message to reach history."""
         self._wake.set()
 
-    async def step(self, block_s: float | None = None) -> int:
-        """Persist one batch; return how many entries it held."""
-        entries = await self._log.pending(
-            self._consumer, self._batch, self._block_s if block_s is None else block_s
-        )
+    async def step(self, partition: int, block_s: float | None = None, *, own: bool = True) -> int:
+        """Persist one batch of ``partition``; return how many entries it held."""
+        block = self._block_s if block_s is None else block_s
+        entries = await self._log.pending(partition, self._consumer, self._batch, block, own=own)
         if entries:
             await self._write(entries)
-            await self._log.acknowledge([entry.entry_id for entry in entries])
+            await self._log.acknowledge(partition, [entry.entry_id for entry in entries])
             PERSISTER_BATCHES.inc()
             PERSISTER_LAG_SECONDS.observe(max(0.0, time.time() - entries[0].logged_at))
             await self._announced([entry.row["id"] for entry in entries])
         return len(entries)
 
-    async def _run(self) -> None:
-        backoff = 0.1
+    async def _supervise(self) -> None:
         while True:
             try:
-                if await self.step() < self._batch:
+                self._follow(await self._leases.balance())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the readers; leases expire if this goes on
+                log.warning("could not balance the persister leases", extra={"error": repr(exc)})
+            await asyncio.sleep(self._balance_s)
+
+    def _follow(self, held: frozenset[int]) -> None:
+        """Start a reader for each partition newly held; stop those of partitions lost."""
+        for partition in held - self._readers.keys():
+            self._readers[partition] = asyncio.create_task(
+                self._read(partition), name=f"persister-{partition}"
+            )
+        for partition in self._readers.keys() - held:
+            self._readers.pop(partition).cancel()
+        PERSISTER_PARTITIONS.set(len(held))
+
+    async def _read(self, partition: int) -> None:
+        """Adopt what an earlier holder left, then persist batches until cancelled."""
+        backoff, adopted, own = 0.1, False, True
+        while True:
+            try:
+                if not adopted:
+                    await self._log.adopt(partition, self._consumer)
+                    adopted = True
+                count = await self.step(partition, own=own)
+                own = own and count == self._batch  # until the own entries are exhausted
+                if count < self._batch:
                     await self._linger()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("persister retrying", extra={"error": repr(exc), "backoff_s": backoff})
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                backoff, adopted, own = min(backoff * 2, MAX_BACKOFF_S), False, True
                 continue
             backoff = 0.1
+
+    async def _drain(self, partition: int, deadline: float) -> None:
+        """Persist what is left in a partition before the node goes."""
+        while time.monotonic() < deadline:
+            try:
+                if not await self.step(partition, block_s=0.01):
+                    return
+            except Exception:
+                log.exception("persister could not drain", extra={"partition": partition})
+                return
 
     async def _linger(self) -> None:
         """Let a batch build up, unless woken."""

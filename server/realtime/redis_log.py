@@ -1,13 +1,18 @@
-"""The message log on Redis: one Lua script per append (ADR 0008).
+"""The message log on Redis or Redis Cluster: one Lua script per append (ADR 0008).
 
-Keys (under ``REDIS_PREFIX``): ``seq:<group>`` the counter and ``ceil:<group>`` the ceiling
-reserved for it in the database (:mod:`server.realtime.floors`), ``idem:<group>:<author>:<id>``
-the first ack of a ``client_msg_id`` (24 h), ``rec:<group>`` the recovery stream (entry id
-``<seq>-0``, trimmed to about the window size, expiring a day after the last message),
-``persist`` the persistence stream read by the persisters' consumer group, ``rl:msg:<user>``
-the author's GCRA state. The script publishes the bus envelope itself, so publish order is seq
-order on every node. Redis must run with ``appendonly yes`` and ``appendfsync always`` for an
-ack to survive a Redis crash.
+Keys (under ``REDIS_PREFIX`` and the group's partition tag, :mod:`server.bus.partitions`):
+``seq:<group>`` the counter and ``ceil:<group>`` the ceiling reserved for it in the database
+(:mod:`server.realtime.floors`), ``idem:<group>:<author>:<id>`` the first ack of a
+``client_msg_id`` (24 h), ``rec:<group>`` the recovery stream (entry id ``<seq>-0``, trimmed to
+about the window size, expiring a day after the last message), ``persist`` the partition's
+persistence stream read by the persisters' consumer group. The author's GCRA state is
+``rl:msg:<user>``: inside the script on one Redis; on a cluster (where it lives in the user's
+slot, not the group's) checked by a call of its own first. The script publishes the bus
+envelope itself (``SPUBLISH`` on a cluster), so publish order is seq order on every node.
+
+Redis must run with ``appendonly yes`` and ``appendfsync always`` for an ack to survive a
+Redis crash; with ``REDIS_MIN_REPLICAS_ACK=N`` an ack also waits for N replicas (``WAIT`` on
+the connection that ran the script), so it survives a failover (ADR 0023).
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis import exceptions as redis_errors
+from redis.asyncio import RedisCluster
 
-from server.errors import RateLimited
+from server.bus.partitions import Partitions
+from server.errors import RateLimited, ServiceUnavailable
+from server.realtime.envelope import group_channel
 from server.realtime.floors import Floors, report_loss
 from server.realtime.log import (
     IDEMPOTENCY_TTL_S,
@@ -32,9 +40,25 @@ from server.realtime.log import (
     parse_ack,
     utc_from_ms,
 )
-from server.security.ratelimit import GCRA_STORE, Rate, gcra_lua
+from server.redis_client import RedisClient
+from server.security.ratelimit import GCRA_STORE, Rate, RateLimiter, gcra_lua
 
 GROUP = "persisters"
+APPEND_DEADLINE_S = 3.0
+"""How long an append keeps retrying a cluster in flux before answering SERVICE_UNAVAILABLE."""
+TRANSIENT = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ClusterError,
+    redis_errors.TryAgainError,
+    redis_errors.AskError,
+    redis_errors.SlotNotCoveredError,
+)
+"""Failures of a moment (a failover, a slot migration): the idempotent append is retried."""
+
+
+class Unreplicated(Exception):
+    """Entries read for persistence are not on enough replicas yet."""
 
 
 class Appended(IntEnum):
@@ -59,24 +83,44 @@ _APPEND = (
 -- window, queue the message for the persisters, remember the ack, publish the envelope.
 -- One script, so Redis's single thread publishes every group's messages in seq order.
 -- The seq never passes the ceiling reserved in the database (realtime/floors.py).
--- KEYS: seq counter, idempotency record, recovery stream, persist stream, author's bucket,
--- the counter's reserved ceiling.
+-- KEYS (one hash slot: the group's partition): seq counter, idempotency record, recovery
+-- stream, persist stream, author's bucket, the counter's reserved ceiling.
 -- ARGV: see RedisMessageLog._args (frame prefix/suffix around the seq, channel, TTLs,
--- window size, message fields, rate). Returns {Appended, value}.
+-- window size, message fields, rate: limit 0 when the caller checked it; the publish
+-- command, or '' when publishing waits for replicas: then the envelope comes back third).
+-- Returns {Appended, value[, envelope]}.
 local seq_key, idem_key, recovery_key, persist_key, bucket, ceiling_key = unpack(KEYS)
 local frame_prefix, frame_suffix, channel = ARGV[1], ARGV[2], ARGV[3]
 local idem_ttl_s, window, window_s = ARGV[4], ARGV[5], ARGV[6]
 local message_id, group_id, author_id = ARGV[7], ARGV[8], ARGV[9]
 local body, client_msg_id, created_ms = ARGV[10], ARGV[11], ARGV[12]
 local period_ms, limit, created_iso = ARGV[13], ARGV[14], ARGV[15]
+local publish = ARGV[16]
 """
     + "".join(f"local {outcome.name} = {outcome.value}\n" for outcome in Appended)
     + """
 local prior = redis.call('GET', idem_key)
-if prior then return {REPEAT, prior} end
+if prior then
+  -- Written again (same value, same expiry) so that a WAIT after this script covers the
+  -- first append too: replication is one ordered stream.
+  redis.call('SET', idem_key, prior, 'KEEPTTL')
+  if publish ~= '' then return {REPEAT, prior} end
+  -- Publishing waits for the replicas: hand the first append's envelope back, to publish again.
+  local first = string.match(prior, '^(%d+)|')
+  local found = redis.call('XRANGE', recovery_key, first .. '-0', first .. '-0')
+  if #found == 0 then return {REPEAT, prior, ''} end
+  local fields = found[1][2]
+  return {REPEAT, prior, '0 ' .. first .. ' - ' .. fields[4] .. '\\n' .. fields[2]}
+end
+local function rate_step()
 """
     + gcra_lua("bucket", "period_ms", "limit")
     + """
+  return allowed, new_tat, now, period
+end
+local rated = limit ~= '0'
+local allowed, new_tat, now, period = true, 0, 0, 0
+if rated then allowed, new_tat, now, period = rate_step() end
 if not allowed then
   return {RATE_LIMITED, tostring(math.ceil((new_tat - period - now) / 1000))}
 end
@@ -85,9 +129,11 @@ if not counter then return {UNSEEDED, ''} end
 if tonumber(counter) >= tonumber(redis.call('GET', ceiling_key) or '0') then
   return {EXHAUSTED, counter}
 end
+if rated then
 """
     + GCRA_STORE.format(key="bucket")
     + """
+end
 local seq = redis.call('INCR', seq_key)
 local frame = frame_prefix .. seq .. frame_suffix
 redis.call('XADD', recovery_key, 'MAXLEN', '~', window, seq .. '-0', 'f', frame, 't', created_ms)
@@ -96,7 +142,9 @@ redis.call('XADD', persist_key, '*', 'g', group_id, 's', seq, 'i', message_id, '
   'b', body, 'c', client_msg_id, 't', created_ms)
 local ack = seq .. '|' .. message_id .. '|' .. created_iso
 redis.call('SET', idem_key, ack, 'EX', idem_ttl_s)
-redis.call('PUBLISH', channel, '0 ' .. seq .. ' - ' .. created_ms .. '\\n' .. frame)
+local envelope = '0 ' .. seq .. ' - ' .. created_ms .. '\\n' .. frame
+if publish == '' then return {NEW, ack, envelope} end
+redis.call(publish, channel, envelope)
 return {NEW, ack}
 """
 )
@@ -104,22 +152,36 @@ return {NEW, ack}
 
 _ADOPT = """
 -- Adopt a block reserved in the database, atomically: raise the ceiling, and start the
--- counter at the floor if it has none (a new group, or a lost log) or, when the reservation
--- says the log lost writes, if it is behind the floor.
--- KEYS: seq counter, ceiling. ARGV: floor, ceiling, jump (1: the counter may move up).
+-- counter (and the replicated seq) at the floor if it has none (a new group, or a lost log)
+-- or, when the reservation says the log lost writes, if it is behind the floor.
+-- KEYS: seq counter, ceiling, replicated seq. ARGV: floor, ceiling, jump (1: may move up).
 -- Returns 1 when it set the counter (the caller reports a loss), else 0.
-local seq_key, ceiling_key = KEYS[1], KEYS[2]
+local seq_key, ceiling_key, acked_key = KEYS[1], KEYS[2], KEYS[3]
 local floor, ceiling, jump = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
 local counter = redis.call('GET', seq_key)
 local moved = 0
 if not counter or (jump and tonumber(counter) < floor) then
   redis.call('SET', seq_key, floor)
+  redis.call('SET', acked_key, floor)
   moved = 1
 end
 if tonumber(redis.call('GET', ceiling_key) or '0') < ceiling then
   redis.call('SET', ceiling_key, ceiling)
 end
 return moved
+"""
+
+
+_PUBLISH_REPLICATED = """
+-- A message reached its replicas: raise the group's replicated seq to it, then publish it.
+-- Readers (last_seq, replays) stop at the replicated seq, so nothing a failover could lose
+-- is ever shown. KEYS: the replicated seq. ARGV: channel, seq, envelope ('' for none),
+-- publish command.
+local acked_key = KEYS[1]
+local channel, seq, envelope, publish = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+if tonumber(redis.call('GET', acked_key) or '0') < seq then redis.call('SET', acked_key, seq) end
+if envelope ~= '' then redis.call(publish, channel, envelope) end
+return 1
 """
 
 
@@ -140,29 +202,59 @@ class RedisMessageLog:
     """Messages made durable in Redis, persisted to PostgreSQL by the persisters."""
 
     def __init__(
-        self, redis: Redis, prefix: str, floors: Floors, *, window: int, window_s: int
+        self,
+        redis: RedisClient,
+        partitions: Partitions,
+        floors: Floors,
+        limiter: RateLimiter,
+        *,
+        window: int,
+        window_s: int,
+        min_replicas: int = 0,
+        ack_timeout_ms: int = 500,
     ) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._partitions = partitions
         self._floors = floors
+        self._limiter = limiter
         self._window = window
         self._window_s = window_s
+        self._min_replicas = min_replicas
+        self._ack_timeout_ms = ack_timeout_ms
         self._append = redis.register_script(_APPEND)
         self._adopt = redis.register_script(_ADOPT)
         self._unlock = redis.register_script(_UNLOCK)
-        self._stream = f"{prefix}persist"
-        self._group_ready = False
+        self._publish_replicated = redis.register_script(_PUBLISH_REPLICATED)
+        self._groups_ready: set[int] = set()
+
+    @property
+    def partitions(self) -> int:
+        """How many persistence streams there are (one per partition)."""
+        return self._partitions.count
 
     async def append(self, message: NewMessage, rate: Rate) -> Accepted:
-        """Run the append script; reserve seqs in the database when the counter needs them."""
+        """Run the append script; reserve seqs in the database when the counter needs them.
+
+        Raises:
+            RateLimited: the author is over the message rate.
+            ServiceUnavailable: the cluster kept failing until the deadline, or the message
+                did not reach ``REDIS_MIN_REPLICAS_ACK`` replicas in time (never acked).
+        """
+        keys = self._keys(message)
+        if self._partitions.sharded:  # the author's bucket lives in another slot
+            decision = await self._limiter.hit(f"msg:{message.author_id}", rate)
+            if not decision.allowed:
+                return await self._limited_unless_repeat(keys[1], decision.retry_after)
+        args = self._args(message, rate)
+        deadline = time.monotonic() + APPEND_DEADLINE_S
         for _ in range(RESERVE_RETRIES):
-            code, value = await self._append(
-                keys=self._keys(message), args=self._args(message, rate)
-            )
-            text = value.decode() if isinstance(value, bytes) else str(value)
-            outcome = Appended(code)
+            reply = await self._attempt(keys, args, deadline)
+            text = _text(reply[1])
+            outcome = Appended(reply[0])
             if outcome in (Appended.NEW, Appended.REPEAT):
                 accepted = parse_ack(text)
+                if self._min_replicas:
+                    await self._release(message.group_id, accepted.seq, reply[2], deadline)
                 repeat = outcome is Appended.REPEAT
                 return Accepted(accepted.seq, accepted.message_id, accepted.created_at, repeat)
             if outcome is Appended.RATE_LIMITED:
@@ -172,11 +264,16 @@ class RedisMessageLog:
         raise RuntimeError("the group's seqs could not be reserved")
 
     async def last_seq(self, group_id: uuid.UUID) -> int:
-        """The counter; a group with none gets one from a reservation first."""
+        """The counter (the replicated seq, when acks wait for replicas).
+
+        A group with no counter gets one from a reservation first.
+        """
+        keys = [self._key("seq", group_id), self._key("acked", group_id)]
         for _ in range(RESERVE_RETRIES):
-            value = await self._redis.get(self._key("seq", group_id))
-            if value is not None:
-                return int(value)
+            counter, replicated = await self._redis.mget(keys)
+            if counter is not None:
+                shown = replicated if self._min_replicas and replicated is not None else counter
+                return int(shown)
             await self._reserved(group_id, None)
         raise RuntimeError("the group's seqs could not be reserved")
 
@@ -198,71 +295,190 @@ class RedisMessageLog:
                 break
         return out
 
-    async def pending(self, consumer: str, count: int, block_s: float) -> list[PersistEntry]:
-        """Own unacknowledged entries, then stale ones of dead consumers, then new ones.
+    async def pending(
+        self, partition: int, consumer: str, count: int, block_s: float, *, own: bool = True
+    ) -> list[PersistEntry]:
+        """Own unacknowledged entries of a partition (unless ``own`` is False), then new ones.
 
         Raises:
             ResponseError: ``NOGROUP`` when Redis lost the stream (it is recreated next time).
         """
-        await self._ensure_group()
+        await self._ensure_group(partition)
         try:
-            return await self._pending(consumer, count, block_s)
-        except ResponseError as exc:
+            if own and (entries := await self._read(partition, consumer, "0", count, None)):
+                return entries
+            return await self._read(partition, consumer, ">", count, max(1, int(block_s * 1000)))
+        except redis_errors.ResponseError as exc:
             if "NOGROUP" in str(exc):
-                self._group_ready = False
+                self._groups_ready.discard(partition)
             raise
 
-    async def _pending(self, consumer: str, count: int, block_s: float) -> list[PersistEntry]:
-        own = await self._read(consumer, "0", count, None)
-        if own:
-            return own
-        claimed: Any = await self._redis.xautoclaim(
-            self._stream, GROUP, consumer, min_idle_time=5000, start_id="0-0", count=count
-        )
-        if claimed[1]:
-            return [self._entry(entry_id, fields) for entry_id, fields in claimed[1] if fields]
-        return await self._read(consumer, ">", count, max(1, int(block_s * 1000)))
+    async def adopt(self, partition: int, consumer: str) -> int:
+        """Take over every entry another consumer of the partition left unacknowledged.
 
-    async def acknowledge(self, entry_ids: list[str]) -> None:
-        """XACK and delete persisted entries."""
+        Only the holder of a partition's lease reads it, so whatever is pending elsewhere
+        belonged to an earlier holder (dead, or done with it): a batch written twice is
+        harmless (``ON CONFLICT DO NOTHING``). Returns how many entries were taken.
+        """
+        await self._ensure_group(partition)
+        stream, start, taken = self._stream(partition), "0-0", 0
+        while True:
+            claimed: Any = await self._redis.xautoclaim(
+                stream, GROUP, consumer, min_idle_time=0, start_id=start, count=500
+            )
+            taken += len(claimed[1])
+            start = claimed[0].decode() if isinstance(claimed[0], bytes) else str(claimed[0])
+            if start == "0-0":
+                return taken
+
+    async def acknowledge(self, partition: int, entry_ids: list[str]) -> None:
+        """XACK and delete persisted entries of a partition."""
         if entry_ids:
+            stream = self._stream(partition)
             pipe = self._redis.pipeline(transaction=True)
-            pipe.xack(self._stream, GROUP, *entry_ids)
-            pipe.xdel(self._stream, *entry_ids)
+            pipe.xack(stream, GROUP, *entry_ids)
+            pipe.xdel(stream, *entry_ids)
             await pipe.execute()
 
     async def close(self) -> None:
         """Nothing to give back: Redis keeps the counters for the next node."""
 
     async def lag(self) -> tuple[int, float]:
-        """Entries in the persistence stream and the age of the oldest."""
-        length = await self._redis.xlen(self._stream)
+        """Entries in the persistence streams and the age of the oldest."""
+        pending, oldest = 0, 0.0
+        for partition in range(self._partitions.count):
+            length, age = await self._stream_lag(self._stream(partition))
+            pending, oldest = pending + length, max(oldest, age)
+        return pending, oldest
+
+    async def _stream_lag(self, stream: str) -> tuple[int, float]:
+        length = await self._redis.xlen(stream)
         if not length:
             return 0, 0.0
-        first: Any = await self._redis.xrange(self._stream, count=1)
+        first: Any = await self._redis.xrange(stream, count=1)
         oldest_ms = int(first[0][0].split(b"-")[0]) if first else int(time.time() * 1000)
         return int(length), max(0.0, time.time() - oldest_ms / 1000)
 
+    async def _attempt(self, keys: list[str], args: list[Any], deadline: float) -> Any:
+        """Run the script (and WAIT), retrying failures of a moment until ``deadline``."""
+        if self._min_replicas:
+            return await self._retrying(lambda: self._replicated(keys, args), deadline)
+        return await self._retrying(lambda: self._append(keys=keys, args=args), deadline)
+
+    @staticmethod
+    async def _retrying(call: Callable[[], Awaitable[Any]], deadline: float) -> Any:
+        """``call()``, again after failures of a moment, until ``deadline``.
+
+        Raises:
+            ServiceUnavailable: still failing at the deadline.
+        """
+        backoff = 0.02
+        while True:
+            try:
+                return await call()
+            except TRANSIENT as exc:
+                if time.monotonic() + backoff > deadline:
+                    raise ServiceUnavailable("The message log is unavailable; retry") from exc
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 0.25)
+
+    async def _replicated(self, keys: list[str], args: list[Any]) -> Any:
+        """The script and ``WAIT N`` pipelined on one connection (WAIT counts its writes).
+
+        Raises:
+            ServiceUnavailable: fewer than N replicas acknowledged in time.
+        """
+        pipe = self._pipeline()
+        pipe.execute_command("EVALSHA", self._append.sha, len(keys), *keys, *args)
+        try:
+            result, replicas = await self._with_wait(pipe, keys[0])
+        except redis_errors.NoScriptError:  # a promoted replica has no script cache
+            await self._redis.script_load(_APPEND)
+            raise redis_errors.TryAgainError("script loaded") from None
+        if int(replicas) < self._min_replicas:
+            raise ServiceUnavailable(
+                "The message did not reach enough Redis replicas in time; retry with the same "
+                "client_msg_id"
+            )
+        return result
+
+    def _pipeline(self) -> Any:
+        """A pipeline: its commands for one node (one slot) share one connection."""
+        return self._redis.pipeline(transaction=False)
+
+    async def _with_wait(self, pipe: Any, key: str, *, role: bool = False) -> list[Any]:
+        """Add ``WAIT N`` at ``key``'s primary and run the pipeline; WAIT's answer is last.
+
+        With ``role``, the primary's ``ROLE`` (its connected replicas) comes before it.
+
+        Raises:
+            TryAgainError: the slot moved meanwhile, so WAIT ran on another connection.
+        """
+        cluster = self._redis if isinstance(self._redis, RedisCluster) else None
+        owner = cluster.get_node_from_key(key) if cluster is not None else None
+        where = {"target_nodes": owner} if owner is not None else {}
+        if role:
+            pipe.execute_command("ROLE", **where)
+        pipe.execute_command("WAIT", self._min_replicas, self._ack_timeout_ms, **where)
+        results: list[Any] = await pipe.execute()
+        if cluster is not None and cluster.get_node_from_key(key) != owner:
+            raise redis_errors.TryAgainError("the slot moved: WAIT ran elsewhere")
+        return results
+
+    async def _release(
+        self, group_id: uuid.UUID, seq: int, envelope: bytes, deadline: float
+    ) -> None:
+        """Once the replicas hold a message: raise the replicated seq, publish the envelope."""
+        partitions = self._partitions
+        channel = partitions.channel(partitions.of(group_id), group_channel(group_id))
+        args: list[Any] = [channel, seq, envelope, self._publish_command]
+        keys = [self._key("acked", group_id)]
+        await self._retrying(lambda: self._publish_replicated(keys=keys, args=args), deadline)
+
+    async def _limited_unless_repeat(self, idem_key: str, retry_after: int) -> Accepted:
+        """Over the rate on a cluster: a repeat still gets its first ack, others are refused."""
+        prior = await self._redis.get(idem_key)
+        if prior is None:
+            raise RateLimited(retry_after, "Slow down: too many messages")
+        return parse_ack(prior.decode() if isinstance(prior, bytes) else str(prior))
+
     async def _read(
-        self, consumer: str, start: str, count: int, block_ms: int | None
+        self, partition: int, consumer: str, start: str, count: int, block_ms: int | None
     ) -> list[PersistEntry]:
-        response: Any = await self._redis.xreadgroup(
-            GROUP, consumer, {self._stream: start}, count=count, block=block_ms
-        )
+        """Read a batch; when acks wait for replicas, only once the replicas hold it.
+
+        Raises:
+            Unreplicated: fewer than N replicas hold the batch yet (it stays pending).
+        """
+        stream = self._stream(partition)
+        if not self._min_replicas:
+            response: Any = await self._redis.xreadgroup(
+                GROUP, consumer, {stream: start}, count=count, block=block_ms
+            )
+        else:
+            pipe = self._pipeline()
+            pipe.xreadgroup(GROUP, consumer, {stream: start}, count=count, block=block_ms)
+            pipe.set(self._partitions.key(partition, "persist:mark"), consumer, px=60_000)
+            response, _, role, replicas = await self._with_wait(pipe, stream, role=True)
+            # A primary with fewer replicas than N (its own failed over) has nobody a failover
+            # could promote over it: what it holds is as safe as it gets, so it is persisted.
+            needed = min(self._min_replicas, len(role[2]))
+            if response and int(replicas) < needed:
+                raise Unreplicated("a persistence batch is not on enough replicas yet")
         entries: list[PersistEntry] = []
         for _stream, items in response or []:
             entries.extend(self._entry(entry_id, fields) for entry_id, fields in items if fields)
         return entries
 
-    async def _ensure_group(self) -> None:
-        if self._group_ready:
+    async def _ensure_group(self, partition: int) -> None:
+        if partition in self._groups_ready:
             return
         try:
-            await self._redis.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
+            await self._redis.xgroup_create(self._stream(partition), GROUP, id="0", mkstream=True)
+        except redis_errors.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-        self._group_ready = True
+        self._groups_ready.add(partition)
 
     async def _reserved(self, group_id: uuid.UUID, counter: int | None) -> None:
         """Reserve the group's next block and adopt it, one node at a time.
@@ -276,8 +492,8 @@ class RedisMessageLog:
             await asyncio.sleep(0.01)  # another reservation is under way; the caller retries
             return
         try:
-            keys = [self._key("seq", group_id), self._key("ceil", group_id)]
-            found, ceiling = await self._redis.mget(keys)
+            keys = [self._key(kind, group_id) for kind in ("seq", "ceil", "acked")]
+            found, ceiling, _ = await self._redis.mget(keys)
             if (found is not None) if counter is None else int(ceiling or 0) > counter:
                 return
             reservation = await self._floors.reserve(group_id, counter)
@@ -288,26 +504,32 @@ class RedisMessageLog:
             await self._unlock(keys=[lock], args=[token])
 
     def _key(self, kind: str, group_id: uuid.UUID) -> str:
-        return f"{self._prefix}{kind}:{group_id}"
+        """A key of the group's, in the group's partition."""
+        return self._partitions.owned(group_id, f"{kind}:{group_id}")
+
+    def _stream(self, partition: int) -> str:
+        return self._partitions.key(partition, "persist")
 
     def _keys(self, message: NewMessage) -> list[str]:
-        group = message.group_id
+        group, author = message.group_id, message.author_id
+        partition = self._partitions.of(group)
         return [
             self._key("seq", group),
-            f"{self._prefix}idem:{group}:{message.author_id}:{message.client_msg_id}",
+            self._partitions.key(partition, f"idem:{group}:{author}:{message.client_msg_id}"),
             self._key("rec", group),
-            self._stream,
-            f"{self._prefix}rl:msg:{message.author_id}",
+            self._stream(partition),
+            self._partitions.key(partition, f"rl:msg:{author}"),  # unused on a cluster
             self._key("ceil", group),
         ]
 
     def _args(self, message: NewMessage, rate: Rate) -> list[Any]:
         prefix, suffix = message.frame_template()
         created_ms = int(message.created_at.timestamp() * 1000)
+        partitions, group = self._partitions, message.group_id
         return [
             prefix,
             suffix,
-            f"{self._prefix}g:{message.group_id}",
+            partitions.channel(partitions.of(group), group_channel(group)),
             IDEMPOTENCY_TTL_S,
             self._window,
             self._window_s,
@@ -318,9 +540,14 @@ class RedisMessageLog:
             message.client_msg_id,
             created_ms,
             rate.period_s * 1000,
-            rate.limit,
+            0 if partitions.sharded else rate.limit,
             message.created_at.isoformat(),
+            "" if self._min_replicas else self._publish_command,
         ]
+
+    @property
+    def _publish_command(self) -> str:
+        return "SPUBLISH" if self._partitions.sharded else "PUBLISH"
 
     @staticmethod
     def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> PersistEntry:
@@ -335,3 +562,7 @@ class RedisMessageLog:
             "created_at": utc_from_ms(created),
         }
         return PersistEntry(entry_id.decode(), row, created / 1000)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -3,7 +3,8 @@
 Both are leases that a node refreshes for its live sockets; a dead node stops refreshing,
 so its entries expire (``WS_LEASE_TTL_S``, 30 s) and other nodes sweep them, announcing the
 users offline. Redis implementations use Lua for atomicity and the Redis clock; the
-in-process twins serve the embedded default.
+in-process twins serve the embedded default. On a Redis Cluster a user's leases live in the
+user's partition and a group's presence in the group's (:mod:`server.bus.partitions`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
+from server.bus.partitions import Partitions
+from server.redis_client import RedisClient
+
+_Presence = tuple[uuid.UUID, uuid.UUID, str]
+"""A presence entry: group, user, session."""
 
 
 class Registry(Protocol):
@@ -180,9 +185,9 @@ REFRESH_BATCH = 250
 class RedisRegistry:
     """Leases and presence shared by every node."""
 
-    def __init__(self, redis: Redis, prefix: str, ttl_s: float) -> None:
+    def __init__(self, redis: RedisClient, partitions: Partitions, ttl_s: float) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._partitions = partitions
         self._ttl_ms = int(ttl_s * 1000)
         # presence entries expire one sweep interval early, so "offline" is announced in time
         self._presence_ttl_ms = max(int(ttl_s * 1000) - 5000, int(ttl_s * 500))
@@ -227,9 +232,21 @@ class RedisRegistry:
         """Push expiries forward for this node's sockets, a batch per script call.
 
         Between batches the event loop runs, so a node with thousands of sockets never stalls
-        its fan-out for the whole refresh.
+        its fan-out for the whole refresh. A batch holds keys of one partition (one hash slot
+        on a cluster): leases go by user, presence by group.
         """
-        lease_list, presence_list = list(leases), list(presence)
+        by_partition: dict[int, tuple[list[tuple[uuid.UUID, str]], list[_Presence]]] = {}
+        of = self._partitions.of
+        for lease in leases:
+            by_partition.setdefault(of(lease[0]), ([], []))[0].append(lease)
+        for entry in presence:
+            by_partition.setdefault(of(entry[0]), ([], []))[1].append(entry)
+        for lease_list, presence_list in by_partition.values():
+            await self._refresh_partition(lease_list, presence_list)
+
+    async def _refresh_partition(
+        self, lease_list: list[tuple[uuid.UUID, str]], presence_list: list[_Presence]
+    ) -> None:
         for start in range(0, max(len(lease_list), len(presence_list)), REFRESH_BATCH):
             end = start + REFRESH_BATCH
             batch_leases, batch_presence = lease_list[start:end], presence_list[start:end]
@@ -247,13 +264,13 @@ class RedisRegistry:
         return [uuid.UUID(g.decode() if isinstance(g, bytes) else str(g)) for g in gone]
 
     def _conns(self, user_id: uuid.UUID) -> str:
-        return f"{self._prefix}conns:{user_id}"
+        return self._partitions.owned(user_id, f"conns:{user_id}")
 
     def _presence(self, group_id: uuid.UUID) -> str:
-        return f"{self._prefix}pres:{group_id}"
+        return self._partitions.owned(group_id, f"pres:{group_id}")
 
     def _sessions(self, group_id: uuid.UUID, user_id: uuid.UUID) -> str:
-        return f"{self._prefix}pres:{group_id}:{user_id}"
+        return self._partitions.owned(group_id, f"pres:{group_id}:{user_id}")
 
 
 class MemoryRegistry:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from redis.asyncio import Redis
+from server.redis_client import RedisClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +148,7 @@ return {1, tostring(tat), tostring(now)}
 class RedisRateLimiter:
     """GCRA in one Lua script: atomic, and timed by the Redis server's clock."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self._script = redis.register_script(_GCRA)
         self._prefix = prefix + "rl:"
 

@@ -1,8 +1,9 @@
-"""Fixtures for the real-time contract suite: the same tests on Redis and in process."""
+"""Fixtures for the real-time contract suite: the same tests on Redis, a cluster, in process."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts.redis_cluster import LocalCluster
 from tests.fixtures.browser import PHASE_REPORTS
 from tests.fixtures.pg_cluster import StreamingPair
 from tests.fixtures.redis_server import OwnRedis
@@ -74,19 +76,33 @@ async def owned_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
         server.kill()
 
 
-@pytest.fixture(params=["redis", "memory", "asgi"])
+@pytest.fixture(scope="session")
+async def cluster_node(
+    pg_url: str, redis_cluster: LocalCluster, media_dir: Path
+) -> AsyncIterator[RunningServer]:
+    """A node on PostgreSQL and the shared Redis Cluster (16 partitions, sharded pub/sub)."""
+    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    settings = make_settings(pg_url, redis_cluster.url, prefix, media_dir, redis_cluster=True)
+    async with serve(settings) as running:
+        yield running
+
+
+@pytest.fixture(params=["redis", "cluster", "memory", "asgi"])
 async def rt(
     request: pytest.FixtureRequest,
     node: RunningServer,
+    cluster_node: RunningServer,
     embedded_node: RunningServer,
     asgi_node: RunningServer,
 ) -> AsyncIterator[Realtime]:
-    """The contract suite's subject, three times.
+    """The contract suite's subject, four times.
 
-    The Redis-backed node, the embedded one, and the embedded one under uvicorn's stock
-    socket protocol (frames through plain ASGI ``send`` instead of pre-framed writes).
+    The Redis-backed node, one on a Redis Cluster, the embedded one, and the embedded one
+    under uvicorn's stock socket protocol (frames through plain ASGI ``send`` instead of
+    pre-framed writes).
     """
-    chosen = {"redis": node, "memory": embedded_node, "asgi": asgi_node}[request.param]
+    nodes = {"redis": node, "cluster": cluster_node, "memory": embedded_node, "asgi": asgi_node}
+    chosen = nodes[request.param]
     async with httpx.AsyncClient(base_url=chosen.base_url, timeout=10) as http:
         yield Realtime(chosen, http, request.param)
 

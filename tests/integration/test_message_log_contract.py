@@ -1,15 +1,15 @@
-"""The MessageLog contract, run against the in-process twin and against real Redis.
+"""The MessageLog contract, run in process, on one real Redis and on a real Redis Cluster.
 
-Each implementation is paired with its bus (MemoryBus, or a RedisBus on the same prefix) so
-the tests see what every node would receive. Redis-only scenarios follow: a dead persister's
-entries are claimed by another one, and the lag of the persistence stream is reported.
+Each implementation is paired with its bus (MemoryBus, or a RedisBus on the same prefix and
+partitions) so the tests see what every node would receive. Redis-only scenarios follow: a
+new lease holder adopts what an earlier persister left, and the persistence streams' lag.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -18,16 +18,21 @@ import pytest
 from redis.asyncio import Redis
 
 from protocol.frames import MessageCreated
+from scripts.redis_cluster import LocalCluster
 from server.bus.base import Bus
 from server.bus.memory import MemoryBus
+from server.bus.partitions import Partitions
 from server.bus.redis import RedisBus
 from server.errors import RateLimited
 from server.realtime.envelope import Envelope, Kind, group_channel, unpack
 from server.realtime.log import Accepted, MessageLog, NewMessage
 from server.realtime.memory_log import MemoryMessageLog
 from server.realtime.redis_log import RedisMessageLog
-from server.security.ratelimit import Rate
+from server.redis_client import RedisClient
+from server.resources import channel_route
+from server.security.ratelimit import Rate, RedisRateLimiter
 from tests.fixtures.floors import DictFloors
+from tests.fixtures.redis_cluster import cluster_client, drop_cluster_prefix
 from tests.fixtures.services import REDIS_URL, drop_redis_prefix
 
 GENEROUS = Rate(1000, 1.0)
@@ -42,6 +47,14 @@ class Harness:
     log: MessageLog
     bus: Bus
     floors: DictFloors
+    partitions: Partitions
+    client: RedisClient | None = None
+    min_replicas: int = 0
+    cleanup: Callable[[], Awaitable[None]] | None = None
+
+    def partition(self, group_id: uuid.UUID) -> int:
+        """The persistence stream a group's messages are queued on."""
+        return self.partitions.of(group_id)
 
     @property
     def seeds(self) -> dict[uuid.UUID, int]:
@@ -114,13 +127,37 @@ async def prefix() -> AsyncIterator[str]:
     await drop_redis_prefix(value)
 
 
-async def redis_harness(redis: Redis, prefix: str) -> Harness:
-    """A RedisMessageLog with a started RedisBus on the same prefix."""
-    bus = RedisBus(redis, REDIS_URL, prefix)
+async def redis_harness(
+    redis: RedisClient,
+    prefix: str,
+    url: str = REDIS_URL,
+    partitions: Partitions | None = None,
+    min_replicas: int = 0,
+) -> Harness:
+    """A RedisMessageLog with a started RedisBus on the same prefix and partitions."""
+    partitions = partitions or Partitions(prefix)
+    bus = RedisBus(redis, url, partitions=partitions, route=channel_route(partitions))
     await bus.start()
     floors = DictFloors()
-    log = RedisMessageLog(redis, prefix, floors, window=WINDOW, window_s=WINDOW_S)
-    return Harness(log, bus, floors)
+    log = redis_log(redis, partitions, floors, min_replicas)
+    return Harness(log, bus, floors, partitions, client=redis, min_replicas=min_replicas)
+
+
+def redis_log(
+    redis: RedisClient, partitions: Partitions, floors: DictFloors, min_replicas: int = 0
+) -> RedisMessageLog:
+    """A RedisMessageLog (another node's, when called again with the same arguments)."""
+    limiter = RedisRateLimiter(redis, partitions.prefix)
+    return RedisMessageLog(
+        redis,
+        partitions,
+        floors,
+        limiter,
+        window=WINDOW,
+        window_s=WINDOW_S,
+        min_replicas=min_replicas,
+        ack_timeout_ms=2000,
+    )
 
 
 def memory_harness() -> Harness:
@@ -128,25 +165,59 @@ def memory_harness() -> Harness:
     bus = MemoryBus()
     floors = DictFloors()
     log = MemoryMessageLog(bus, floors, window=WINDOW, window_s=WINDOW_S)
-    return Harness(log, bus, floors)
+    return Harness(log, bus, floors, Partitions(""))
 
 
-@pytest.fixture(params=["memory", "redis"])
+async def cluster_harness(
+    request: pytest.FixtureRequest, prefix: str, min_replicas: int = 0
+) -> Harness:
+    """The Redis log on the shared Redis Cluster, 16 partitions (cleaned up after the test).
+
+    With ``min_replicas`` 1, acks (and persistence reads) wait for a replica.
+    """
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+    client = await cluster_client(cluster).initialize()
+    partitions = Partitions(prefix, 16, sharded=True)
+    made = await redis_harness(client, prefix, cluster.url, partitions, min_replicas)
+
+    async def cleanup() -> None:
+        await drop_cluster_prefix(client, prefix)
+        await client.aclose()
+
+    made.cleanup = cleanup
+    return made
+
+
+@pytest.fixture(params=["memory", "redis", "cluster", "cluster-replicated"])
 async def harness(
     request: pytest.FixtureRequest, redis: Redis, prefix: str
 ) -> AsyncIterator[Harness]:
     """Each implementation of the MessageLog contract, with its bus."""
-    made = memory_harness() if request.param == "memory" else await redis_harness(redis, prefix)
+    if request.param == "memory":
+        made = memory_harness()
+    elif request.param == "redis":
+        made = await redis_harness(redis, prefix)
+    else:
+        made = await cluster_harness(request, prefix, int(request.param == "cluster-replicated"))
     yield made
     await made.bus.stop()
+    if made.cleanup is not None:
+        await made.cleanup()
 
 
-@pytest.fixture
-async def redis_only(redis: Redis, prefix: str) -> AsyncIterator[Harness]:
-    """The Redis implementation alone."""
-    made = await redis_harness(redis, prefix)
+@pytest.fixture(params=["redis", "cluster", "cluster-replicated"])
+async def redis_only(
+    request: pytest.FixtureRequest, redis: Redis, prefix: str
+) -> AsyncIterator[Harness]:
+    """The Redis implementation alone, on one Redis and on a cluster."""
+    if request.param == "redis":
+        made = await redis_harness(redis, prefix)
+    else:
+        made = await cluster_harness(request, prefix, int(request.param == "cluster-replicated"))
     yield made
     await made.bus.stop()
+    if made.cleanup is not None:
+        await made.cleanup()
 
 
 def ids(count: int) -> list[uuid.UUID]:
@@ -202,7 +273,11 @@ async def test_last_seq_seeds_on_first_use(harness: Harness) -> None:
 async def test_repeated_client_msg_id_returns_first_ack_and_publishes_nothing(
     harness: Harness,
 ) -> None:
-    """A retried send gets the first ack, marked duplicate; no seq is used, nothing is sent."""
+    """A retried send gets the first ack, marked duplicate; no seq is used, nothing new is sent.
+
+    When acks wait for replicas, a repeat publishes the first envelope again (its first
+    publish may never have happened: the replicas were late); cursors drop it by seq.
+    """
     group, author = ids(2)
     received = await harness.listen(group)
     first = new_message(group, author, client_msg_id="retry-me", body="original")
@@ -212,10 +287,13 @@ async def test_repeated_client_msg_id_returns_first_ack_and_publishes_nothing(
     assert again == Accepted(ack.seq, first.message_id, first.created_at, True)
     following = await harness.log.append(new_message(group, author), GENEROUS)
     assert following.seq == ack.seq + 1
-    await received.until(2)
-    assert [e.seq for e in received] == [ack.seq, following.seq]
+    expected = [ack.seq, following.seq]
+    if harness.min_replicas:
+        expected.insert(1, ack.seq)
+    await received.until(len(expected))
+    assert [e.seq for e in received] == expected
     frames = [msgspec.json.decode(e.frame, type=MessageCreated) for e in received]
-    assert frames[0].body == "original"
+    assert {frame.body for frame in frames[:-1]} == {"original"}
 
 
 async def test_same_client_msg_id_elsewhere_is_a_new_message(harness: Harness) -> None:
@@ -368,12 +446,12 @@ async def test_pending_yields_rows_and_acknowledged_entries_do_not_return(
     messages = [new_message(group, author) for _ in range(3)]
     for message in messages:
         await harness.log.append(message, GENEROUS)
-    entries = await harness.log.pending("persister-1", 10, 1.0)
+    entries = await harness.log.pending(harness.partition(group), "persister-1", 10, 1.0)
     assert [e.row for e in entries] == [m.row(101 + i) for i, m in enumerate(messages)]
     assert all(e.logged_at > 0 for e in entries)
     assert len({e.entry_id for e in entries}) == 3
-    await harness.log.acknowledge([e.entry_id for e in entries])
-    assert await harness.log.pending("persister-1", 10, 0.1) == []
+    await harness.log.acknowledge(harness.partition(group), [e.entry_id for e in entries])
+    assert await harness.log.pending(harness.partition(group), "persister-1", 10, 0.1) == []
     assert (await harness.log.lag())[0] == 0
 
 
@@ -382,19 +460,19 @@ async def test_pending_honours_count(harness: Harness) -> None:
     group, author = ids(2)
     for _ in range(3):
         await harness.log.append(new_message(group, author), GENEROUS)
-    batch = await harness.log.pending("persister-1", 2, 1.0)
+    batch = await harness.log.pending(harness.partition(group), "persister-1", 2, 1.0)
     assert [e.row["seq"] for e in batch] == [1, 2]
-    await harness.log.acknowledge([e.entry_id for e in batch])
-    rest = await harness.log.pending("persister-1", 2, 1.0)
+    await harness.log.acknowledge(harness.partition(group), [e.entry_id for e in batch])
+    rest = await harness.log.pending(harness.partition(group), "persister-1", 2, 1.0)
     assert [e.row["seq"] for e in rest] == [3]
-    await harness.log.acknowledge([e.entry_id for e in rest])
+    await harness.log.acknowledge(harness.partition(group), [e.entry_id for e in rest])
 
 
 async def test_pending_with_nothing_logged_returns_empty_after_waiting(harness: Harness) -> None:
     """An idle persister waits about ``block_s`` and gets an empty batch."""
     loop = asyncio.get_running_loop()
     started = loop.time()
-    assert await harness.log.pending("persister-1", 10, 0.2) == []
+    assert await harness.log.pending(0, "persister-1", 10, 0.2) == []
     assert 0.15 <= loop.time() - started < 2.0
 
 
@@ -402,7 +480,7 @@ async def test_acknowledge_of_nothing_is_harmless(harness: Harness) -> None:
     """An empty acknowledgement changes nothing."""
     group, author = ids(2)
     await harness.log.append(new_message(group, author), GENEROUS)
-    await harness.log.acknowledge([])
+    await harness.log.acknowledge(harness.partition(group), [])
     assert (await harness.log.lag())[0] == 1
 
 
@@ -421,39 +499,54 @@ async def test_lag_counts_unpersisted_messages(harness: Harness) -> None:
 
 
 async def test_own_unacknowledged_entries_are_delivered_again(redis_only: Harness) -> None:
-    """A persister that crashed before acking gets its entries again first, on restart."""
+    """A persister that failed before acking gets its entries again first."""
     group, author = ids(2)
+    partition = redis_only.partition(group)
     for _ in range(2):
         await redis_only.log.append(new_message(group, author), GENEROUS)
-    first = await redis_only.log.pending("persister-1", 10, 0.5)
-    again = await redis_only.log.pending("persister-1", 10, 0.5)
+    first = await redis_only.log.pending(partition, "persister-1", 10, 0.5)
+    again = await redis_only.log.pending(partition, "persister-1", 10, 0.5)
     assert [e.entry_id for e in again] == [e.entry_id for e in first]
     assert [e.row["seq"] for e in again] == [1, 2]
+    assert await redis_only.log.pending(partition, "persister-1", 10, 0.1, own=False) == []
 
 
-async def test_dead_consumers_entries_are_claimed_once_idle(
-    redis_only: Harness, redis: Redis, prefix: str
-) -> None:
-    """Entries a dead node's persister took but never acked go to another node after 5 s idle."""
-    other_node = RedisMessageLog(redis, prefix, redis_only.floors, window=WINDOW, window_s=WINDOW_S)
+async def test_a_new_lease_holder_adopts_what_the_last_one_left(redis_only: Harness) -> None:
+    """Entries a dead node's persister took but never acked go to the partition's next holder."""
+    assert redis_only.client is not None
+    other_node = redis_log(
+        redis_only.client, redis_only.partitions, redis_only.floors, redis_only.min_replicas
+    )
     group, author = ids(2)
+    partition = redis_only.partition(group)
     messages = [new_message(group, author) for _ in range(2)]
     for message in messages:
         await redis_only.log.append(message, GENEROUS)
-    taken = await redis_only.log.pending("dead", 10, 0.5)
+    taken = await redis_only.log.pending(partition, "dead", 10, 0.5)
     assert len(taken) == 2
-    assert await other_node.pending("alive", 10, 0.1) == []
+    assert await other_node.pending(partition, "alive", 10, 0.1) == []
     assert (await other_node.lag())[0] == 2
-    await asyncio.sleep(5.5)
-    count, age = await redis_only.log.lag()
-    assert count == 2
-    assert age >= 5.0
-    claimed = await other_node.pending("alive", 10, 0.1)
+    assert await other_node.adopt(partition, "alive") == 2
+    assert await other_node.adopt(partition, "alive") == 2  # its own now: claimed again, harmless
+    claimed = await other_node.pending(partition, "alive", 10, 0.1)
     assert [e.entry_id for e in claimed] == [e.entry_id for e in taken]
     assert [e.row for e in claimed] == [m.row(i + 1) for i, m in enumerate(messages)]
-    await other_node.acknowledge([e.entry_id for e in claimed])
+    await other_node.acknowledge(partition, [e.entry_id for e in claimed])
     assert await redis_only.log.lag() == (0, 0.0)
-    assert await redis_only.log.pending("dead", 10, 0.1) == []
+    assert await redis_only.log.pending(partition, "dead", 10, 0.1) == []
+
+
+async def test_lag_sums_every_partition(redis_only: Harness) -> None:
+    """Messages of groups in different partitions all count, and the oldest sets the age."""
+    count = redis_only.partitions.count
+    groups = [uuid.UUID(int=uuid.uuid4().int // count * count + p) for p in range(count)] * 2
+    author = uuid.uuid4()
+    for group in groups:
+        await redis_only.log.append(new_message(group, author), GENEROUS)
+    assert {redis_only.partition(g) for g in groups} == set(range(count))
+    count, age = await redis_only.log.lag()
+    assert count == len(groups)
+    assert 0.0 <= age < 5.0
 
 
 async def test_seq_is_seeded_once_then_kept_in_redis(redis_only: Harness) -> None:

@@ -178,10 +178,20 @@ def _indexes_used(plan: Any) -> set[str]:
     return found
 
 
-async def _explain(database_url: str, statement: AnySelect) -> set[str]:
+ORDER_INDEXES = {"uq_messages_group_id_seq"}
+"""Indexes meant to serve a list's ORDER BY as well: their plans are explained without sorts.
+
+Otherwise, for a group with few rows among many (a long test run), a plan that finds the rows
+by another index and sorts them costs about the same, and the planner's pick is a coin toss.
+"""
+
+
+async def _explain(database_url: str, statement: AnySelect, *, sorts: bool = True) -> set[str]:
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("SET enable_seqscan = off")
+        if not sorts:
+            await conn.execute("SET enable_sort = off")
         raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {_sql(statement)}")
     finally:
         await conn.close()
@@ -269,5 +279,5 @@ async def test_list_sql_is_served_by_its_index(
 ) -> None:
     """With sequential scans off, the API's filter/sort SQL scans the index meant for it."""
     assert node.db.dialect == "postgresql"
-    used = await _explain(settings.database_url, statement)
+    used = await _explain(settings.database_url, statement, sorts=index not in ORDER_INDEXES)
     assert index in used, f"{index} not used; plan scanned {sorted(used)}:\n{_sql(statement)}"

@@ -1,4 +1,4 @@
-"""The Registry contract, run against the in-process twin and against real Redis.
+"""The Registry contract, run in process, on one real Redis and on a real Redis Cluster.
 
 Redis-only scenarios follow: leases and presence of a node that stops refreshing expire, which
 is how a dead node's connection slots are freed and its users announced offline.
@@ -14,7 +14,10 @@ import pytest
 from redis.asyncio import Redis
 
 import server.realtime.registry as registry_module
+from scripts.redis_cluster import LocalCluster
+from server.bus.partitions import Partitions
 from server.realtime.registry import MemoryRegistry, RedisRegistry, Registry
+from tests.fixtures.redis_cluster import cluster_client, drop_cluster_prefix
 from tests.fixtures.services import REDIS_URL, drop_redis_prefix
 
 LIMIT = 3
@@ -36,18 +39,41 @@ async def prefix() -> AsyncIterator[str]:
     await drop_redis_prefix(value)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def registry(request: pytest.FixtureRequest, redis: Redis, prefix: str) -> Registry:
-    """Each implementation of the Registry contract."""
+async def _redis_registry(
+    request: pytest.FixtureRequest, redis: Redis, prefix: str, ttl_s: float
+) -> AsyncIterator[RedisRegistry]:
+    """A Redis registry on one Redis or (``request.param == "cluster"``) the shared cluster."""
+    if request.param != "cluster":
+        yield RedisRegistry(redis, Partitions(prefix), ttl_s=ttl_s)
+        return
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+    client = await cluster_client(cluster).initialize()
+    try:
+        yield RedisRegistry(client, Partitions(prefix, 16, sharded=True), ttl_s=ttl_s)
+    finally:
+        await drop_cluster_prefix(client, prefix)
+        await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
+async def registry(
+    request: pytest.FixtureRequest, redis: Redis, prefix: str
+) -> AsyncIterator[Registry]:
+    """Each implementation of the Registry contract (Redis ones on one Redis and a cluster)."""
     if request.param == "memory":
-        return MemoryRegistry()
-    return RedisRegistry(redis, prefix=prefix, ttl_s=30)
+        yield MemoryRegistry()
+        return
+    async for made in _redis_registry(request, redis, prefix, 30):
+        yield made
 
 
-@pytest.fixture
-def short_lived(redis: Redis, prefix: str) -> RedisRegistry:
+@pytest.fixture(params=["redis", "cluster"])
+async def short_lived(
+    request: pytest.FixtureRequest, redis: Redis, prefix: str
+) -> AsyncIterator[RedisRegistry]:
     """A Redis registry whose leases last one second unless refreshed."""
-    return RedisRegistry(redis, prefix=prefix, ttl_s=1)
+    async for made in _redis_registry(request, redis, prefix, 1):
+        yield made
 
 
 def ids(count: int) -> list[uuid.UUID]:

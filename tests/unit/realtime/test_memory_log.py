@@ -175,17 +175,21 @@ async def test_lag_counts_the_queue_without_an_age(
     assert await log.lag() == (2, 0.0)
 
 
-async def test_taking_entries_is_the_acknowledgement(
-    log: MemoryMessageLog, clock: FrozenClock
-) -> None:
-    """An entry leaves the queue when it is handed out, even before acknowledge."""
-    await log.append(message(clock), GENEROUS)
-    (entry,) = await log.pending("any", 10, 0.1)
-    assert entry.entry_id == "1"
+async def test_an_entry_stays_until_acknowledged(log: MemoryMessageLog, clock: FrozenClock) -> None:
+    """A handed-out entry comes back (a failed write) until acknowledged, then is gone."""
+    sent = message(clock)
+    await log.append(sent, GENEROUS)
+    (entry,) = await log.pending(0, "any", 10, 0.1)
+    assert entry.entry_id == str(sent.message_id)
     assert entry.logged_at == START
-    assert await log.pending("any", 10, 0.01) == []
-    await log.acknowledge([entry.entry_id])
+    assert await log.pending(0, "any", 10, 0.01) == [entry]
+    assert await log.pending(0, "any", 10, 0.01, own=False) == []
+    assert await log.lag() == (1, 0.0)
+    await log.acknowledge(0, [entry.entry_id])
+    assert await log.pending(0, "any", 10, 0.01) == []
     assert await log.lag() == (0, 0.0)
+    assert await log.adopt(0, "any") == 0
+    assert log.partitions == 1
 
 
 async def test_published_subject_is_the_creation_time(

@@ -159,6 +159,7 @@ def _lifespan(settings: Settings) -> Any:
                     "gate": gate,
                     "settings": settings,
                     "admission": admission,
+                    "db": resources.db,
                 }
             finally:
                 await node.stop()

@@ -45,6 +45,7 @@ class Node:
         self.persister = build_persister(resources, self.realtime, self.domain)
         self.activity = DailyActive(resources.redis, self.settings.redis_prefix, clock.time)
         self.draining = False
+        self._replica_watch: asyncio.Task[None] | None = None
 
     async def authenticate(self, token: str) -> Principal:
         """Verify an access token (REST or socket) and count its user as active today.
@@ -64,6 +65,9 @@ class Node:
         self.persister.start()
         self.hub.start()
         await self._housekeeping()
+        if self.resources.db.replicas is not None:
+            await self._check_replicas()
+            self._replica_watch = asyncio.create_task(self._watch_replicas(), name="replicas")
 
     async def drain(self, deadline_s: float) -> None:
         """Report not ready, refuse new sockets, and close the open ones in batches."""
@@ -77,6 +81,9 @@ class Node:
         await self.persister.stop(self.settings.shutdown_grace_s)
         await self.realtime.log.close()
         await self.realtime.watch.stop()
+        if self._replica_watch is not None:
+            self._replica_watch.cancel()
+            await asyncio.gather(self._replica_watch, return_exceptions=True)
 
     def _credentials_changed(self, _channel: str, payload: bytes) -> None:
         try:
@@ -98,6 +105,14 @@ class Node:
             states["node"] = "draining"
         return states
 
+    def replicas(self) -> dict[str, dict[str, object]]:
+        """Each read replica's state (``ok``, ``lagging``, ``down``) and lag, by name.
+
+        Readiness reports them without failing: the primary serves when no replica can.
+        """
+        replicas = self.resources.db.replicas
+        return replicas.report() if replicas is not None else {}
+
     async def refresh_gauges(self) -> None:
         """Update gauges computed on scrape (a dependency down leaves them as they were)."""
         try:
@@ -108,6 +123,21 @@ class Node:
         PERSISTER_PENDING.set(pending)
         PERSISTER_OLDEST_AGE.set(oldest)
         DAILY_ACTIVE_USERS.set(active)
+
+    async def _watch_replicas(self) -> None:
+        """Check the read replicas every ``DATABASE_REPLICA_CHECK_S``, for the node's life."""
+        while True:
+            await asyncio.sleep(self.settings.database_replica_check_s)
+            await self._check_replicas()
+
+    async def _check_replicas(self) -> None:
+        replicas = self.resources.db.replicas
+        if replicas is None:
+            return
+        try:
+            await replicas.check(self.resources.db.engine)
+        except Exception:
+            log.exception("could not check the read replicas")
 
     async def _housekeeping(self) -> None:
         """Queue start-up maintenance jobs (the worker runs them, or this process)."""

@@ -12,6 +12,7 @@ from server.bus.base import Bus
 from server.bus.memory import MemoryBus
 from server.bus.partitions import Partitions
 from server.bus.redis import RedisBus
+from server.cache import MemoryCache, RedisCache
 from server.realtime.envelope import channel_owner
 from server.redis_client import RedisClient, create_redis
 from server.settings import Settings
@@ -35,14 +36,19 @@ class Resources:
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Create every resource; close them all, in reverse, on exit."""
+    url, cluster = settings.redis_url, settings.redis_cluster
+    redis = create_redis(url, cluster=cluster) if url else None
+    marks = RedisCache(redis, settings.redis_prefix) if redis is not None else MemoryCache()
     db = create_database(
         settings.database_url,
         pool_min=settings.db_pool_min,
         pool_max=settings.db_pool_max,
         echo=settings.db_echo,
+        replica_urls=settings.database_replica_urls,
+        marks=marks,
+        max_lag_s=settings.database_replica_max_lag_s,
+        wait_s=settings.database_replica_wait_s,
     )
-    url, cluster = settings.redis_url, settings.redis_cluster
-    redis = create_redis(url, cluster=cluster) if url else None
     count = settings.redis_partitions if cluster else 1
     partitions = Partitions(settings.redis_prefix, count, sharded=cluster)
     broker = build_broker(settings)

@@ -38,6 +38,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     env: Env = Env.DEV
     database_url: str = DEFAULT_DATABASE_URL
+    database_replica_urls: tuple[str, ...] = ()
+    database_replica_max_lag_s: float = 10.0
+    database_replica_wait_s: float = 0.05
+    database_replica_check_s: float = 1.0
     redis_url: str | None = None
     redis_prefix: str = "sb:"
     redis_cluster: bool = False
@@ -124,6 +128,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Raises:
             SettingsError: with every problem found.
         """
+        self._check_replicas()
         problems = self._redis_problems()
         if self.is_dev:
             if problems:
@@ -153,6 +158,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.redis_min_replicas_ack < 0 or self.redis_ack_timeout_ms < 1:
             problems.append("REDIS_MIN_REPLICAS_ACK must be >= 0, REDIS_ACK_TIMEOUT_MS >= 1")
         return problems
+
+    def _check_replicas(self) -> None:
+        """Read replicas are PostgreSQL standbys of a PostgreSQL primary (any environment)."""
+        if not self.database_replica_urls:
+            return
+        urls = (self.database_url, *self.database_replica_urls)
+        if not all(url.split(":", 1)[0].startswith("postgres") for url in urls):
+            raise SettingsError(
+                "DATABASE_REPLICA_URLS: read replicas need a PostgreSQL DATABASE_URL and "
+                "PostgreSQL replica URLs"
+            )
 
 
 def _split(value: str) -> list[str]:

@@ -45,16 +45,23 @@ async def health(_request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Readiness: every dependency answers; 503 names those that do not."""
-    checks = await _node(request).readiness()
+    """Readiness: every dependency answers; 503 names those that do not.
+
+    Read replicas are reported (``replicas``, and ``degraded`` naming those lagging or
+    down) without failing readiness: the primary serves the reads they cannot.
+    """
+    node = _node(request)
+    checks = await node.readiness()
+    replicas = node.replicas()
+    degraded = sorted(name for name, report in replicas.items() if report["state"] != "ok")
     down = sorted(name for name, state in checks.items() if state != "ok")
     if down:
         return error_response(
             ErrorCode.SERVICE_UNAVAILABLE,
             f"Unavailable: {', '.join(down)}",
-            {"checks": checks, "unavailable": down},
+            {"checks": checks, "unavailable": down, "replicas": replicas},
         )
-    return ok({"status": "ready", "checks": checks})
+    return ok({"status": "ready", "checks": checks, "replicas": replicas, "degraded": degraded})
 
 
 async def metrics(request: Request) -> Response:

@@ -23,8 +23,10 @@ from server.errors import AppError, PayloadTooLarge, UnsupportedMediaType
 from server.infra import as_unavailable
 from server.observability.context import ROUTE_KEY
 from server.security.csrf import CSRF_COOKIE, CSRF_HEADER, check_csrf
+from server.store.db import Database
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+_READS = frozenset({"GET", "HEAD"})
 
 
 def build_routes(
@@ -73,6 +75,8 @@ def _wrap(op: Operation[Any], max_json_bytes: int, max_body_bytes: int) -> Endpo
                 else None
             )
             response = await op.handler(Call(request, body, principal))
+            if principal is not None and op.method not in _READS and response.status_code < 400:  # noqa: PLR2004
+                await _database(request).wrote(principal.user_id)
         except Rejected as rejected:
             response, headers = app_error_response(rejected.error), rejected.headers
         except AppError as exc:
@@ -91,6 +95,11 @@ def _wrap(op: Operation[Any], max_json_bytes: int, max_body_bytes: int) -> Endpo
 
 def _gate(request: Request) -> Gate:
     return cast(Gate, request.state.gate)
+
+
+def _database(request: Request) -> Database:
+    """The node's database: a caller's successful write is recorded there (read-your-writes)."""
+    return cast(Database, request.state.db)
 
 
 def _limited(request: Request, limit: int, *, multipart: bool) -> Request:

@@ -123,7 +123,7 @@ async def get_user(call: Call[None]) -> Response:
 async def list_users(call: Call[None]) -> Response:
     """Find users by username or display name."""
     query = parse_list_query(call.query, USER_LIST, call.user_id)
-    users, total = await call.domain.users.search(query)
+    users, total = await call.domain.users.search(query, call.user_id)
     return page(users, Pagination.of(query.page, query.page_size, total))
 
 

@@ -107,6 +107,30 @@ PERSISTER_OLDEST_AGE = Gauge(
     multiprocess_mode="max",
 )
 
+REPLICA_LAG_SECONDS = Gauge(
+    "studybuddy_db_replica_lag_seconds",
+    "How long ago the primary was at the oldest position a read replica has not replayed.",
+    ["replica"],
+    multiprocess_mode="max",
+)
+REPLICA_LAG_BYTES = Gauge(
+    "studybuddy_db_replica_lag_bytes",
+    "WAL bytes between the primary's position and a read replica's replay position.",
+    ["replica"],
+    multiprocess_mode="max",
+)
+REPLICA_UP = Gauge(
+    "studybuddy_db_replica_up",
+    "1 while a read replica answers its checks, 0 when it does not.",
+    ["replica"],
+    multiprocess_mode="min",
+)
+REPLICA_READS = Counter(
+    "studybuddy_db_read_sessions_total",
+    "Lag-tolerant read sessions, by target (replica, primary) and why (ok, behind, ...).",
+    ["target", "reason"],
+)
+
 
 class FrameTally:
     """Socket frame counts, kept in a plain dict on the hot path.

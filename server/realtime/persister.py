@@ -199,6 +199,7 @@ class Persister:
             await insert_ignoring_duplicates(session, rows)
             if self._hook is not None:
                 staged = await self._stage(session, self._hook, rows)
+        await self._db.wrote(*{row["author_id"] for row in rows})  # read-your-writes
         if staged and self._hook is not None:
             await self._hook.release(staged)
 

@@ -81,8 +81,8 @@ class AssignmentService:
     async def find(
         self, actor_id: uuid.UUID, group_id: uuid.UUID, query: ListQuery
     ) -> tuple[list[AssignmentObject], int]:
-        """A group's assignments."""
-        async with self._db.session() as session:
+        """A group's assignments (a lag-tolerant read)."""
+        async with self._db.read_session(for_user=actor_id) as session:
             await authorize(session, group_id, actor_id, Action.READ_ASSIGNMENTS)
             rows, total = await fetch_page(session, repo.assignments_of(group_id), query)
         return [assignment_view(row[0]) for row in rows], total

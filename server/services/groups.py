@@ -113,8 +113,8 @@ class GroupService:
         return group_view(group, Role.OWNER.value)
 
     async def find(self, viewer: uuid.UUID, query: ListQuery) -> tuple[list[Group], int]:
-        """Public groups and the viewer's own."""
-        async with self._db.session() as session:
+        """Public groups and the viewer's own (a lag-tolerant read)."""
+        async with self._db.read_session(for_user=viewer) as session:
             rows, total = await fetch_page(session, repo.groups_visible_to(viewer), query)
         return [group_view(group, role) for group, role in rows], total
 
@@ -159,8 +159,8 @@ class GroupService:
     async def members(
         self, viewer: uuid.UUID, group_id: uuid.UUID, query: ListQuery
     ) -> tuple[list[Member], int]:
-        """A group's members."""
-        async with self._db.session() as session:
+        """A group's members (a lag-tolerant read)."""
+        async with self._db.read_session(for_user=viewer) as session:
             await authorize(session, group_id, viewer, Action.VIEW_MEMBERS)
             rows, total = await fetch_page(session, repo.members_of(group_id), query)
         return [member_view(m, username, name) for m, username, name in rows], total

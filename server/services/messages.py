@@ -161,13 +161,13 @@ class MessageService:
         after_seq: int | None,
         before_seq: int | None,
     ) -> tuple[list[MessageObject], int]:
-        """A page of a group's messages."""
+        """A page of a group's messages (a lag-tolerant read: history and its search)."""
         statement = repo.messages_of(group_id)
         if after_seq is not None:
             statement = statement.where(Message.seq > after_seq)
         if before_seq is not None:
             statement = statement.where(Message.seq < before_seq)
-        async with self._db.session() as session:
+        async with self._db.read_session(for_user=viewer) as session:
             await authorize(session, group_id, viewer, Action.READ_MESSAGES)
             rows, total = await fetch_page(session, statement, query)
         return [message_view(row[0]) for row in rows], total

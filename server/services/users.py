@@ -87,9 +87,11 @@ class UserService:
         await self._cache.set(key, msgspec.json.encode(profile), self._ttl)
         return profile
 
-    async def search(self, query: ListQuery) -> tuple[list[UserPublic], int]:
-        """Users matching a list query."""
-        async with self._db.session() as session:
+    async def search(
+        self, query: ListQuery, viewer: uuid.UUID | None = None
+    ) -> tuple[list[UserPublic], int]:
+        """Users matching a list query (a lag-tolerant read)."""
+        async with self._db.read_session(for_user=viewer) as session:
             rows, total = await fetch_page(session, select(User), query)
         return [user_public(row[0]) for row in rows], total
 
@@ -166,8 +168,8 @@ class UserService:
         return user_private(user)
 
     async def export(self, user_id: uuid.UUID) -> dict[str, Any]:
-        """Everything held about the caller (GDPR right of access)."""
-        async with self._db.session() as session:
+        """Everything held about the caller (GDPR right of access; a lag-tolerant read)."""
+        async with self._db.read_session(for_user=user_id) as session:
             user = await self._get_in(session, user_id)
             rows = await accounts.export_rows(session, user_id)
         return {

@@ -1,12 +1,21 @@
-"""The database engine and session factory, created by the app lifespan."""
+"""The database: the primary's engine and session factory, and its read replicas.
+
+Created by the app lifespan. Writes, and reads that must be current, use :meth:`Database.session`
+(the primary); reads that tolerate lag ask :meth:`Database.read_session` explicitly, which
+serves them from a replica when one is configured and fit (see :mod:`server.store.replicas`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from server.observability.metrics import instrument_engine
+from server.store.replicas import Replica, ReplicaSet, WriteMarks
 
 _DRIVERS = {
     "postgres": "postgresql+asyncpg",
@@ -33,12 +43,15 @@ def async_url(url: str) -> str:
 
 
 class Database:
-    """An engine and its session factory. Services open transactions on it."""
+    """The primary's engine and session factory, and the replicas. Services open sessions."""
 
-    def __init__(self, engine: AsyncEngine, warm: int = 0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, warm: int = 0, replicas: ReplicaSet | None = None
+    ) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._warm = warm
+        self.replicas = replicas
 
     @property
     def dialect(self) -> str:
@@ -46,8 +59,37 @@ class Database:
         return self.engine.dialect.name
 
     def session(self) -> AsyncSession:
-        """Open a new session (use as ``async with db.session() as s, s.begin():``)."""
+        """Open a session on the primary (``async with db.session() as s, s.begin():``)."""
         return self.sessions()
+
+    @asynccontextmanager
+    async def read_session(self, *, for_user: uuid.UUID | None) -> AsyncIterator[AsyncSession]:
+        """A session for a read that tolerates lag: on a replica when one is fit, else the primary.
+
+        Never write in it. ``for_user`` is the reader: when they wrote recently, a replica
+        serves them only once it has replayed their last write.
+        """
+        opened = await self.replicas.open(for_user) if self.replicas else None
+        if opened is None:
+            async with self.sessions() as session:
+                yield session
+            return
+        session, replica = opened
+        async with session:
+            try:
+                yield session
+            except Exception as exc:
+                if _connection_lost(exc):
+                    replica.set_down(exc)
+                raise
+
+    async def wrote(self, *users: uuid.UUID) -> None:
+        """Record that ``users`` just wrote (after the commit), so that they read it back.
+
+        A no-op without replicas; never raises.
+        """
+        if self.replicas is not None:
+            await self.replicas.wrote(self.engine, users)
 
     async def ping(self) -> None:
         """Run ``SELECT 1``; raises if the database cannot be reached."""
@@ -66,19 +108,78 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self.replicas is not None:
+            await self.replicas.dispose()
 
 
-def create_database(url: str, *, pool_min: int, pool_max: int, echo: bool = False) -> Database:
+def create_database(
+    url: str,
+    *,
+    pool_min: int,
+    pool_max: int,
+    echo: bool = False,
+    replica_urls: Sequence[str] = (),
+    marks: WriteMarks | None = None,
+    max_lag_s: float = 10.0,
+    wait_s: float = 0.05,
+) -> Database:
     """Build the engine for ``url``: a bounded pool on PostgreSQL, WAL and FKs on SQLite.
 
     ``pool_min`` connections are opened at start (:meth:`Database.warm`), up to ``pool_max``
-    as load asks, and kept.
+    as load asks, and kept. With ``replica_urls`` (PostgreSQL only), an engine per replica
+    and ``marks`` to keep users' write positions in.
     """
+    primary = _engine(url, pool_min=pool_min, pool_max=pool_max, echo=echo)
+    warm = pool_min if primary.dialect.name == "postgresql" else 0
+    if not replica_urls:
+        return Database(primary, warm)
+    if marks is None:
+        raise ValueError("read replicas need somewhere to keep users' write positions")
+    replicas = [
+        Replica(
+            replica_name(replica_url),
+            _engine(
+                replica_url,
+                pool_min=pool_min,
+                pool_max=pool_max,
+                echo=echo,
+                timeout_s=2,
+                pre_ping=True,
+            ),
+        )
+        for replica_url in replica_urls
+    ]
+    return Database(primary, warm, ReplicaSet(replicas, marks, max_lag_s=max_lag_s, wait_s=wait_s))
+
+
+def replica_name(url: str) -> str:
+    """How a replica is named in metrics, logs and readiness: ``host:port/database``."""
+    parsed = make_url(url)
+    return f"{parsed.host}:{parsed.port or 5432}/{parsed.database}"
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, OSError)
+
+
+def _engine(
+    url: str,
+    *,
+    pool_min: int,
+    pool_max: int,
+    echo: bool,
+    timeout_s: float = 5,
+    pre_ping: bool = False,
+) -> AsyncEngine:
     url = async_url(url)
-    # No pre-ping: it costs a round trip (BEGIN; ROLLBACK) before every session's first query.
-    # A connection that died with the server fails its first query instead: SQLAlchemy sees
-    # the disconnect, invalidates the whole pool, and the request answers 503 once.
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False}
+    # The primary has no pre-ping: it costs a round trip (BEGIN; ROLLBACK) before every
+    # session's first query. A connection that died with the server fails its first query
+    # instead: SQLAlchemy sees the disconnect, invalidates the whole pool, and the request
+    # answers 503 once. A replica pays the round trip: a read that finds its replica gone
+    # at check-out goes to the primary instead of failing (ADR 0017).
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": pre_ping}
     if url.startswith("postgresql"):
         kwargs |= {
             # Connections opened under load stay open (no overflow opened and closed again
@@ -86,7 +187,7 @@ def create_database(url: str, *, pool_min: int, pool_max: int, echo: bool = Fals
             "pool_size": max(pool_min, pool_max),
             "max_overflow": 0,
             "pool_timeout": 5,
-            "connect_args": {"timeout": 5, "command_timeout": 30},
+            "connect_args": {"timeout": timeout_s, "command_timeout": 30},
         }
     else:
         kwargs["connect_args"] = {"timeout": 30}
@@ -94,7 +195,7 @@ def create_database(url: str, *, pool_min: int, pool_max: int, echo: bool = Fals
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     instrument_engine(engine)
-    return Database(engine, warm=pool_min if url.startswith("postgresql") else 0)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -23,8 +23,8 @@ Body = Annotated[
     msgspec.Meta(
         min_length=1,
         description=(
-            "Message text: 1..4000 characters, counted after control characters are removed "
-            "and NFC is applied (the server checks, answering VALIDATION_ERROR)."
+            "Message text: 1..4000 characters, counted in code points as sent, and not only "
+            "spaces or control characters (the server checks, answering VALIDATION_ERROR)."
         ),
         extra_json_schema={"maxLength": MAX_BODY_CHARS},
     ),

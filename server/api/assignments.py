@@ -12,24 +12,44 @@ from protocol.errors import ErrorCode
 from protocol.objects import Assignment
 from server.api.operation import Call, Operation
 from server.api.responses import Pagination, created, no_content, ok, page
+from server.api.text import text_meta
 from server.security.sanitize import clean_text
 from server.services.assignments import ASSIGNMENT_LIST, AssignmentFields
 from server.store.listing import parse_list_query
 
 Title = Annotated[
-    str,
-    msgspec.Meta(min_length=1, extra_json_schema={"maxLength": 200}, examples=["Problem set 3"]),
+    str, text_meta("title", min_length=1, max_length=200, blank=False, example="Problem set 3")
 ]
 Text = Annotated[
-    str,
-    msgspec.Meta(extra_json_schema={"maxLength": 5000}, examples=["Exercises 1-12 of chapter 4."]),
+    str, text_meta("description", max_length=5000, example="Exercises 1-12 of chapter 4.")
 ]
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+_LEAP_YEAR = "20(0[048]|[2468][048]|[13579][26])"
+_MONTH_DAY = (
+    "((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])"
+    "|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    "|02-(0[1-9]|1[0-9]|2[0-8]))"
+)
+_TIME = (
+    "[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?"
+    "([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
+DUE_PATTERN = f"^(20[0-9]{{2}}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29){_TIME}$"
+"""An RFC 3339 date-time with its zone in the years 2000..2099 (as written), every date real.
+
+A pattern rather than ``format: date-time`` plus bounds, which JSON Schema cannot state."""
 Due = Annotated[
-    datetime,
+    str,
     msgspec.Meta(
-        tz=True,
+        pattern=DUE_PATTERN,
         examples=["2026-12-01T17:00:00Z"],
-        extra={"suggestion": "Use an ISO-8601 time with a zone, e.g. 2026-12-01T17:00:00Z"},
+        description=f"An RFC 3339 date-time with its zone, in the years {FIRST_YEAR}.."
+        f"{LAST_YEAR} (as written), e.g. 2026-12-01T17:00:00Z.",
+        extra={
+            "message": f"due_at must be an RFC 3339 date-time with its zone, in the years "
+            f"{FIRST_YEAR}..{LAST_YEAR}",
+            "suggestion": "Use an ISO-8601 time with a zone, e.g. 2026-12-01T17:00:00Z",
+        },
     ),
 ]
 BASE = "/api/v1/study-groups/{group_id:uuid}/assignments"
@@ -63,8 +83,17 @@ def _fields(body: AssignmentCreate | AssignmentPatch) -> AssignmentFields:
         if body.description is not None
         else None
     )
-    due = body.due_at.astimezone(UTC) if body.due_at is not None else None
+    due = _due(body.due_at) if body.due_at is not None else None
     return AssignmentFields(title=title, description=text, due_at=due)
+
+
+def _due(text: str) -> datetime:
+    """The due time (already matched by :data:`DUE_PATTERN`) in UTC.
+
+    Python's ``$`` also matches before a final newline, so one may trail.
+    """
+    moment = datetime.fromisoformat(text.strip().upper().replace("Z", "+00:00"))
+    return moment.astimezone(UTC)
 
 
 async def create_assignment(call: Call[AssignmentCreate]) -> Response:

@@ -12,39 +12,70 @@ from protocol.objects import UserPrivate
 from server.api.cookies import clear_session_cookies, read_refresh_cookie, set_session_cookies
 from server.api.operation import Bucket, Call, Operation
 from server.api.responses import created, no_content, ok
+from server.api.text import text_meta
+from server.security.passwords import MAX_LENGTH, MIN_LENGTH, common_passwords
+from server.security.sanitize import EMAIL_PATTERN
 from server.services.auth import SessionTokens
 
 EMAIL_META = msgspec.Meta(
     max_length=254,
-    pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    pattern=EMAIL_PATTERN,
     examples=["jane@example.com"],
+    description="An address (letters in any case; it is stored lower-cased).",
     extra={"message": "Email format invalid", "suggestion": "Use format: user@example.com"},
 )
 Email = Annotated[str, EMAIL_META]
+PASSWORD_RULE = (
+    f"{MIN_LENGTH}..{MAX_LENGTH} characters, and not on the shipped common-password list "
+    "(Django's list and a few more), compared ignoring letter case and surrounding "
+    "whitespace; the list's entries of a valid length are listed under `not`."
+)
 Password = Annotated[
     str,
     msgspec.Meta(
-        min_length=12,
-        max_length=128,
-        examples=["correct-horse-battery-staple"],
+        min_length=MIN_LENGTH,
+        max_length=MAX_LENGTH,
+        examples=["violet-harbour-lantern-42"],
+        description=PASSWORD_RULE,
+        extra_json_schema={
+            "not": {
+                "enum": sorted(p for p in common_passwords() if MIN_LENGTH <= len(p) <= MAX_LENGTH)
+            }
+        },
         extra={
-            "message": "Password must be 12..128 characters",
+            "message": f"Password must be {MIN_LENGTH}..{MAX_LENGTH} characters",
             "suggestion": "Use a passphrase of several words",
         },
     ),
 ]
+NewPassword = Password
+"""The same rules wherever a password is chosen (registration, change, reset)."""
 Username = Annotated[
     str,
     msgspec.Meta(
         pattern=r"^[A-Za-z0-9_.-]{3,32}$",
         examples=["jane_doe"],
+        description="3..32 of a-z, A-Z, 0-9, '_', '.', '-'; stored lower-cased, unique in any "
+        "case.",
         extra={
             "message": "Username must be 3..32 characters of a-z, 0-9, '_', '.', '-'",
             "suggestion": "Use letters, digits, '_', '.' or '-', e.g. jane_doe",
         },
     ),
 ]
-TotpCode = Annotated[str, msgspec.Meta(max_length=10, examples=["123456"])]
+DisplayName = Annotated[
+    str,
+    text_meta("display_name", min_length=1, max_length=100, blank=False, example="Jane Doe"),
+]
+TotpCode = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9]{6}$",
+        examples=["123456"],
+        description="The 6-digit code of the authenticator app (RFC 6238, 30 s steps).",
+        extra={"message": "A code is 6 digits", "suggestion": "Enter the current 6-digit code"},
+    ),
+]
 BEARER: Final = "Bearer"
 AnyPassword = Annotated[str, msgspec.Meta(max_length=1024)]
 
@@ -55,9 +86,7 @@ class RegisterBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     email: Email
     username: Username
     password: Password
-    display_name: (
-        Annotated[str, msgspec.Meta(min_length=1, extra_json_schema={"maxLength": 100})] | None
-    ) = None
+    display_name: DisplayName | None = None
 
 
 class LoginBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -57,9 +57,30 @@ class BodyDecoder(Generic[T]):
         try:
             return self._decoder.decode(raw)
         except msgspec.ValidationError:
+            integral = self._with_integral_floats(raw)
+            if integral is not None:
+                return integral
             raise self._diagnose(raw) from None
         except _MALFORMED as exc:
             raise _malformed(exc) from None
+
+    def _with_integral_floats(self, raw: bytes) -> T | None:
+        """The body decoded with ``2.0`` taken as ``2``, or None if that does not help.
+
+        JSON Schema's ``integer`` is a mathematical integer, so ``2.0`` and ``2e0`` are
+        integers to every client that reads the OpenAPI document; msgspec's ``int`` is not.
+        """
+        try:
+            value = _any_decoder.decode(raw)
+        except _MALFORMED:
+            return None
+        changed = _integral(value)
+        if changed is value:
+            return None
+        try:
+            return msgspec.convert(changed, self.model)
+        except msgspec.ValidationError:
+            return None
 
     def _diagnose(self, raw: bytes) -> ValidationFailed:
         try:
@@ -115,6 +136,21 @@ def _malformed(exc: Exception) -> ValidationFailed:
     else:
         reason = str(exc)
     return ValidationFailed(f"Malformed JSON: {reason}")
+
+
+def _integral(value: Any) -> Any:
+    """``value`` with every integral float made an int; the same object if none was."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        items = {key: _integral(item) for key, item in value.items()}
+        same = all(items[key] is value[key] for key in value)
+        return value if same else items
+    if isinstance(value, list):
+        converted = [_integral(item) for item in value]
+        same = all(new is old for new, old in zip(converted, value, strict=True))
+        return value if same else converted
+    return value
 
 
 def _depth(value: Any) -> int:

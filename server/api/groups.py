@@ -11,6 +11,7 @@ from protocol.errors import ErrorCode
 from protocol.objects import Group, Member
 from server.api.operation import Call, Operation
 from server.api.responses import Pagination, created, no_content, ok, page
+from server.api.text import text_meta
 from server.security.sanitize import clean_text
 from server.services.groups import GROUP_LIST, MEMBER_LIST, GroupFields
 from server.store.listing import parse_list_query
@@ -18,16 +19,14 @@ from server.store.models import Role
 
 Name = Annotated[
     str,
-    msgspec.Meta(
-        min_length=3, extra_json_schema={"maxLength": 100}, examples=["Linear algebra, spring term"]
+    text_meta(
+        "name", min_length=3, max_length=100, blank=False, example="Linear algebra, spring term"
     ),
 ]
 Description = Annotated[
-    str, msgspec.Meta(extra_json_schema={"maxLength": 2000}, examples=["Weekly problem sets."])
+    str, text_meta("description", max_length=2000, example="Weekly problem sets.")
 ]
-Subject = Annotated[
-    str, msgspec.Meta(extra_json_schema={"maxLength": 100}, examples=["mathematics"])
-]
+Subject = Annotated[str, text_meta("subject", max_length=100, example="mathematics")]
 MaxMembers = Annotated[int, msgspec.Meta(ge=2, le=1000, description="Counts the owner.")]
 VisibilityIn = Literal["public", "private"]
 GROUP = "/api/v1/study-groups/{group_id:uuid}"

@@ -2,45 +2,63 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import msgspec
 from starlette.responses import Response
 
 from protocol.errors import ErrorCode
-from protocol.frames import Body, ClientMsgId
+from protocol.frames import MAX_BODY_CHARS, ClientMsgId
 from protocol.objects import Message, UnreadCount
 from server.api.operation import Call, Operation, QueryParam
 from server.api.responses import Pagination, created, no_content, ok, page
+from server.api.text import text_meta
 from server.errors import FieldProblem, ValidationFailed
 from server.services.messages import MESSAGE_LIST
 from server.store.listing import parse_list_query
 
+_DIGITS = re.compile(r"[0-9]+")
 BASE = "/api/v1/study-groups/{group_id:uuid}/messages"
 ONE = BASE + "/{message_id:uuid}"
+MAX_SEQ = 2**63 - 1
+"""The largest seq the database holds (BIGINT)."""
+SEQ_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}
 SEQ_PARAMS = (
-    QueryParam("after_seq", "Only messages with seq > this.", {"type": "integer", "minimum": 0}),
-    QueryParam("before_seq", "Only messages with seq < this.", {"type": "integer", "minimum": 0}),
+    QueryParam("after_seq", "Only messages with seq > this.", SEQ_SCHEMA),
+    QueryParam("before_seq", "Only messages with seq < this.", SEQ_SCHEMA),
 )
+
+
+RestBody = Annotated[
+    str,
+    text_meta(
+        "body",
+        min_length=1,
+        max_length=MAX_BODY_CHARS,
+        blank=False,
+        example="Has anyone finished problem 3?",
+    ),
+]
 
 
 class MessageCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A message; resending the same ``client_msg_id`` returns the first one."""
 
-    body: Body
+    body: RestBody
     client_msg_id: ClientMsgId
 
 
 class MessagePatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A new body."""
 
-    body: Body
+    body: RestBody
 
 
 class ReadMark(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything up to ``seq`` is read."""
 
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 
 class ReadState(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,9 +72,9 @@ def _seq_param(call: Call[None], name: str, problems: list[FieldProblem]) -> int
     raw = call.query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_SEQ:
         problems.append(
-            FieldProblem(name, f"{name} must be a non-negative integer", "Use e.g. 120")
+            FieldProblem(name, f"{name} must be an integer 0..{MAX_SEQ}", "Use e.g. 120")
         )
         return None
     return int(raw)
@@ -137,7 +155,9 @@ OPERATIONS: list[Operation[Any]] = [
         response=Message,
         status=201,
         errors=MEMBER,
-        description="A repeated client_msg_id answers 200 with the first message.",
+        description="A repeated client_msg_id (from you, in this group, over REST or the "
+        "socket) answers 200 with the first message and sends nothing new.",
+        also={200: "A repeated client_msg_id: the first message, nothing sent"},
     ),
     Operation(
         "PATCH",

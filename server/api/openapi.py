@@ -9,7 +9,9 @@ from typing import Any
 import msgspec
 
 from protocol.errors import HTTP_STATUS, ErrorCode
+from server.api.examples import example
 from server.api.operation import Bucket, Operation
+from server.store.listing import MAX_PAGE, MAX_PAGE_SIZE, MOMENT_SCHEMA, ListSpec
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _REF = "#/components/schemas/{name}"
@@ -56,17 +58,29 @@ PAGINATION_SCHEMA: dict[str, Any] = {
     },
     "examples": [{"page": 1, "page_size": 20, "total": 150, "total_pages": 8}],
 }
-LIST_PARAMS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "default": 1}),
+PAGE_PARAMS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    (
+        "page",
+        "Page number, from 1. A page past the last is empty, with true totals.",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
+    ),
     (
         "page_size",
         "Items per page.",
-        {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": 20},
     ),
-    ("sort", "Comma-separated fields; '-' for descending.", {"type": "string"}),
-    ("search", "Case-insensitive substring of the resource's text fields.", {"type": "string"}),
-    ("created_after", "created_at >= this date or datetime.", {"type": "string"}),
-    ("created_before", "created_at < this date or datetime.", {"type": "string"}),
+)
+DATE_PARAMS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    (
+        "created_after",
+        "created_at >= this date (midnight UTC) or date-time (with its zone).",
+        dict(MOMENT_SCHEMA),
+    ),
+    (
+        "created_before",
+        "created_at < this date (midnight UTC) or date-time (with its zone).",
+        dict(MOMENT_SCHEMA),
+    ),
 )
 
 
@@ -81,6 +95,10 @@ def build_openapi(operations: Sequence[Operation[Any]], version: str) -> dict[st
         paths.setdefault(path, {})[op.method.lower()] = _operation(op, path, schemas)
     components["Error"] = ERROR_SCHEMA
     components["Pagination"] = PAGINATION_SCHEMA
+    for op in operations:
+        spec = paths[_PATH_PARAM.sub(r"{\1}", op.path)][op.method.lower()]
+        _add_examples(op, spec, components)
+    _add_links(operations, paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -123,7 +141,7 @@ def _operation(op: Operation[Any], path: str, schemas: dict[Any, Any]) -> dict[s
         spec["security"] = [{"bearer": []}]
     if op.body is not None:
         spec["requestBody"] = {
-            "required": True,
+            "required": bool(msgspec.structs.fields(op.body)) and _has_required(op.body),
             "content": {"application/json": {"schema": schemas[op.body]}},
         }
     if op.multipart:
@@ -142,20 +160,7 @@ def _parameters(op: Operation[Any], path: str) -> list[dict[str, Any]]:
         for name in _PATH_PARAM.findall(path)
     ]
     if op.listing is not None:
-        params += [
-            {"name": name, "in": "query", "description": text, "schema": schema}
-            for name, text, schema in LIST_PARAMS
-        ]
-        params[-4]["description"] += f" Allowed: {', '.join(sorted(op.listing.sorts))}."
-        params += [
-            {
-                "name": f"filter[{name}]",
-                "in": "query",
-                "description": definition.description or f"Exact match on {name}.",
-                "schema": {"type": "string"},
-            }
-            for name, definition in op.listing.filters.items()
-        ]
+        params += _list_parameters(op.listing)
     params += [
         {"name": p.name, "in": "query", "description": p.description, "schema": dict(p.schema)}
         for p in op.params
@@ -173,8 +178,105 @@ def _parameters(op: Operation[Any], path: str) -> list[dict[str, Any]]:
     return params
 
 
+def _list_parameters(listing: ListSpec) -> list[dict[str, Any]]:
+    """Pagination, sort, and what the spec offers: search, date range, filters."""
+    declared = [*PAGE_PARAMS, *(DATE_PARAMS if listing.created is not None else ())]
+    params = [
+        {"name": name, "in": "query", "description": text, "schema": schema}
+        for name, text, schema in declared
+    ]
+    if listing.search:
+        params.append(
+            {
+                "name": "search",
+                "in": "query",
+                "description": "Case-insensitive substring of the resource's text fields.",
+                "schema": {"type": "string"},
+            }
+        )
+    fields = "|".join(sorted(listing.sorts))
+    params.append(
+        {
+            "name": "sort",
+            "in": "query",
+            "description": "Comma-separated fields, '-' before one for descending. "
+            f"Allowed: {', '.join(sorted(listing.sorts))}. Default: {listing.default_sort}.",
+            "schema": {
+                "type": "string",
+                "pattern": f"^(-?({fields})(,-?({fields}))*)?$",
+                "examples": [listing.default_sort],
+            },
+        }
+    )
+    params += [
+        {
+            "name": f"filter[{name}]",
+            "in": "query",
+            "description": definition.description or f"Exact match on {name}.",
+            "schema": dict(definition.schema),
+        }
+        for name, definition in listing.filters.items()
+    ]
+    return params
+
+
+def _add_links(operations: Sequence[Operation[Any]], paths: dict[str, Any]) -> None:
+    """OpenAPI links from each creation to the operations on what it created.
+
+    A ``201`` whose data is a ``Thing`` with an ``id`` feeds ``{thing_id}`` of every other
+    operation; the target's other path parameters come from the creating request's path.
+    """
+    targets = [(_PATH_PARAM.sub(r"{\1}", op.path), op) for op in operations if "{" in op.path]
+    for op in operations:
+        name = getattr(op.response, "__name__", "")
+        if op.status != 201 or not name:  # noqa: PLR2004
+            continue
+        source = _PATH_PARAM.sub(r"{\1}", op.path)
+        param = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() + "_id"
+        links = {}
+        for path, target in targets:
+            wanted = _PATH_PARAM.findall(path)
+            known = set(_PATH_PARAM.findall(source))
+            if param not in wanted or not set(wanted) - {param} <= known:
+                continue
+            links[target.operation_id] = {
+                "operationId": target.operation_id,
+                "parameters": {
+                    p: "$response.body#/data/id" if p == param else f"$request.path.{p}"
+                    for p in wanted
+                },
+            }
+        if links:
+            paths[source][op.method.lower()]["responses"]["201"]["links"] = links
+
+
+def _has_required(body: type[Any]) -> bool:
+    info = msgspec.inspect.type_info(body)
+    return isinstance(info, msgspec.inspect.StructType) and any(f.required for f in info.fields)
+
+
+def _add_examples(op: Operation[Any], spec: dict[str, Any], components: dict[str, Any]) -> None:
+    """An example request body and an example of every success answer."""
+    body = spec.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None:
+        body["example"] = example(body["schema"], components)
+    for status in (op.status, *op.also):
+        content = spec["responses"][str(status)].get("content", {}).get("application/json")
+        if content is not None:
+            content["example"] = _envelope_example(op, content["schema"], components)
+
+
+def _envelope_example(op: Operation[Any], schema: dict[str, Any], components: Any) -> Any:
+    data = example(schema["properties"]["data"], components) if schema["properties"]["data"] else {}
+    if op.listing is not None:
+        return {"data": data, "pagination": PAGINATION_SCHEMA["examples"][0]}
+    return {"data": data, "message": schema["properties"]["message"]["const"]}
+
+
 def _responses(op: Operation[Any], schemas: dict[Any, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.status): _success(op, schemas)}
+    for other, when in op.also.items():
+        responses[str(other)] = _success(op, schemas, other, when)
     codes = [*COMMON_ERRORS, *op.errors]
     if op.auth:
         codes.append(ErrorCode.UNAUTHORIZED)
@@ -196,8 +298,11 @@ def _responses(op: Operation[Any], schemas: dict[Any, Any]) -> dict[str, Any]:
     return responses
 
 
-def _success(op: Operation[Any], schemas: dict[Any, Any]) -> dict[str, Any]:
-    if op.status == 204:  # noqa: PLR2004
+def _success(
+    op: Operation[Any], schemas: dict[Any, Any], status: int | None = None, when: str = ""
+) -> dict[str, Any]:
+    status = status or op.status
+    if status == 204:  # noqa: PLR2004
         return {"description": "No content"}
     data = schemas.get(op.response, {}) if op.response is not None else {}
     if op.listing is not None:
@@ -209,12 +314,15 @@ def _success(op: Operation[Any], schemas: dict[Any, Any]) -> dict[str, Any]:
             },
         }
     else:
-        message = "Created" if op.status == 201 else "Success"  # noqa: PLR2004
+        message = "Created" if status == 201 else "Success"  # noqa: PLR2004
         envelope = {
             "type": "object",
             "properties": {"data": data, "message": {"type": "string", "const": message}},
         }
-    return {"description": op.summary, "content": {"application/json": {"schema": envelope}}}
+    return {
+        "description": when or op.summary,
+        "content": {"application/json": {"schema": envelope}},
+    }
 
 
 def _multipart_body() -> dict[str, Any]:

@@ -102,6 +102,7 @@ class Operation(Generic[B]):
         errors: error codes this operation can answer besides the common ones.
         multipart: the body is ``multipart/form-data`` with one ``file`` field.
         description: longer text for the docs.
+        also: other success statuses (same body) and when they happen.
     """
 
     method: str
@@ -120,6 +121,7 @@ class Operation(Generic[B]):
     errors: tuple[ErrorCode, ...] = ()
     multipart: bool = False
     description: str = ""
+    also: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def operation_id(self) -> str:

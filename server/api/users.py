@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -9,10 +10,11 @@ from starlette.responses import Response
 
 from protocol.errors import ErrorCode
 from protocol.objects import UserPrivate, UserPublic
-from server.api.auth import AnyPassword, TokenResult, TotpCode
+from server.api.auth import AnyPassword, DisplayName, NewPassword, TokenResult, TotpCode
 from server.api.cookies import clear_session_cookies
 from server.api.operation import Call, Operation
 from server.api.responses import Pagination, no_content, ok, page
+from server.api.text import text_meta
 from server.api.upload import read_upload
 from server.services.users import MAX_AVATAR_BYTES, USER_LIST
 from server.store.listing import parse_list_query
@@ -21,36 +23,15 @@ from server.store.listing import parse_list_query
 class ProfilePatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Fields to change; omitted ones stay."""
 
-    display_name: (
-        Annotated[
-            str,
-            msgspec.Meta(min_length=1, extra_json_schema={"maxLength": 100}, examples=["Jane D."]),
-        ]
-        | None
-    ) = None
-    bio: (
-        Annotated[
-            str, msgspec.Meta(extra_json_schema={"maxLength": 1000}, examples=["Maths, mostly."])
-        ]
-        | None
-    ) = None
+    display_name: DisplayName | None = None
+    bio: Annotated[str, text_meta("bio", max_length=1000, example="Maths, mostly.")] | None = None
 
 
 class PasswordChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Re-authentication and the new password."""
 
     current_password: AnyPassword
-    new_password: Annotated[
-        str,
-        msgspec.Meta(
-            min_length=12,
-            max_length=128,
-            extra={
-                "message": "Password must be 12..128 characters",
-                "suggestion": "Use a passphrase of several words",
-            },
-        ),
-    ]
+    new_password: NewPassword
     totp_code: TotpCode | None = None
 
 
@@ -98,6 +79,27 @@ async def upload_avatar(call: Call[None]) -> Response:
     """Replace the avatar (PNG, JPEG or WebP, at most 2 MiB)."""
     data = await read_upload(call.request, "file", MAX_AVATAR_BYTES)
     return ok(await call.domain.users.set_avatar(call.user_id, data))
+
+
+Rows = list[dict[str, Any]]
+
+
+class AccountExport(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything held about you (GDPR access): your account and one list of rows per kind.
+
+    Rows are plain objects of the stored columns (no secrets, no hashes); kinds may be added.
+    """
+
+    user: UserPrivate
+    exported_at: datetime
+    memberships: Rows
+    messages: Rows
+    invites_received: Rows
+    invites_sent: Rows
+    assignments_created: Rows
+    groups_owned: Rows
+    webhooks_created: Rows
+    sessions: Rows
 
 
 async def export_me(call: Call[None]) -> Response:
@@ -164,7 +166,14 @@ OPERATIONS: list[Operation[Any]] = [
         multipart=True,
         errors=(ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE),
     ),
-    Operation("GET", f"{PREFIX}/me/export", export_me, "Export your data (GDPR)", "users"),
+    Operation(
+        "GET",
+        f"{PREFIX}/me/export",
+        export_me,
+        "Export your data (GDPR)",
+        "users",
+        response=AccountExport,
+    ),
     Operation(
         "DELETE",
         f"{PREFIX}/me",

@@ -1,7 +1,7 @@
 r"""User text sanitising, shared by every field that stores what people type.
 
-Order (contract section 1): strip C0/C1 control characters and DEL (keeping ``\n`` and
-``\t``), normalise to NFC, check length in code points, then HTML-escape.
+Order (contract section 1): check the length in code points of the text as sent, strip C0/C1
+control characters and DEL (keeping ``\n`` and ``\t``), normalise to NFC, then HTML-escape.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ _EMAIL = re.compile(
     r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 )
+EMAIL_PATTERN = (
+    r"^[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$"
+)
+"""What :func:`clean_email` accepts, in any letter case (JSON Schema patterns have no flags)."""
 _USERNAME = re.compile(r"^[a-z0-9_.-]{3,32}$")
 EMAIL_SUGGESTION = "Use format: user@example.com"
 
@@ -36,18 +41,21 @@ def clean_text(
 ) -> str:
     """Sanitise one text field and return the string to store.
 
+    The length is counted in code points of ``value`` as given (what JSON Schema's
+    ``maxLength`` counts), before anything is removed, normalised or escaped.
+
     Raises:
         ValidationFailed: too short, too long, or blank when ``not_blank``.
     """
-    text = normalise(value)
-    if not_blank and not text.strip():
-        raise ValidationFailed.field(field, f"{field} must not be empty", "Write some text")
-    if not min_length <= len(text) <= max_length:
+    if not min_length <= len(value) <= max_length:
         raise ValidationFailed.field(
             field,
             f"{field} must be {min_length}..{max_length} characters",
             f"Use between {min_length} and {max_length} characters",
         )
+    text = normalise(value)
+    if not_blank and not text.strip():
+        raise ValidationFailed.field(field, f"{field} must not be empty", "Write some text")
     return html.escape(text, quote=True)
 
 

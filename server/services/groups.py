@@ -27,6 +27,7 @@ from server.store.listing import (
     ListQuery,
     ListSpec,
     choice_filter,
+    choice_schema,
     fetch_page,
     text_filter,
 )
@@ -34,7 +35,7 @@ from server.store.models import Membership, Role, StudyGroup, User, Visibility
 
 
 def _member_filter(value: str, _viewer: uuid.UUID | None) -> ColumnElement[bool]:
-    if value != "me":
+    if value.lower() != "me":
         raise ValueError("the only supported value is 'me'")
     return Membership.user_id.is_not(None)
 
@@ -50,7 +51,9 @@ GROUP_LIST = ListSpec(
     filters={
         "visibility": choice_filter(StudyGroup.visibility, ("public", "private")),
         "subject": text_filter(StudyGroup.subject, "Exact subject, case-insensitive."),
-        "member": FilterDef(_member_filter, "'me': only groups you belong to."),
+        "member": FilterDef(
+            _member_filter, "'me' (any case): only groups you belong to.", choice_schema(("me",))
+        ),
     },
     search=(StudyGroup.name, StudyGroup.description),
     created=StudyGroup.created_at,

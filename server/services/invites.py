@@ -23,7 +23,7 @@ from server.store import groups as repo
 from server.store import users as user_repo
 from server.store.base import utcnow
 from server.store.db import Database
-from server.store.listing import FilterDef, ListQuery, ListSpec, fetch_page
+from server.store.listing import FilterDef, ListQuery, ListSpec, choice_schema, fetch_page
 from server.store.models import Invite, InviteStatus
 
 INVITE_TTL = timedelta(days=7)
@@ -44,7 +44,13 @@ INVITE_LIST = ListSpec(
     sorts={"created_at": Invite.created_at, "expires_at": Invite.expires_at},
     default_sort="-created_at",
     tiebreak=Invite.id,
-    filters={"status": FilterDef(_status_filter, "pending, accepted, declined or expired.")},
+    filters={
+        "status": FilterDef(
+            _status_filter,
+            "pending, accepted, declined or expired (case-insensitive).",
+            choice_schema(tuple(status.value for status in InviteStatus)),
+        )
+    },
     created=Invite.created_at,
 )
 

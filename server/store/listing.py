@@ -7,6 +7,7 @@ SQL); :func:`parse_list_query` validates query parameters against it and
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,19 @@ from server.security.sanitize import escape_for_search
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
+MAX_PAGE = 1_000_000_000
+"""Past it the row offset would not fit the database's integers; such a page is refused."""
+MOMENT_SCHEMA: Mapping[str, Any] = {
+    "type": "string",
+    "anyOf": [{"format": "date"}, {"format": "date-time"}],
+    "examples": ["2026-09-01", "2026-09-01T08:00:00Z"],
+}
+"""A date (midnight UTC) or an RFC 3339 date-time with its zone, as :func:`parse_moment` reads."""
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_DIGITS = re.compile(r"[0-9]+")
 
 ClauseBuilder = Callable[[str, uuid.UUID | None], ColumnElement[bool]]
 Column = ColumnElement[Any] | QueryableAttribute[Any]
@@ -35,11 +49,12 @@ class FilterDef:
     """A ``filter[<name>]`` parameter: builds a WHERE clause from the raw value.
 
     The builder receives the value and the viewer's id and raises ``ValueError`` on a bad
-    value.
+    value; ``schema`` says in the OpenAPI document which values it accepts.
     """
 
     build: ClauseBuilder
     description: str = ""
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
 
 
 def text_filter(column: Column, description: str = "") -> FilterDef:
@@ -60,7 +75,23 @@ def choice_filter(column: Column, choices: tuple[str, ...], description: str = "
             raise ValueError(f"use one of {', '.join(choices)}")
         return column == wanted
 
-    return FilterDef(build, description or f"One of: {', '.join(choices)}.")
+    return FilterDef(
+        build,
+        description or f"One of: {', '.join(choices)} (case-insensitive).",
+        choice_schema(choices),
+    )
+
+
+def choice_schema(choices: tuple[str, ...]) -> dict[str, Any]:
+    """A string schema matching ``choices`` in any letter case (JSON Schema has no flags)."""
+    alternatives = "|".join("".join(_any_case(char) for char in choice) for choice in choices)
+    return {"type": "string", "pattern": f"^({alternatives})$", "examples": [choices[0]]}
+
+
+def _any_case(char: str) -> str:
+    if char.lower() != char.upper():
+        return f"[{char.lower()}{char.upper()}]"
+    return "\\" + char if char in "\\.^$*+?()[]{}|/" else char
 
 
 def datetime_filter(column: Column, *, before: bool, description: str = "") -> FilterDef:
@@ -70,7 +101,7 @@ def datetime_filter(column: Column, *, before: bool, description: str = "") -> F
         moment = parse_moment(value)
         return column < moment if before else column >= moment
 
-    return FilterDef(build, description)
+    return FilterDef(build, description, MOMENT_SCHEMA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +132,17 @@ class ListQuery:
 
 
 def parse_moment(value: str) -> datetime:
-    """Parse a date (midnight UTC) or an ISO-8601 datetime (naive taken as UTC)."""
-    text = value.strip()
-    if len(text) == len("2024-01-31"):
-        return datetime.combine(date.fromisoformat(text), time(), UTC)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """Parse a date (midnight UTC) or an RFC 3339 date-time with its zone, into UTC.
+
+    Raises:
+        ValueError: anything else (naive times and padding included).
+    """
+    if _DATE.fullmatch(value):
+        return datetime.combine(date.fromisoformat(value), time(), UTC)
+    if not _DATE_TIME.fullmatch(value):
+        raise ValueError(f"not a date or an RFC 3339 date-time: {value!r}")
+    moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    return moment.astimezone(UTC)
 
 
 def parse_list_query(
@@ -119,7 +155,7 @@ def parse_list_query(
             problem is listed.
     """
     problems: list[FieldProblem] = []
-    page = _int_param(params, "page", 1, 1, None, problems)
+    page = _int_param(params, "page", 1, 1, MAX_PAGE, problems)
     size = _int_param(params, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE, problems)
     where = [*_filters(params, spec, viewer, problems), *_date_range(params, spec, problems)]
     search = params.get("search")
@@ -160,10 +196,7 @@ def _int_param(
     if raw is None:
         return default
     bounds = f"{low}..{high}" if high else f">= {low}"
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
+    value = int(raw) if _DIGITS.fullmatch(raw) else low - 1
     if value < low or (high is not None and value > high):
         problems.append(FieldProblem(name, f"{name} must be an integer {bounds}", f"Use {bounds}"))
         return default
@@ -214,7 +247,7 @@ def _date_range(
 
 def _order_by(raw: str, spec: ListSpec, problems: list[FieldProblem]) -> list[Column]:
     order: list[Column] = []
-    for part in (item.strip() for item in raw.split(",")):
+    for part in raw.split(","):
         name = part.removeprefix("-")
         column = spec.sorts.get(name)
         if column is None:

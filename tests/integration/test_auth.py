@@ -322,8 +322,8 @@ async def test_mfa_enable_rejects_wrong_codes_and_states(client: httpx.AsyncClie
     await _enable_mfa(client, user2)
     assert (await client.post("/api/v1/auth/mfa/setup", headers=user2.headers)).status_code == 409
     assert (
-        await client.post("/api/v1/auth/mfa/enable", headers=user2.headers, json={"code": "1"})
-    ).status_code == 409
+        await client.post("/api/v1/auth/mfa/enable", headers=user2.headers, json={"code": "123456"})
+    ).status_code == 409  # a well-formed code: the documented 6-digit pattern comes first
 
 
 async def test_mfa_disable_needs_password_and_code(client: httpx.AsyncClient) -> None:

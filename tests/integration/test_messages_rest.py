@@ -156,16 +156,22 @@ async def test_body_is_sanitised_escaped_and_normalised(client: httpx.AsyncClien
     ]
 
 
-async def test_length_is_counted_after_cleaning(client: httpx.AsyncClient) -> None:
-    """Limits count the cleaned text: 4,000 characters plus removed controls or NFD pairs fit."""
+async def test_length_is_counted_as_sent(client: httpx.AsyncClient) -> None:
+    """Limits count code points as sent (the document's maxLength): controls and NFD pairs count.
+
+    Issue 16: counting after cleaning accepted bodies longer than the documented 4,000.
+    """
     gid, alice, _ = await pair(client)
-    with_controls = await send(client, alice, gid, "y" * 4000 + "\x00\x00")
+    with_controls = await send(client, alice, gid, "y" * 3998 + "\x00\x00")
     assert with_controls.status_code == 201, with_controls.text
-    assert with_controls.json()["data"]["body"] == "y" * 4000
-    decomposed = "e\u0301" * 2001  # 4,002 code points as sent, 2,001 after NFC
+    assert with_controls.json()["data"]["body"] == "y" * 3998
+    too_long = await send(client, alice, gid, "y" * 4000 + "\x00")
+    assert too_long.status_code == 400, too_long.text
+    decomposed = "e\u0301" * 2000  # 4,000 code points as sent, 2,000 after NFC
     nfd = await send(client, alice, gid, decomposed)
     assert nfd.status_code == 201, nfd.text
-    assert nfd.json()["data"]["body"] == "\u00e9" * 2001
+    assert nfd.json()["data"]["body"] == "\u00e9" * 2000
+    assert (await send(client, alice, gid, decomposed + "e")).status_code == 400
 
 
 async def test_outsiders_cannot_post(client: httpx.AsyncClient) -> None:

@@ -343,3 +343,32 @@ def test_model_must_be_a_struct() -> None:
         BodyDecoder(dict)
     with pytest.raises(TypeError, match="is not a msgspec Struct"):
         BodyDecoder(int)
+
+
+class CountBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Integers, one nested in a list, and a float."""
+
+    n: Annotated[int, msgspec.Meta(ge=2, le=1000)]
+    seqs: list[int] = []
+    ratio: float = 0.5
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"n": 30.0}', CountBody(n=30)),
+        (b'{"n": 3e1, "seqs": [1.0, 2]}', CountBody(n=30, seqs=[1, 2])),
+        (b'{"n": 30, "ratio": 2.0}', CountBody(n=30, ratio=2.0)),
+    ],
+)
+def test_integral_numbers_are_integers(raw: bytes, expected: CountBody) -> None:
+    """Issue 16: JSON Schema's ``integer`` includes 30.0, which msgspec alone refuses."""
+    assert BodyDecoder(CountBody).decode(raw, "application/json") == expected
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"n": 30.5}', b'{"n": 3000.0}', b'{"n": 1.0}', b'{"n": "30"}', b'{"n": 30.0, "x": 1}']
+)
+def test_other_numbers_stay_refused(raw: bytes) -> None:
+    with pytest.raises(ValidationFailed):
+        BodyDecoder(CountBody).decode(raw, "application/json")

@@ -136,7 +136,7 @@ def test_ref_of_the_wrong_type_is_not_echoed(codec: Codec) -> None:
 
 @CODECS
 def test_body_length_is_left_to_the_pipeline(codec: Codec) -> None:
-    """The codec does not count body characters (the limit applies after cleaning); empty fails."""
+    """The codec does not count body characters (the server checks the limit); empty fails."""
     base = {"type": "send", "group_id": str(GROUP), "client_msg_id": "m", "ref": "b"}
     assert isinstance(codec.decode(_encode(codec, {**base, "body": "x" * 4001})), frames.Send)
     with pytest.raises(InvalidFrame) as caught:

@@ -31,9 +31,22 @@ def test_clean_text_escapes_html() -> None:
     assert stored == "&lt;b&gt;&quot;Tom&quot; &amp; &#x27;Jerry&#x27;&lt;/b&gt;"
 
 
-def test_clean_text_counts_code_points_after_normalising() -> None:
-    """Three decomposed letters are three characters, so a limit of three accepts them."""
-    assert clean_text("e\u0301" * 3, field="name", max_length=3) == "\u00e9" * 3
+def test_clean_text_counts_code_points_as_sent() -> None:
+    """Three decomposed letters are six code points as sent (JSON Schema's maxLength count).
+
+    They are stored composed; the limit applies to what the client sent.
+    """
+    assert clean_text("e\u0301" * 3, field="name", max_length=6) == "\u00e9" * 3
+    with pytest.raises(ValidationFailed):
+        clean_text("e\u0301" * 3, field="name", max_length=5)
+
+
+def test_control_characters_count_towards_the_limit_before_removal() -> None:
+    """Issue 16: 201 code points with control characters were accepted for a 200 limit."""
+    sent = "t" * 199 + "\x0f\x10"
+    with pytest.raises(ValidationFailed):
+        clean_text(sent, field="title", max_length=200)
+    assert clean_text(sent[:200], field="title", max_length=200) == "t" * 199
 
 
 def test_clean_text_checks_length_before_escaping() -> None:
@@ -61,9 +74,11 @@ def test_clean_text_rejects_too_short_text() -> None:
     assert caught.value.message == "name must be 3..10 characters"
 
 
-def test_clean_text_counts_length_without_control_characters() -> None:
-    """Control characters are removed before the length check."""
-    assert clean_text("ab\x00\x01", field="name", min_length=2, max_length=2) == "ab"
+def test_clean_text_counts_control_characters_then_removes_them() -> None:
+    """The length check sees what was sent; control characters are removed afterwards."""
+    assert clean_text("ab\x00\x01", field="name", min_length=2, max_length=4) == "ab"
+    with pytest.raises(ValidationFailed):
+        clean_text("ab\x00\x01", field="name", min_length=2, max_length=3)
 
 
 def test_clean_text_blank_refused_when_not_blank_is_set() -> None:

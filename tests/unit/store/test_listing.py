@@ -98,9 +98,9 @@ def test_page_size_bounds_are_inclusive() -> None:
 @pytest.mark.parametrize(
     ("params", "field", "message"),
     [
-        ({"page": "0"}, "page", "page must be an integer >= 1"),
-        ({"page": "-2"}, "page", "page must be an integer >= 1"),
-        ({"page": "abc"}, "page", "page must be an integer >= 1"),
+        ({"page": "0"}, "page", "page must be an integer 1..1000000000"),
+        ({"page": "-2"}, "page", "page must be an integer 1..1000000000"),
+        ({"page": "abc"}, "page", "page must be an integer 1..1000000000"),
         ({"page_size": "0"}, "page_size", "page_size must be an integer 1..100"),
         ({"page_size": "101"}, "page_size", "page_size must be an integer 1..100"),
         ({"page_size": "abc"}, "page_size", "page_size must be an integer 1..100"),
@@ -296,12 +296,18 @@ def test_empty_search_or_unsearchable_spec_adds_nothing() -> None:
 
 def test_sort_by_several_fields_in_both_directions() -> None:
     """'-member_count,name' is descending then ascending, then the tiebreak."""
-    query = parse_list_query({"sort": "-member_count, name"}, SPEC)
+    query = parse_list_query({"sort": "-member_count,name"}, SPEC)
     assert [_sql(column) for column in query.order_by] == [
         "study_groups.member_count DESC",
         "study_groups.name ASC",
         "study_groups.id",
     ]
+
+
+def test_sort_fields_are_taken_as_written() -> None:
+    """Spaces are not trimmed: the OpenAPI pattern allows none, and neither does the server."""
+    with pytest.raises(ValidationFailed):
+        parse_list_query({"sort": "-member_count, name"}, SPEC)
 
 
 def test_empty_sort_uses_the_default() -> None:
@@ -327,16 +333,14 @@ def test_unknown_sort_lists_the_allowed_fields() -> None:
     ("text", "moment"),
     [
         ("2024-01-31", datetime(2024, 1, 31, tzinfo=UTC)),
-        (" 2024-01-31 ", datetime(2024, 1, 31, tzinfo=UTC)),
         ("2024-01-31T10:15:00Z", datetime(2024, 1, 31, 10, 15, tzinfo=UTC)),
         ("2024-01-31t10:15:00z", datetime(2024, 1, 31, 10, 15, tzinfo=UTC)),
-        ("2024-01-31T10:15:00", datetime(2024, 1, 31, 10, 15, tzinfo=UTC)),
         ("2024-01-31T10:15:00+02:00", datetime(2024, 1, 31, 8, 15, tzinfo=UTC)),
         ("2024-01-31T10:15:00.5-01:00", datetime(2024, 1, 31, 11, 15, 0, 500000, tzinfo=UTC)),
     ],
 )
 def test_parse_moment_dates_and_datetimes(text: str, moment: datetime) -> None:
-    """A date is midnight UTC; Z, offsets and naive times all end up in UTC."""
+    """A date is midnight UTC; Z and offsets end up in UTC."""
     parsed = parse_moment(text)
     assert parsed == moment
     assert parsed.utcoffset() == timedelta(0)
@@ -349,9 +353,23 @@ def test_parse_moment_normalises_the_zone_to_utc() -> None:
     assert (parsed.day, parsed.hour, parsed.minute) == (31, 19, 0)
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "2024-02-30", "2024-01-31T99:00", "31.01.2024"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "yesterday",
+        "2024-02-30",
+        "2024-01-31T99:00",
+        "31.01.2024",
+        " 2024-01-31 ",
+        "2024-01-31T10:15:00",
+        "2024-01-31T10",
+        "2024-W05-3",
+        "20240131",
+    ],
+)
 def test_parse_moment_refuses_bad_text(text: str) -> None:
-    """Anything else is ValueError."""
+    """Anything else is ValueError: padding, naive times, and Python's other ISO forms."""
     with pytest.raises(ValueError):
         parse_moment(text)
 

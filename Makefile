@@ -210,3 +210,31 @@ schemathesis: $(STAMP) $(ST_VENV)/.installed
 schemathesis-lock: $(STAMP)
 	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links \
 		--strip-extras --allow-unsafe -o requirements/schemathesis.txt requirements/schemathesis.in
+
+# The Postman collection (clients/postman/, generated from the OpenAPI document by
+# scripts/postman.py) run by newman (tools/newman/, locked) against a node started for it.
+# newman has no network but the node's port (scripts/loopback_only.py). The run must pass
+# every test, and sign in and refresh through the collection's pre-request script (the
+# refresh margin of the token's whole life makes every later request refresh first).
+NEWMAN := tools/newman/node_modules/.bin/newman
+.PHONY: postman postman-collection
+
+tools/newman/node_modules/.installed: tools/newman/package.json tools/newman/package-lock.json
+	cd tools/newman && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+postman-collection: $(STAMP)
+	$(BIN)/python -m scripts.postman
+
+postman: $(STAMP) tools/newman/node_modules/.installed
+	$(BIN)/python -m scripts.postman --check
+	$(BIN)/python -m scripts.api_node --sign-in --loopback-only -- sh -c '$(NEWMAN) run \
+		clients/postman/studybuddy.postman_collection.json \
+		-e clients/postman/studybuddy.postman_environment.json --working-dir clients/postman \
+		--env-var "baseUrl=$$STUDYBUDDY_URL" --env-var "email=$$STUDYBUDDY_EMAIL" \
+		--env-var "password=$$STUDYBUDDY_PASSWORD" --env-var "friend_id=$$STUDYBUDDY_FRIEND_ID" \
+		--env-var "webhookUrl=http://127.0.0.1:9/studybuddy" --env-var expectFlow=true \
+		--env-var refreshMarginS=3600 --export-environment .newman-environment.json \
+		--color off --disable-unicode \
+		&& $(BIN)/python -m scripts.postman --verify-run .newman-environment.json'
+	rm -f .newman-environment.json

@@ -3,13 +3,17 @@
 What ``make schemathesis`` and ``make postman`` use. A new PostgreSQL database on the local
 server (``TEST_POSTGRES_URL``'s, default 127.0.0.1:5432), migrated; a Redis key prefix of its
 own (``REDIS_URL``, default the local Redis); one node started as the Procfile starts it
-(``python -m server.serve``) on a free loopback port, with generous rate limits and an
-access-token lifetime of an hour so that a long run is not cut short by either. Then ``CMD``
+(``python -m server.serve``) on a free loopback port, with generous rate limits, an
+access-token lifetime of an hour so that a long run is not cut short by either, and
+``WEBHOOK_ALLOWED_HOSTS=127.0.0.1`` so that a webhook may point at a local receiver. Then ``CMD``
 runs with these in its environment:
 
 - ``STUDYBUDDY_URL``: the node's root URL;
 - with ``--sign-in``: ``STUDYBUDDY_EMAIL``, ``STUDYBUDDY_PASSWORD`` and ``STUDYBUDDY_TOKEN``
   of a registered, signed-in user, and ``STUDYBUDDY_FRIEND_ID``, another user's id.
+
+With ``--loopback-only``, ``CMD`` runs with no network but the node's port on its own
+loopback (:mod:`scripts.loopback_only`).
 
 The node, the database and the keys are removed afterwards; the exit status is ``CMD``'s.
 The node's log is ``api-node.log`` in the working directory when the command fails.
@@ -50,6 +54,7 @@ def environment(database_url: str, prefix: str, media: Path) -> dict[str, str]:
         "RATE_LIMIT_USER": "1000000/60",
         "RATE_LIMIT_ANON": "1000000/60",
         "ACCESS_TOKEN_TTL_S": "3600",
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
         "MEDIA_DIR": str(media),
         "SHUTDOWN_GRACE_S": "2",
@@ -77,7 +82,7 @@ async def register(base_url: str, name: str) -> dict[str, Any]:
     }
 
 
-async def run(command: list[str], *, sign_in: bool) -> int:
+async def run(command: list[str], *, sign_in: bool, loopback_only: bool = False) -> int:
     """Start the node, run ``command`` against it, clean up; ``command``'s exit status."""
     prefix = f"sbapi:{uuid.uuid4().hex[:8]}:"
     folder = Path(tempfile.mkdtemp(prefix="sbapi-"))
@@ -90,8 +95,9 @@ async def run(command: list[str], *, sign_in: bool) -> int:
                 await node.wait_ready()
                 env = {**os.environ, "STUDYBUDDY_URL": node.http}
                 if sign_in:
-                    user, friend = await register(node.http, "tester"), await register(
-                        node.http, "friend"
+                    user, friend = (
+                        await register(node.http, "tester"),
+                        await register(node.http, "friend"),
                     )
                     env |= {
                         "STUDYBUDDY_EMAIL": user["email"],
@@ -99,6 +105,9 @@ async def run(command: list[str], *, sign_in: bool) -> int:
                         "STUDYBUDDY_TOKEN": user["token"],
                         "STUDYBUDDY_FRIEND_ID": friend["id"],
                     }
+                if loopback_only:
+                    relay = ["-m", "scripts.loopback_only", "--port", str(node.port), "--"]
+                    command = [sys.executable, *relay, *command]
                 code = await asyncio.to_thread(_call, command, env)
             finally:
                 node.stop()
@@ -118,12 +127,15 @@ def main() -> None:
     """Parse arguments, run, exit with the command's status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sign-in", action="store_true", help="register and sign in a user")
+    parser.add_argument(
+        "--loopback-only", action="store_true", help="no network for CMD but the node's port"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the command to run")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to run after --")
-    sys.exit(asyncio.run(run(command, sign_in=args.sign_in)))
+    sys.exit(asyncio.run(run(command, sign_in=args.sign_in, loopback_only=args.loopback_only)))
 
 
 if __name__ == "__main__":

@@ -182,7 +182,7 @@ lock-load:
 		--no-emit-find-links --strip-extras --allow-unsafe -o requirements/load.txt pyproject.toml
 
 # Read replicas (docs/operations/read-replicas.md): what read-your-writes costs on a real
-# streaming replica started for the run (ADR 0015's figures).
+# streaming replica started for the run (ADR 0017's figures).
 .PHONY: replica-latency
 replica-latency: $(STAMP)
 	$(BIN)/python -m scripts.replica_latency $(REPLICA_LATENCY_ARGS)

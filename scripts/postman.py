@@ -307,7 +307,7 @@ def _is_last(method: str, operation_id: str) -> bool:
 
 def _last_order(item: dict[str, Any]) -> int:
     """Deletions from the innermost resource out; signing out, then the account, last."""
-    path = item["request"]["url"]["raw"]
+    path = str(item["request"]["url"]["raw"])
     if path.endswith("/auth/logout"):
         return 98
     if path.endswith("/users/me"):

@@ -1,4 +1,4 @@
-"""What read-your-writes costs on a real streaming replica: the figures behind ADR 0015.
+"""What read-your-writes costs on a real streaming replica: the figures behind ADR 0017.
 
 Run from the repository root: ``python -m scripts.replica_latency`` (``make replica-latency``).
 It starts a PostgreSQL primary and a hot standby of its own on loopback ports (the test

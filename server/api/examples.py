@@ -33,18 +33,18 @@ BY_FIELD: Mapping[str, Any] = {
     "display_name": "Jane Doe",
     "bio": "Second-year maths student.",
     "avatar_url": "/media/avatars/8f356139-9b37-40af-94b1-a8f8f530b6b8-1f2e3d4c5b6a7980.png",
-    "password": "violet-harbour-lantern-42",
-    "current_password": "violet-harbour-lantern-42",
-    "new_password": "amber-meadow-compass-17",
+    "password": "violet-harbour-lantern-42",  # nosec B105 - a documentation example
+    "current_password": "violet-harbour-lantern-42",  # nosec B105 - a documentation example
+    "new_password": "amber-meadow-compass-17",  # nosec B105 - a documentation example
     "code": "123456",
     "totp_code": "123456",
-    "token": "QmFzZTY0VG9rZW5FeGFtcGxlMTIzNDU2Nzg5MA",
-    "access_token": (
+    "token": "QmFzZTY0VG9rZW5FeGFtcGxlMTIzNDU2Nzg5MA",  # nosec B105 - a documentation example
+    "access_token": (  # nosec B105 - a documentation example
         "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0"
         ".eyJzdWIiOiI4ZjM1NjEzOS05YjM3LTQwYWYtOTRiMS1hOGY4ZjUzMGI2YjgifQ.c2lnbmF0dXJl"
     ),
     "expires_in": 900,
-    "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",  # nosec B105 - a documentation example
     "otpauth_uri": (
         "otpauth://totp/StudyBuddy:jane%40example.com"
         "?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=StudyBuddy"

@@ -6,7 +6,7 @@ session: healthy replicas take turns (round-robin); a replica that cannot be rea
 lags more than ``DATABASE_REPLICA_MAX_LAG_S``, is skipped until a later check finds it well;
 with none left the read goes to the primary.
 
-A user reads their own writes (ADR 0015): after a user's write commits, the primary's WAL
+A user reads their own writes (ADR 0017): after a user's write commits, the primary's WAL
 insert position is kept under the user's id (in Redis, so every node sees it); a read for that
 user waits, briefly and bounded, until the chosen replica has replayed that position, and
 goes to the primary when it has not.

@@ -28,11 +28,6 @@ from dockerfile import ROOT, build_context, ignore_patterns, instructions
 TERRAFORM = ROOT / "deploy" / "terraform"
 # Contract section 6 settings that the server does not read yet.
 V11_SETTINGS = {
-    "SMTP_URL",
-    "MAIL_DIR",
-    "MAIL_FROM",
-    "PUBLIC_WEB_URL",
-    "REMINDER_LEAD_S",
     "REDIS_CLUSTER",
     "REDIS_MIN_REPLICAS_ACK",
     "DATABASE_REPLICA_URLS",

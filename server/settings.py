@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from enum import StrEnum
+from email.utils import parseaddr
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -19,6 +21,9 @@ DEV_DATA_KEY = "dev-only-insecure-data-key-change-me-0123456789"
 MIN_SECRET_LENGTH = 32
 MAX_PARTITIONS = 1024
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./studybuddy.db"
+DEV_MAIL_FROM = "StudyBuddy <no-reply@studybuddy.localhost>"
+DEV_PUBLIC_WEB_URL = "http://127.0.0.1:8000"
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
 
 
 class Env(StrEnum):
@@ -95,6 +100,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     recovery_window_size: int = 1000
     recovery_window_s: int = 24 * 3600
     shutdown_grace_s: float = 10.0
+    smtp_url: str | None = None
+    mail_dir: str = "./mail"
+    mail_from: str = DEV_MAIL_FROM
+    public_web_url: str = DEV_PUBLIC_WEB_URL
+    reminder_lead_s: int = 24 * 3600
+    scheduler_tick_s: int = 60
+    task_retry_base_s: float = 2.0
 
     @property
     def is_dev(self) -> bool:
@@ -123,29 +135,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return settings
 
     def check(self) -> None:
-        """Refuse configurations that are unsafe outside development.
+        """Refuse configurations that cannot work anywhere, or are unsafe outside development.
 
         Raises:
             SettingsError: with every problem found.
         """
         self._check_replicas()
-        problems = self._redis_problems()
-        if self.is_dev:
-            if problems:
-                raise SettingsError("; ".join(problems))
-            return
-        key_files = (self.jwt_private_key_file, self.jwt_public_key_file)
-        if any(key_files) and not all(key_files):
-            problems.append("JWT_PRIVATE_KEY_FILE and JWT_PUBLIC_KEY_FILE must be set together")
-        uses_secret = not all(key_files)
-        if uses_secret and (
-            self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < MIN_SECRET_LENGTH
-        ):
-            problems.append("JWT_SECRET must be set to a random value of at least 32 characters")
-        if self.data_encryption_key == DEV_DATA_KEY:
-            problems.append("DATA_ENCRYPTION_KEY must be set")
-        if any("*" in origin for origin in self.cors_origins):
-            problems.append("CORS_ORIGINS must not contain a wildcard")
+        problems = _everywhere(self) + self._redis_problems()
+        if not self.is_dev:
+            problems += _outside_dev(self)
         if problems:
             raise SettingsError(f"refusing to start in {self.env}: " + "; ".join(problems))
 
@@ -170,6 +168,52 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "PostgreSQL replica URLs"
             )
 
+
+def _everywhere(settings: Settings) -> list[str]:
+    """Problems in every environment: values that cannot work."""
+    problems = []
+    if settings.smtp_url and urlsplit(settings.smtp_url).scheme not in SMTP_SCHEMES:
+        problems.append("SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
+    if "@" not in parseaddr(settings.mail_from)[1]:
+        problems.append("MAIL_FROM must be an address, e.g. StudyBuddy <no-reply@example.com>")
+    if urlsplit(settings.public_web_url).scheme not in ("http", "https"):
+        problems.append("PUBLIC_WEB_URL must be an http(s) URL")
+    if settings.reminder_lead_s < 1 or settings.scheduler_tick_s < 1:
+        problems.append("REMINDER_LEAD_S and SCHEDULER_TICK_S must be at least 1")
+    return problems
+
+
+def _outside_dev(settings: Settings) -> list[str]:
+    """Problems outside development: defaults and shortcuts that are unsafe there."""
+    problems = []
+    key_files = (settings.jwt_private_key_file, settings.jwt_public_key_file)
+    if any(key_files) and not all(key_files):
+        problems.append("JWT_PRIVATE_KEY_FILE and JWT_PUBLIC_KEY_FILE must be set together")
+    uses_secret = not all(key_files)
+    if uses_secret and (
+        settings.jwt_secret == DEV_JWT_SECRET or len(settings.jwt_secret) < MIN_SECRET_LENGTH
+    ):
+        problems.append("JWT_SECRET must be set to a random value of at least 32 characters")
+    if settings.data_encryption_key == DEV_DATA_KEY:
+        problems.append("DATA_ENCRYPTION_KEY must be set")
+    if any("*" in origin for origin in settings.cors_origins):
+        problems.append("CORS_ORIGINS must not contain a wildcard")
+    return problems + _mail_outside_dev(settings)
+
+
+def _mail_outside_dev(settings: Settings) -> list[str]:
+    """Email links must be HTTPS, the sender real, SMTP credentials never in clear."""
+    problems = []
+    if urlsplit(settings.public_web_url).scheme != "https":
+        problems.append("PUBLIC_WEB_URL must be an https:// URL")
+    if settings.mail_from == DEV_MAIL_FROM:
+        problems.append("MAIL_FROM must be set")
+    smtp = urlsplit(settings.smtp_url or "")
+    if smtp.scheme == "smtp" and smtp.password:
+        problems.append("SMTP_URL must not send a password in clear: use smtp+starttls or smtps")
+    if settings.env is Env.PRODUCTION and not settings.smtp_url:
+        problems.append("SMTP_URL must be set (without it emails are only written to MAIL_DIR)")
+    return problems
 
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]

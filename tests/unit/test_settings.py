@@ -15,10 +15,16 @@ from server.settings import (
 
 STRONG_SECRET = "k" * 32
 STRONG_DATA_KEY = "d" * 40
+MAIL = {
+    "SMTP_URL": "smtps://relay%40example.com:pw@smtp.example.com",
+    "MAIL_FROM": "StudyBuddy <no-reply@example.com>",
+    "PUBLIC_WEB_URL": "https://app.example.com",
+}
 SAFE_PRODUCTION = {
     "ENV": "production",
     "JWT_SECRET": STRONG_SECRET,
     "DATA_ENCRYPTION_KEY": STRONG_DATA_KEY,
+    **MAIL,
 }
 
 
@@ -163,7 +169,10 @@ def test_every_problem_is_reported_together() -> None:
         "refusing to start in production: "
         "JWT_SECRET must be set to a random value of at least 32 characters; "
         "DATA_ENCRYPTION_KEY must be set; "
-        "CORS_ORIGINS must not contain a wildcard"
+        "CORS_ORIGINS must not contain a wildcard; "
+        "PUBLIC_WEB_URL must be an https:// URL; "
+        "MAIL_FROM must be set; "
+        "SMTP_URL must be set (without it emails are only written to MAIL_DIR)"
     )
 
 
@@ -180,6 +189,7 @@ def test_key_file_mode_skips_the_secret_check() -> None:
         {
             "ENV": "production",
             "DATA_ENCRYPTION_KEY": STRONG_DATA_KEY,
+            **MAIL,
             "JWT_ALGORITHM": "EdDSA",
             "JWT_PRIVATE_KEY_FILE": "/run/secrets/jwt.key",
             "JWT_PUBLIC_KEY_FILE": "/run/secrets/jwt.pub",
@@ -196,6 +206,7 @@ def test_private_key_without_public_key_still_needs_a_secret() -> None:
             {
                 "ENV": "production",
                 "DATA_ENCRYPTION_KEY": STRONG_DATA_KEY,
+                **MAIL,
                 "JWT_PRIVATE_KEY_FILE": "/run/secrets/jwt.key",
             }
         )
@@ -205,3 +216,57 @@ def test_check_can_be_called_on_a_constructed_object() -> None:
     """Settings built in code are checked the same way."""
     with pytest.raises(SettingsError, match="DATA_ENCRYPTION_KEY"):
         Settings(env=Env.STAGING, jwt_secret=STRONG_SECRET).check()
+
+
+def test_mail_settings_have_working_defaults() -> None:
+    """Nothing set: .eml files under ./mail, links to the local node, a one-day lead."""
+    settings = Settings.from_env({})
+    assert settings.smtp_url is None
+    assert settings.mail_dir == "./mail"
+    assert settings.public_web_url.startswith("http://")
+    assert settings.reminder_lead_s == 86400
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"SMTP_URL": "http://smtp.example.com"}, "SMTP_URL must start with smtp://"),
+        ({"MAIL_FROM": "nobody"}, "MAIL_FROM must be an address"),
+        ({"PUBLIC_WEB_URL": "ftp://app.example.com"}, "PUBLIC_WEB_URL must be an http(s) URL"),
+        ({"REMINDER_LEAD_S": "0"}, "REMINDER_LEAD_S and SCHEDULER_TICK_S must be at least 1"),
+        ({"SCHEDULER_TICK_S": "0"}, "REMINDER_LEAD_S and SCHEDULER_TICK_S must be at least 1"),
+    ],
+)
+def test_mail_values_that_cannot_work_are_refused_everywhere(
+    variables: dict[str, str], problem: str
+) -> None:
+    """A scheme the mailer does not speak, a sender without an address: refused even in dev."""
+    with pytest.raises(SettingsError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(variables)
+
+
+@pytest.mark.parametrize("env", ["production", "staging"])
+def test_plain_http_links_and_clear_smtp_passwords_are_refused_outside_dev(env: str) -> None:
+    """Links in emails must be HTTPS; a password over plain smtp:// would cross in clear."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                **SAFE_PRODUCTION,
+                "ENV": env,
+                "PUBLIC_WEB_URL": "http://app.example.com",
+                "SMTP_URL": "smtp://user:secret@smtp.example.com:25",
+            }
+        )
+    assert str(caught.value) == (
+        f"refusing to start in {env}: PUBLIC_WEB_URL must be an https:// URL; "
+        "SMTP_URL must not send a password in clear: use smtp+starttls or smtps"
+    )
+
+
+def test_staging_may_write_eml_files_and_relay_without_login() -> None:
+    """Outside production an unset SMTP_URL is allowed; plain smtp:// without a login too."""
+    staging = {**SAFE_PRODUCTION, "ENV": "staging"}
+    del staging["SMTP_URL"]
+    assert Settings.from_env(staging).smtp_url is None
+    relay = Settings.from_env({**SAFE_PRODUCTION, "SMTP_URL": "smtp://relay.internal:25"})
+    assert relay.smtp_url == "smtp://relay.internal:25"

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,6 +59,31 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
 
 
+class NotificationKind(StrEnum):
+    """What a notification is about (contract section 3, Notifications)."""
+
+    INVITE_RECEIVED = "invite.received"
+    ASSIGNMENT_CREATED = "assignment.created"
+    ASSIGNMENT_DUE_SOON = "assignment.due_soon"
+    MENTION = "mention"
+
+
+class EmailStatus(StrEnum):
+    """Where a notification's email stands; null when none is wanted."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+
+
+class TokenPurpose(StrEnum):
+    """What an emailed account token is good for."""
+
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose, not a password  # nosec B105
+
+
 class User(IdMixin, TimestampMixin, Base):
     """An account. Email and username are stored lower-cased, so unique case-insensitively."""
 
@@ -73,6 +99,7 @@ class User(IdMixin, TimestampMixin, Base):
     mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     mfa_secret: Mapped[str | None] = mapped_column(String(300), default=None)
     mfa_last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    email_verified_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class RefreshToken(IdMixin, Base):
@@ -178,7 +205,7 @@ class Assignment(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("study_groups.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
-    due_at: Mapped[datetime]
+    due_at: Mapped[datetime] = mapped_column(index=True)
     created_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
@@ -201,10 +228,21 @@ class Webhook(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
     )
 
 
+STALLED = text("status IN ('pending', 'failed')")
+
+
 class WebhookDelivery(IdMixin, TimestampMixin, Base):
     """One event to deliver to one webhook, with its attempts."""
 
     __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index(
+            "ix_webhook_deliveries_stalled",
+            "updated_at",
+            postgresql_where=STALLED,
+            sqlite_where=STALLED,
+        ),
+    )
 
     webhook_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
@@ -215,3 +253,126 @@ class WebhookDelivery(IdMixin, TimestampMixin, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     response_status: Mapped[int | None] = mapped_column(Integer, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class AccountToken(IdMixin, Base):
+    """An emailed single-use token (verification or reset); only its SHA-256 is stored."""
+
+    __tablename__ = "account_tokens"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    """The address the token was sent to (verification verifies this address)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=NOW)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+UNPROCESSED = text("processed_at IS NULL")
+
+
+class NotificationEvent(IdMixin, Base):
+    """A domain event waiting to become notifications (the fan-out's outbox).
+
+    Staged in the transaction of the change, fanned out by a job; ``processed_at`` is the
+    fan-out's claim, so running the job twice adds nothing.
+    """
+
+    __tablename__ = "notification_events"
+    __table_args__ = (
+        Index(
+            "ix_notification_events_unprocessed",
+            "created_at",
+            postgresql_where=UNPROCESSED,
+            sqlite_where=UNPROCESSED,
+        ),
+    )
+
+    kind: Mapped[str] = mapped_column(String(32))
+    group_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("study_groups.id", ondelete="CASCADE"), index=True
+    )
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(200))
+    """Names the occurrence; recipients' notifications are unique per key."""
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=NOW)
+    processed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+EMAIL_PENDING = text("email_status = 'pending'")
+
+
+class Notification(IdMixin, Base):
+    """Something a user should know about, pushed live and maybe emailed."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("user_id", "event_key"),
+        Index(None, "user_id", "created_at"),
+        Index(
+            "ix_notifications_email_pending",
+            "created_at",
+            postgresql_where=EMAIL_PENDING,
+            sqlite_where=EMAIL_PENDING,
+        ),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    group_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("study_groups.id", ondelete="CASCADE"), index=True
+    )
+    event_key: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=NOW)
+    read_at: Mapped[datetime | None] = mapped_column(default=None)
+    email_status: Mapped[str | None] = mapped_column(String(16), default=None)
+
+
+class NotificationSettings(Base):
+    """A user's email choices per notification kind (only what differs from the defaults)."""
+
+    __tablename__ = "notification_settings"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[dict[str, bool]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=NOW
+    )
+
+
+class AssignmentReminder(Base):
+    """The claim of one due-soon reminder: an assignment at one due time, reminded once."""
+
+    __tablename__ = "assignment_reminders"
+
+    assignment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("assignments.id", ondelete="CASCADE"), primary_key=True
+    )
+    due_at: Mapped[datetime] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=NOW)
+
+
+class DeadLetter(IdMixin, Base):
+    """A job that failed every attempt: what it was called with and how it last failed."""
+
+    __tablename__ = "dead_letters"
+
+    task: Mapped[str] = mapped_column(String(100))
+    args: Mapped[list[Any]] = mapped_column(JSON)
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=NOW, index=True
+    )
+    replayed_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -70,6 +70,25 @@ VALUES: dict[str, dict[str, Any]] = {
         "attempts": 0,
         "response_status": 200,
     },
+    "account_tokens": {"purpose": "reset_password", "token_hash": "e" * 64, "email": "a@b.io"},
+    "notification_events": {
+        "kind": "mention",
+        "key": "mention/m-1",
+        "payload": {"id": "m-1", "body": "hi @ada"},
+    },
+    "notifications": {
+        "kind": "mention",
+        "event_key": "mention/m-1",
+        "data": {"id": "m-1", "body": "hi @ada"},
+        "email_status": "pending",
+    },
+    "notification_settings": {"email": {"mention": False}},
+    "dead_letters": {
+        "task": "email.notification",
+        "args": ["00000000-0000-0000-0000-000000000001"],
+        "kwargs": {},
+        "attempts": 3,
+    },
 }
 Schema = dict[str, Any]
 Rows = dict[str, dict[str, list[str]]]

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from protocol.objects import Assignment, Invite, Role
+from protocol.objects import Assignment, Invite, Notification, Role
 
 MAX_BODY_CHARS = 4000
 MAX_FRAME_BYTES = 64 * 1024
@@ -239,6 +239,12 @@ class MemberNotice(ServerFrame, frozen=True, kw_only=True, tag="member"):
     role: Role | None
 
 
+class NotificationNotice(ServerFrame, frozen=True, kw_only=True, tag="notification"):
+    """A new notification for the user (pushed to each of their live sockets)."""
+
+    notification: Notification
+
+
 class Error(ServerFrame, frozen=True, kw_only=True, tag="error"):
     """A request failed; the socket stays open."""
 
@@ -263,6 +269,7 @@ ServerFrames = (
     | InviteNotice
     | AssignmentNotice
     | MemberNotice
+    | NotificationNotice
     | Error
 )
 
@@ -292,5 +299,6 @@ SERVER_FRAME_TYPES: tuple[type[ServerFrame], ...] = (
     InviteNotice,
     AssignmentNotice,
     MemberNotice,
+    NotificationNotice,
     Error,
 )

@@ -20,6 +20,10 @@ WebhookEvent = Literal[
     "member.joined",
 ]
 WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
+NotificationKind = Literal[
+    "invite.received", "assignment.created", "assignment.due_soon", "mention"
+]
+NOTIFICATION_KINDS: tuple[str, ...] = get_args(NotificationKind)
 
 
 class UserPublic(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +43,7 @@ class UserPrivate(UserPublic, frozen=True, kw_only=True):
     email: str
     mfa_enabled: bool
     updated_at: datetime
+    email_verified: bool = False
 
 
 class Group(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,3 +158,29 @@ class UnreadCount(msgspec.Struct, frozen=True, kw_only=True):
     unread: int
     last_seq: int
     last_read_seq: int
+
+
+class Notification(msgspec.Struct, frozen=True, kw_only=True):
+    """Something the caller should know about; ``data`` is the invite, assignment or message."""
+
+    id: uuid.UUID
+    kind: NotificationKind
+    group_id: uuid.UUID | None
+    data: dict[str, Any]
+    read_at: datetime | None
+    created_at: datetime
+
+
+class EmailChoices(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether each kind of notification is also emailed (to a verified address)."""
+
+    invite_received: bool = msgspec.field(name="invite.received")
+    assignment_created: bool = msgspec.field(name="assignment.created")
+    assignment_due_soon: bool = msgspec.field(name="assignment.due_soon")
+    mention: bool
+
+
+class NotificationSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The caller's notification settings."""
+
+    email: EmailChoices

@@ -30,6 +30,7 @@ def user_private(user: models.User) -> objects.UserPrivate:
         email=user.email,
         mfa_enabled=user.mfa_enabled,
         updated_at=user.updated_at,
+        email_verified=user.email_verified_at is not None,
     )
 
 
@@ -142,4 +143,16 @@ def delivery_view(delivery: models.WebhookDelivery) -> objects.Delivery:
         last_error=delivery.last_error,
         created_at=delivery.created_at,
         updated_at=delivery.updated_at,
+    )
+
+
+def notification_view(row: models.Notification) -> objects.Notification:
+    """A notification as its recipient sees it."""
+    return objects.Notification(
+        id=row.id,
+        kind=row.kind,  # type: ignore[arg-type]
+        group_id=row.group_id,
+        data=row.data,
+        read_at=row.read_at,
+        created_at=row.created_at,
     )

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from protocol import frames
-from protocol.objects import Assignment, Invite
+from protocol.objects import Assignment, Invite, Notification
 
 GROUP = uuid.UUID("00000000-0000-0000-0000-00000000000a")
 USER = uuid.UUID("00000000-0000-0000-0000-00000000000b")
@@ -31,7 +31,7 @@ def test_server_frame_tags_are_unique() -> None:
     """Every server frame has its own type name."""
     tags = [_tag(cls) for cls in frames.SERVER_FRAME_TYPES]
     assert len(tags) == len(set(tags)) == len(frames.SERVER_FRAME_TYPES)
-    assert {"ready", "ack", "message", "error", "pong"} <= set(tags)
+    assert {"ready", "ack", "message", "error", "pong", "notification"} <= set(tags)
 
 
 def test_frames_are_frozen() -> None:
@@ -144,6 +144,16 @@ def test_every_server_frame_round_trips() -> None:
         frames.InviteNotice(invite=invite),
         frames.AssignmentNotice(action="created", assignment=assignment),
         frames.MemberNotice(group_id=GROUP, user_id=USER, action="joined", role="member"),
+        frames.NotificationNotice(
+            notification=Notification(
+                id=MESSAGE,
+                kind="mention",
+                group_id=GROUP,
+                data={"id": str(MESSAGE), "body": "hi @ada"},
+                read_at=None,
+                created_at=WHEN,
+            )
+        ),
         frames.Error(code="NOT_FOUND", message="nope", ref="x"),
     ]
     assert {type(frame) for frame in samples} == set(frames.SERVER_FRAME_TYPES)

@@ -9,10 +9,13 @@ import msgspec
 import pytest
 
 from protocol.objects import (
+    NOTIFICATION_KINDS,
     Delivery,
+    EmailChoices,
     Group,
     Member,
     Message,
+    NotificationSettings,
     UnreadCount,
     UserPrivate,
     UserPublic,
@@ -47,6 +50,7 @@ def test_private_user_extends_the_public_one() -> None:
         "email": "jane@example.com",
         "mfa_enabled": False,
         "updated_at": "2024-01-31T08:00:00Z",
+        "email_verified": False,
     }
 
 
@@ -126,3 +130,20 @@ def test_objects_are_frozen() -> None:
     count = UnreadCount(group_id=ID, unread=3, last_seq=10, last_read_seq=7)
     with pytest.raises(AttributeError):
         count.unread = 0  # type: ignore[misc]
+
+
+def test_email_choices_use_the_kind_names_on_the_wire() -> None:
+    """Notification settings name each kind as the contract does (`invite.received`, ...)."""
+    choices = EmailChoices(
+        invite_received=True, assignment_created=False, assignment_due_soon=True, mention=True
+    )
+    wire = msgspec.json.decode(msgspec.json.encode(NotificationSettings(email=choices)))
+    assert wire == {
+        "email": {
+            "invite.received": True,
+            "assignment.created": False,
+            "assignment.due_soon": True,
+            "mention": True,
+        }
+    }
+    assert set(wire["email"]) == set(NOTIFICATION_KINDS)

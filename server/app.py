@@ -19,7 +19,17 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from protocol.errors import ErrorCode
-from server.api import assignments, auth, groups, invites, messages, users, webhooks
+from server.api import (
+    account_recovery,
+    assignments,
+    auth,
+    groups,
+    invites,
+    messages,
+    notifications,
+    users,
+    webhooks,
+)
 from server.api.asyncapi import build_asyncapi
 from server.api.gate import build_gate
 from server.api.openapi import build_openapi
@@ -60,7 +70,9 @@ def operations() -> list[Operation[Any]]:
     """Every REST operation of the API, in documentation order."""
     return [
         *auth.OPERATIONS,
+        *account_recovery.OPERATIONS,
         *users.OPERATIONS,
+        *notifications.OPERATIONS,
         *groups.OPERATIONS,
         *invites.OPERATIONS,
         *assignments.OPERATIONS,

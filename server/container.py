@@ -16,8 +16,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from taskiq import AsyncBroker
+
 from server.cache import Cache, MemoryCache, RedisCache
 from server.hub.hub import Hub
+from server.outbound.mail import build_mailer
 from server.outbound.webhook_client import WebhookClient
 from server.realtime.floors import SeqFloors
 from server.realtime.leases import Leases, LocalLeases, RedisLeases
@@ -36,14 +39,20 @@ from server.security.scanner import build_scanner
 from server.security.tokens import TokenCodec
 from server.security.webhook_urls import AllowList
 from server.services.access import GroupAccess
+from server.services.account_recovery import AccountRecovery
 from server.services.assignments import AssignmentService
 from server.services.auth import AuthService
 from server.services.clock import Clock
+from server.services.dead_letters import DeadLetters
 from server.services.deliveries import DeliveryQueue, MessageEvents, WebhookDeliveries
 from server.services.groups import GroupService
 from server.services.invites import InviteService
+from server.services.mail import Composer, Postman
 from server.services.messages import MessagePipeline, MessageService
+from server.services.notification_emails import NotificationEmails
+from server.services.notifications import MentionHook, NotificationOutbox, NotificationService
 from server.services.recovery import RecoveryReader
+from server.services.reminders import Reminders
 from server.services.users import UserService
 from server.services.webhooks import WebhookService
 
@@ -75,6 +84,12 @@ class Domain:
     pipeline: MessagePipeline
     recovery: RecoveryReader
     messages: MessageService
+    accounts: AccountRecovery
+    notifications: NotificationService
+    outbox: NotificationOutbox
+    notification_emails: NotificationEmails
+    reminders: Reminders
+    dead_letters: DeadLetters
 
 
 def build_realtime(resources: Resources, clock: Clock) -> Realtime:
@@ -101,10 +116,29 @@ def build_realtime(resources: Resources, clock: Clock) -> Realtime:
     return Realtime(log, PersistWatch(resources.bus), registry)
 
 
+class BrokerJobs:
+    """The services' :class:`~server.services.events.Jobs` on the process's taskiq broker."""
+
+    def __init__(self, broker: AsyncBroker) -> None:
+        self._broker = broker
+
+    async def queue(self, name: str, *args: str) -> None:
+        """Queue job ``name``.
+
+        Raises:
+            RuntimeError: no job has this name.
+        """
+        task = self._broker.find_task(name)
+        if task is None:
+            raise RuntimeError(f"job {name} is not registered")
+        await task.kiq(*args)
+
+
 def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Domain:
     """Every use case, wired to the resources and the realtime broker."""
     settings, db = resources.settings, resources.db
     notifier = BusNotifier(resources.bus)
+    jobs = BrokerJobs(resources.broker)
     box = SecretBox(settings.data_encryption_key)
     auth = AuthService(
         db,
@@ -113,7 +147,14 @@ def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Doma
         box,
         clock,
         settings.refresh_token_ttl_s,
+        jobs,
     )
+    postman = Postman(
+        Composer(settings.mail_from, settings.public_web_url, clock),
+        build_mailer(settings.smtp_url, settings.mail_dir),
+    )
+    outbox = NotificationOutbox(jobs, clock)
+    notifications = NotificationService(db, notifier, jobs, outbox, clock)
     access = GroupAccess(db, clock.time)
     deliveries = WebhookDeliveries(
         db,
@@ -127,24 +168,25 @@ def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Doma
     groups = GroupService(db, access, notifier, deliveries, clock)
     rate = Rate(settings.ws_message_burst, settings.ws_message_burst / settings.ws_message_rate)
     pipeline = MessagePipeline(realtime.log, access, clock, rate=rate)
+    users = UserService(
+        db,
+        auth,
+        _cache(resources),
+        build_scanner(settings.clamd_url),
+        notifier,
+        clock,
+        media_dir=settings.media_dir,
+        media_url_prefix=settings.media_url_prefix,
+        cache_ttl_s=settings.profile_cache_ttl_s,
+    )
     return Domain(
         clock=clock,
         auth=auth,
-        users=UserService(
-            db,
-            auth,
-            _cache(resources),
-            build_scanner(settings.clamd_url),
-            notifier,
-            clock,
-            media_dir=settings.media_dir,
-            media_url_prefix=settings.media_url_prefix,
-            cache_ttl_s=settings.profile_cache_ttl_s,
-        ),
+        users=users,
         access=access,
         groups=groups,
-        invites=InviteService(db, groups, notifier, deliveries, clock),
-        assignments=AssignmentService(db, groups, deliveries, clock),
+        invites=InviteService(db, groups, notifier, deliveries, outbox, clock),
+        assignments=AssignmentService(db, groups, deliveries, outbox, clock),
         deliveries=deliveries,
         webhooks=WebhookService(db, box, clock, deliveries),
         pipeline=pipeline,
@@ -156,8 +198,14 @@ def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Doma
             window_s=settings.recovery_window_s,
         ),
         messages=MessageService(
-            db, pipeline, realtime.log, realtime.watch, access, notifier, clock
+            db, pipeline, realtime.log, realtime.watch, access, notifier, outbox, clock
         ),
+        accounts=AccountRecovery(db, auth, users, jobs, postman, clock),
+        notifications=notifications,
+        outbox=outbox,
+        notification_emails=NotificationEmails(db, postman, clock),
+        reminders=Reminders(db, notifications, clock, lead_s=settings.reminder_lead_s),
+        dead_letters=DeadLetters(db, clock),
     )
 
 
@@ -187,7 +235,7 @@ def build_persister(resources: Resources, realtime: Realtime, domain: Domain) ->
         resources.db,
         node,
         leases,
-        hook=MessageEvents(domain.deliveries),
+        hooks=(MessageEvents(domain.deliveries), MentionHook(domain.outbox)),
         announce=realtime.watch.announce,
     )
     realtime.watch.wake_with(persister.wake)

@@ -17,6 +17,7 @@ from server.activity import DailyActive
 from server.container import build_domain, build_hub, build_persister, build_realtime
 from server.observability.metrics import (
     DAILY_ACTIVE_USERS,
+    DEAD_LETTERS,
     PERSISTER_OLDEST_AGE,
     PERSISTER_PENDING,
 )
@@ -25,6 +26,7 @@ from server.resources import Resources
 from server.security.tokens import Principal
 from server.services.clock import Clock
 from server.settings import Settings
+from server.tasks.schedule import LocalSchedule, periodic_jobs
 
 log = logging.getLogger(__name__)
 Check = Callable[[], Awaitable[object]]
@@ -44,6 +46,9 @@ class Node:
         self.hub = build_hub(resources, self.realtime, self.domain)
         self.persister = build_persister(resources, self.realtime, self.domain)
         self.activity = DailyActive(resources.redis, self.settings.redis_prefix, clock.time)
+        self.schedule: LocalSchedule | None = None
+        if resources.redis is None:  # no shared queue: this node runs the schedule itself
+            self.schedule = LocalSchedule(resources.broker, periodic_jobs(self.settings))
         self.draining = False
         self._replica_watch: asyncio.Task[None] | None = None
 
@@ -58,12 +63,17 @@ class Node:
         return principal
 
     async def start(self) -> None:
-        """Start background work: announcements, the persister, the hub; queue housekeeping."""
+        """Start background work: announcements, the persister, the hub; queue housekeeping.
+
+        On the embedded default the node also runs the periodic jobs (reminders, sweeps).
+        """
         await self.resources.db.warm()
         await self.resources.bus.listen(CREDENTIALS_CHANNEL, self._credentials_changed)
         await self.realtime.watch.start()
         self.persister.start()
         self.hub.start()
+        if self.schedule is not None:
+            self.schedule.start()
         await self._housekeeping()
         if self.resources.db.replicas is not None:
             await self._check_replicas()
@@ -77,6 +87,8 @@ class Node:
     async def stop(self) -> None:
         """Drain what is left, stop the hub, and flush the persister."""
         await self.drain(self.settings.shutdown_grace_s)
+        if self.schedule is not None:
+            await self.schedule.stop()
         await self.hub.stop()
         await self.persister.stop(self.settings.shutdown_grace_s)
         await self.realtime.log.close()
@@ -118,8 +130,10 @@ class Node:
         try:
             pending, oldest = await self.realtime.log.lag()
             active = await self.activity.count()
+            dead = await self.domain.dead_letters.waiting()
         except Exception:
             return
+        DEAD_LETTERS.set(dead)
         PERSISTER_PENDING.set(pending)
         PERSISTER_OLDEST_AGE.set(oldest)
         DAILY_ACTIVE_USERS.set(active)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 from email.utils import parseaddr
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -214,6 +214,7 @@ def _mail_outside_dev(settings: Settings) -> list[str]:
     if settings.env is Env.PRODUCTION and not settings.smtp_url:
         problems.append("SMTP_URL must be set (without it emails are only written to MAIL_DIR)")
     return problems
+
 
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]

@@ -106,6 +106,32 @@ PERSISTER_OLDEST_AGE = Gauge(
     "Age of the oldest message not yet in the database.",
     multiprocess_mode="max",
 )
+EMAILS_SENT = Counter(
+    "studybuddy_emails_sent_total",
+    "Emails handed to SMTP or written to MAIL_DIR, by kind and result (sent, error).",
+    ["kind", "result"],
+)
+NOTIFICATIONS = Counter(
+    "studybuddy_notifications_total",
+    "Notifications created, by kind.",
+    ["kind"],
+)
+TASK_RUNS = Counter(
+    "studybuddy_task_runs_total",
+    "Background job runs, by task and result (ok, retried, dead).",
+    ["task", "result"],
+)
+TASK_DURATION = Histogram(
+    "studybuddy_task_duration_seconds",
+    "Background job run time, by task (each attempt).",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+DEAD_LETTERS = Gauge(
+    "studybuddy_dead_letters",
+    "Jobs that failed every attempt and were not replayed yet (python -m server.admin dlq).",
+    multiprocess_mode="max",
+)
 
 REPLICA_LAG_SECONDS = Gauge(
     "studybuddy_db_replica_lag_seconds",

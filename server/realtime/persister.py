@@ -5,9 +5,10 @@ lease it holds (:mod:`server.realtime.leases`), one reader per partition. A read
 adopts whatever an earlier holder left unacknowledged, then reads batches. A batch is
 acknowledged only after its transaction commits; a failed write (database down) is retried
 with backoff, and the entries stay pending meanwhile. ``ON CONFLICT DO NOTHING`` on
-``(group_id, seq)`` makes replays harmless. A :class:`BatchHook` (webhooks) stages its work in
-the same transaction, with ids derived from the messages, so a replayed batch adds no second
-delivery. After a commit the batch's message ids are announced (see
+``(group_id, seq)`` makes replays harmless. Each :class:`BatchHook` (webhooks, mentions)
+stages its
+work in the same transaction, with ids derived from the messages, so a replayed batch adds
+nothing twice. After a commit the batch's message ids are announced (see
 :mod:`server.realtime.persisted`), so that a REST post can answer once its message is in
 history.
 """
@@ -65,13 +66,13 @@ class Persister:
         batch: int = 500,
         block_s: float = 0.25,
         linger_s: float = 0.25,
-        hook: BatchHook | None = None,
+        hooks: Sequence[BatchHook] = (),
         announce: Announce | None = None,
         balance_s: float = LEASE_MS / 3000,
     ) -> None:
         self._log = message_log
         self._db = db
-        self._hook = hook
+        self._hooks = tuple(hooks)
         self._announce = announce
         self._consumer = consumer
         self._leases = leases
@@ -192,16 +193,15 @@ class Persister:
             log.warning("could not announce a persisted batch", extra={"messages": len(ids)})
 
     async def _write(self, entries: list[PersistEntry]) -> None:
-        """Insert a batch; the hook's work commits with it."""
+        """Insert a batch; the hooks' work commits with it and is released after."""
         rows = [entry.row for entry in entries]
-        staged: list[uuid.UUID] = []
         async with self._db.session() as session, session.begin():
             await insert_ignoring_duplicates(session, rows)
-            if self._hook is not None:
-                staged = await self._stage(session, self._hook, rows)
+            staged = [await self._stage(session, hook, rows) for hook in self._hooks]
         await self._db.wrote(*{row["author_id"] for row in rows})  # read-your-writes
-        if staged and self._hook is not None:
-            await self._hook.release(staged)
+        for hook, ids in zip(self._hooks, staged, strict=True):
+            if ids:
+                await hook.release(ids)
 
     @staticmethod
     async def _stage(

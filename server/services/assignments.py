@@ -15,12 +15,13 @@ from server.services.access import authorize
 from server.services.clock import Clock
 from server.services.events import Events
 from server.services.groups import GroupService
+from server.services.notifications import NotificationOutbox
 from server.services.policy import Action
 from server.services.views import assignment_view
 from server.store import groups as repo
 from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, datetime_filter, fetch_page
-from server.store.models import Assignment
+from server.store.models import Assignment, NotificationKind
 
 ASSIGNMENT_LIST = ListSpec(
     sorts={
@@ -53,16 +54,24 @@ class AssignmentFields:
 class AssignmentService:
     """Assignments of a group: members read, owner and admins manage."""
 
-    def __init__(self, db: Database, groups: GroupService, events: Events, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        groups: GroupService,
+        events: Events,
+        outbox: NotificationOutbox,
+        clock: Clock,
+    ) -> None:
         self._db = db
         self._groups = groups
         self._events = events
+        self._outbox = outbox
         self._clock = clock
 
     async def create(
         self, actor_id: uuid.UUID, group_id: uuid.UUID, fields: AssignmentFields
     ) -> AssignmentObject:
-        """Add an assignment; members are told live."""
+        """Add an assignment; members are told live, the others get a notification."""
         async with self._db.session() as session, session.begin():
             await authorize(session, group_id, actor_id, Action.MANAGE_ASSIGNMENTS)
             assignment = Assignment(
@@ -75,7 +84,13 @@ class AssignmentService:
             session.add(assignment)
             await session.flush()
             staged = await self._stage(session, "created", assignment)
+            events = await self._outbox.stage(
+                session,
+                NotificationKind.ASSIGNMENT_CREATED,
+                [(group_id, actor_id, str(assignment.id), assignment_view(assignment))],
+            )
         await self._events.release(staged)
+        await self._outbox.release(events)
         return await self._announce("created", assignment)
 
     async def find(

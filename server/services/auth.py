@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +25,7 @@ from server.security.passwords import PasswordHasher, check_password_policy
 from server.security.sanitize import clean_email, clean_text, clean_username
 from server.security.tokens import IssuedToken, Principal, TokenCodec, hash_token, new_opaque_token
 from server.services.clock import Clock
+from server.services.events import VERIFY_EMAIL_JOB, Jobs
 from server.services.views import user_private
 from server.singleflight import SingleFlight
 from server.store import users as repo
@@ -31,6 +33,7 @@ from server.store.db import Database
 from server.store.models import RefreshToken, User
 
 INVALID_LOGIN = "Invalid email or password"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +68,10 @@ class AuthService:
         box: SecretBox,
         clock: Clock,
         refresh_ttl_s: int,
+        jobs: Jobs,
     ) -> None:
         self._db = db
+        self._jobs = jobs
         self._hasher = hasher
         self._tokens = tokens
         self._box = box
@@ -79,7 +84,7 @@ class AuthService:
     async def register(
         self, *, email: str, username: str, password: str, display_name: str | None
     ) -> UserPrivate:
-        """Create an account.
+        """Create an account; the worker then emails a verification link.
 
         Raises:
             ValidationFailed: bad email, username, password or display name.
@@ -110,6 +115,10 @@ class AuthService:
                 session.add(user)
         except IntegrityError:
             raise _taken({"email", "username"}) from None
+        try:
+            await self._jobs.queue(VERIFY_EMAIL_JOB, str(user.id))
+        except Exception:  # the account exists; POST /auth/email/resend asks again
+            log.exception("could not queue the verification email")
         return user_private(user)
 
     async def login(self, *, email: str, password: str, totp_code: str | None) -> SessionTokens:

@@ -163,6 +163,17 @@ class WebhookDeliveries:
             attempts, status = attempts + 1, recorded
         return status
 
+    async def last_error(self, delivery_id_: uuid.UUID) -> str:
+        """Why a delivery's last attempt failed (empty if it did not)."""
+        async with self._db.session() as session:
+            loaded = await repo.get_delivery(session, delivery_id_)
+        return (loaded[0].last_error or "") if loaded else ""
+
+    async def revive(self, delivery_id_: uuid.UUID) -> None:
+        """Make a dead delivery pending with no attempts (an operator's dead-letter replay)."""
+        async with self._db.session() as session, session.begin():
+            await repo.revive_delivery(session, delivery_id_, self._clock.now())
+
     async def _attempt(self, hook: Webhook, delivery: WebhookDelivery) -> PostResult | UnsafeUrl:
         if hook.deleted_at is not None or not hook.active:
             return UnsafeUrl("the webhook was deleted")

@@ -14,6 +14,11 @@ from typing import Protocol
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+VERIFY_EMAIL_JOB = "email.verification"
+RESET_EMAIL_JOB = "email.password_reset"
+NOTIFICATION_EMAIL_JOB = "email.notification"
+FAN_OUT_JOB = "notifications.fan_out"
+
 EventItem = tuple[uuid.UUID, str, msgspec.Struct]
 """``(group_id, key, data)``: ``key`` names the occurrence, so replaying it adds nothing."""
 
@@ -29,4 +34,16 @@ class Events(Protocol):
 
     async def release(self, ids: Sequence[uuid.UUID]) -> None:
         """Hand staged events to the job queue, after the commit; never raises."""
+        ...
+
+
+class Jobs(Protocol):
+    """Queues background jobs by name (taskiq; in process in the embedded default)."""
+
+    async def queue(self, name: str, *args: str) -> None:
+        """Queue job ``name`` with ``args``.
+
+        Raises:
+            Exception: the queue is unreachable (the caller decides what that means).
+        """
         ...

@@ -16,6 +16,7 @@ from server.services.access import authorize, load_group
 from server.services.clock import Clock
 from server.services.events import Events
 from server.services.groups import GroupService
+from server.services.notifications import NotificationOutbox
 from server.services.notify import Notifier
 from server.services.policy import Action
 from server.services.views import invite_view
@@ -24,7 +25,7 @@ from server.store import users as user_repo
 from server.store.base import utcnow
 from server.store.db import Database
 from server.store.listing import FilterDef, ListQuery, ListSpec, choice_schema, fetch_page
-from server.store.models import Invite, InviteStatus
+from server.store.models import Invite, InviteStatus, NotificationKind
 
 INVITE_TTL = timedelta(days=7)
 
@@ -59,18 +60,25 @@ class InviteService:
     """Invitations."""
 
     def __init__(
-        self, db: Database, groups: GroupService, notifier: Notifier, events: Events, clock: Clock
+        self,
+        db: Database,
+        groups: GroupService,
+        notifier: Notifier,
+        events: Events,
+        outbox: NotificationOutbox,
+        clock: Clock,
     ) -> None:
         self._db = db
         self._groups = groups
         self._notifier = notifier
         self._events = events
+        self._outbox = outbox
         self._clock = clock
 
     async def invite(
         self, inviter_id: uuid.UUID, group_id: uuid.UUID, invitee_id: uuid.UUID
     ) -> InviteObject:
-        """Invite a user (owner and admins); the invitee is notified live.
+        """Invite a user (owner and admins); the invitee is told live and gets a notification.
 
         Raises:
             NotFound: no such user.
@@ -98,7 +106,13 @@ class InviteService:
             staged = await self._events.stage(
                 session, [(group_id, str(invite.id), view)], "invite.created"
             )
+            events = await self._outbox.stage(
+                session,
+                NotificationKind.INVITE_RECEIVED,
+                [(group_id, inviter_id, str(invite.id), view)],
+            )
         await self._events.release(staged)
+        await self._outbox.release(events)
         await self._notifier.to_user(invitee_id, InviteNotice(invite=view))
         return view
 

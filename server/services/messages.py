@@ -25,6 +25,8 @@ from server.security.sanitize import clean_text
 from server.services import policy
 from server.services.access import GroupAccess, authorize
 from server.services.clock import Clock
+from server.services.mentions import mention_items
+from server.services.notifications import NotificationOutbox
 from server.services.notify import Notifier
 from server.services.policy import Action
 from server.services.views import message_view
@@ -32,7 +34,7 @@ from server.store import groups as group_repo
 from server.store import messages as repo
 from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, fetch_page
-from server.store.models import Message
+from server.store.models import Message, NotificationKind
 
 log = logging.getLogger(__name__)
 STORE_WAIT_S = 3.0
@@ -119,9 +121,11 @@ class MessageService:
         stored: Stored,
         access: GroupAccess,
         notifier: Notifier,
+        outbox: NotificationOutbox,
         clock: Clock,
     ) -> None:
         self._db = db
+        self._outbox = outbox
         self._pipeline = pipeline
         self._log = log
         self._stored = stored
@@ -175,7 +179,7 @@ class MessageService:
     async def edit(
         self, actor_id: uuid.UUID, group_id: uuid.UUID, message_id: uuid.UUID, body: str
     ) -> MessageObject:
-        """Change one's own message.
+        """Change one's own message; members it names for the first time are notified.
 
         Raises:
             Forbidden: not the author.
@@ -187,6 +191,8 @@ class MessageService:
             if message.author_id != actor_id:
                 raise Forbidden("Only the author can edit a message")
             message.body, message.edited_at = text, self._clock.now()
+            events = await self._stage_mentions(session, message)
+        await self._outbox.release(events)
         frame = MessageEdited(
             group_id=group_id,
             message_id=message.id,
@@ -254,6 +260,17 @@ class MessageService:
                     edited_at=None,
                 )
         raise ServiceUnavailable("The first copy of this message is not available; retry")
+
+    async def _stage_mentions(self, session: AsyncSession, message: Message) -> list[uuid.UUID]:
+        """Stage a mention event for an edited body (the fan-out skips members told before)."""
+        row = {column: getattr(message, column) for column in MessageObject.__struct_fields__}
+        items = mention_items([row])
+        if not items:
+            return []
+        edited = message.edited_at.isoformat() if message.edited_at else ""
+        return await self._outbox.stage(
+            session, NotificationKind.MENTION, items, occurrence=f"#edit@{edited}"
+        )
 
     @staticmethod
     async def _find(session: AsyncSession, group_id: uuid.UUID, message_id: uuid.UUID) -> Message:

@@ -134,7 +134,20 @@ class UserService:
         user = await self._get(user_id)
         await self._auth.verify_password(user, current)
         await self._auth.require_second_factor(user, totp_code)
-        issued = await self._auth.set_password(user_id, new, session_id)
+        return await self.replace_password(user_id, new, session_id)
+
+    async def replace_password(
+        self, user_id: uuid.UUID, new: str, keep_session: uuid.UUID | None
+    ) -> IssuedToken:
+        """What every password change does (a change, a reset).
+
+        The new password is stored, every refresh family but ``keep_session`` is revoked,
+        access tokens issued before now stop working, and the user's sockets are closed.
+
+        Raises:
+            ValidationFailed: the new password breaks the policy.
+        """
+        issued = await self._auth.set_password(user_id, new, keep_session)
         await self._notifier.disconnect_user(user_id, "password changed")
         return issued
 

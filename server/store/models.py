@@ -372,7 +372,5 @@ class DeadLetter(IdMixin, Base):
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(
-        default=utcnow, server_default=NOW, index=True
-    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=NOW, index=True)
     replayed_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -110,3 +110,15 @@ async def record_attempt(
         .values(**values)
     )
     return getattr(result, "rowcount", 0) == 1
+
+
+async def revive_delivery(session: AsyncSession, delivery_id: uuid.UUID, now: datetime) -> None:
+    """Reset a dead delivery to pending with no attempts."""
+    await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == DeliveryStatus.DEAD.value,
+        )
+        .values(status=DeliveryStatus.PENDING.value, attempts=0, updated_at=now)
+    )

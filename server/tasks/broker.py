@@ -6,6 +6,7 @@ from taskiq import AsyncBroker, InMemoryBroker
 from taskiq_redis import RedisStreamBroker, RedisStreamClusterBroker
 
 from server.settings import Settings
+from server.tasks.middleware import RetryMiddleware
 
 
 def build_broker(settings: Settings) -> AsyncBroker:
@@ -13,19 +14,21 @@ def build_broker(settings: Settings) -> AsyncBroker:
 
     On a Redis Cluster the queue is one stream (one slot) through taskiq's cluster client;
     that broker does not reclaim a dead worker's unacknowledged jobs (they stay pending),
-    which the stalled-delivery sweep covers for webhooks.
+    which the stalled-delivery sweep covers for webhooks. Either way every job is retried
+    with backoff and dead-lettered after its last attempt.
     """
+    broker: AsyncBroker = InMemoryBroker()
     if settings.redis_url and settings.redis_cluster:
-        return RedisStreamClusterBroker(
+        broker = RedisStreamClusterBroker(
             settings.redis_url,
             queue_name=f"{settings.redis_prefix}tasks",
             consumer_group_name=f"{settings.redis_prefix}workers",
         )
-    if settings.redis_url:
-        return RedisStreamBroker(
+    elif settings.redis_url:
+        broker = RedisStreamBroker(
             settings.redis_url,
             queue_name=f"{settings.redis_prefix}tasks",
             consumer_group_name=f"{settings.redis_prefix}workers",
             unacknowledged_lock_timeout=60,
         )
-    return InMemoryBroker()
+    return broker.with_middlewares(RetryMiddleware(settings.task_retry_base_s))

@@ -7,6 +7,8 @@ opened by the worker's start-up event and closed by its shutdown event.
 
 from __future__ import annotations
 
+import os
+import sys
 from contextlib import AsyncExitStack
 
 from taskiq import TaskiqEvents, TaskiqState
@@ -41,3 +43,23 @@ async def startup(state: TaskiqState) -> None:
 async def shutdown(state: TaskiqState) -> None:
     """Close what start-up opened."""
     await state.stack.aclose()
+
+
+EMBEDDED = (
+    "REDIS_URL is not set: on the embedded default the node (make run) runs the jobs itself "
+    "(there is no queue to share); a separate worker is only needed with Redis."
+)
+
+
+def main() -> int:
+    """``make worker``: the taskiq worker with Redis; a note on the embedded default."""
+    if not settings.redis_url:
+        print(EMBEDDED)
+        return 0
+    command = [sys.executable, "-m", "taskiq", "worker", "server.tasks.worker:broker"]
+    os.execv(sys.executable, [*command, *sys.argv[1:]])  # noqa: S606  # nosec B606
+    return 1  # pragma: no cover - execv does not return
+
+
+if __name__ == "__main__":  # pragma: no cover - the process entry point
+    sys.exit(main())

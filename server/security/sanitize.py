@@ -71,7 +71,9 @@ def clean_email(value: str) -> str:
         ValidationFailed: not a plausible address.
     """
     email = value.strip().lower()
-    if len(email) > 254 or not _EMAIL.fullmatch(email):  # noqa: PLR2004 - RFC 5321 path limit
+    local = email.partition("@")[0]
+    # RFC 5321 limits: 254 characters in all, 64 before the @.
+    if len(email) > 254 or len(local) > 64 or not _EMAIL.fullmatch(email):  # noqa: PLR2004
         raise ValidationFailed.field("email", "Email format invalid", EMAIL_SUGGESTION)
     return email
 

@@ -21,7 +21,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.objects import UserPrivate
-from server.errors import ValidationFailed
+from server.errors import MfaRequired, ValidationFailed
 from server.security.passwords import check_password_policy
 from server.security.sanitize import clean_email
 from server.security.tokens import hash_token, new_opaque_token
@@ -89,40 +89,44 @@ class AccountRecovery:
         now = self._clock.now()
         purpose = TokenPurpose.VERIFY_EMAIL.value
         async with self._db.session() as session, session.begin():
-            row = await repo.live_token(session, hash_token(token), purpose, now)
-            if row is None or not await repo.use_token(session, row.id, now):
+            claimed = await repo.claim_token(session, hash_token(token), purpose, now)
+            if claimed is None:
                 raise _bad_token()
-            await repo.mark_verified(session, row.user_id, row.email, now)
-            await repo.void_tokens(session, row.user_id, purpose, now)
-        return await self._users.me(row.user_id)
+            _, user_id, email = claimed
+            await repo.mark_verified(session, user_id, email, now)
+            await repo.void_tokens(session, user_id, purpose, now)
+        return await self._users.me(user_id)
 
     async def reset(self, token: str, new_password: str, totp_code: str | None) -> UserPrivate:
         """Use a reset token to set a new password; every session and socket ends.
 
-        The token survives a wrong TOTP code or a refused password, so the person can try
-        again from the same link.
+        The token is given back when the TOTP code is wrong, so the person can try again
+        from the same link.
 
         Raises:
-            ValidationFailed: the token is unknown, used, expired or of another kind; or the
-                password breaks the policy.
+            ValidationFailed: the password breaks the policy; or the token is unknown, used,
+                expired or of another kind.
             MfaRequired: MFA is on and the code is missing, wrong or already used.
         """
-        now = self._clock.now()
-        async with self._db.session() as session:
-            row = await repo.live_token(
-                session, hash_token(token), TokenPurpose.RESET_PASSWORD.value, now
-            )
-            user = await user_repo.get_user(session, row.user_id) if row else None
-        if row is None or user is None:
-            raise _bad_token()
         check_password_policy(new_password, "new_password")
-        await self._auth.require_second_factor(user, totp_code)
+        now = self._clock.now()
+        purpose = TokenPurpose.RESET_PASSWORD.value
         async with self._db.session() as session, session.begin():
-            if not await repo.use_token(session, row.id, now):
+            claimed = await repo.claim_token(session, hash_token(token), purpose, now)
+            if claimed is None:
                 raise _bad_token()
-            await repo.void_tokens(session, user.id, TokenPurpose.RESET_PASSWORD.value, now)
-        await self._users.replace_password(user.id, new_password, None)
-        return await self._users.me(user.id)
+            token_id, user_id, _ = claimed
+            await repo.void_tokens(session, user_id, purpose, now)
+            user = await user_repo.get_user(session, user_id)
+        try:
+            # the token's row goes with its user (ON DELETE CASCADE): the user exists
+            await self._auth.require_second_factor(user, totp_code)  # type: ignore[arg-type]
+        except MfaRequired:
+            async with self._db.session() as session, session.begin():
+                await repo.unclaim_token(session, token_id)
+            raise
+        await self._users.replace_password(user_id, new_password, None)
+        return await self._users.me(user_id)
 
     async def send_verification(self, user_id: uuid.UUID) -> bool:
         """Create a verification token and email its link (the worker's job).

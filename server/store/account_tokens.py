@@ -5,35 +5,43 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.models import AccountToken, User
 
 
-async def live_token(
+async def claim_token(
     session: AsyncSession, token_hash: str, purpose: str, now: datetime
-) -> AccountToken | None:
-    """The unused, unexpired token of ``purpose`` with this hash."""
-    return await session.scalar(
-        select(AccountToken).where(
+) -> tuple[uuid.UUID, uuid.UUID, str] | None:
+    """Use the live token of ``purpose`` with this hash: ``(id, user_id, email)``, or None.
+
+    One ``UPDATE ... WHERE used_at IS NULL``: of two concurrent uses exactly one gets it.
+    """
+    result = await session.execute(
+        update(AccountToken)
+        .where(
             AccountToken.token_hash == token_hash,
             AccountToken.purpose == purpose,
             AccountToken.used_at.is_(None),
             AccountToken.expires_at > now,
         )
-    )
-
-
-async def use_token(session: AsyncSession, token_id: uuid.UUID, now: datetime) -> bool:
-    """Mark a token used unless someone used it first (atomic: single use under races)."""
-    result = await session.execute(
-        update(AccountToken)
-        .where(AccountToken.id == token_id, AccountToken.used_at.is_(None))
         .values(used_at=now)
+        .returning(AccountToken.id, AccountToken.user_id, AccountToken.email)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    row = result.first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+async def unclaim_token(session: AsyncSession, token_id: uuid.UUID) -> None:
+    """Give a claimed token back (the request that claimed it failed for another reason)."""
+    await session.execute(
+        update(AccountToken)
+        .where(AccountToken.id == token_id)
+        .values(used_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def void_tokens(

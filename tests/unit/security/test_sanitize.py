@@ -104,6 +104,11 @@ def test_escape_for_search_matches_stored_form() -> None:
     assert escape_for_search(term) == "&lt;b&gt;\u00e9"
 
 
+def test_clean_email_accepts_the_longest_local_part() -> None:
+    """64 characters before the @ is the RFC 5321 limit, and allowed."""
+    assert clean_email("j" * 64 + "@example.com") == "j" * 64 + "@example.com"
+
+
 def test_clean_email_lowercases_and_trims() -> None:
     """Surrounding spaces go and the address is lower-cased."""
     assert clean_email("  Jane.Doe+Study@Example.COM ") == "jane.doe+study@example.com"
@@ -123,6 +128,9 @@ def test_clean_email_lowercases_and_trims() -> None:
         "jane@example.c",
         "jane.@example.com",
         "jane@example.com\nx",
+        "jane@example.com\r\nbcc: eve@example.com",
+        "j" * 65 + "@example.com",
+        "jane@" + "e" * 250 + ".com",
     ],
 )
 def test_clean_email_rejects_implausible_addresses(address: str) -> None:

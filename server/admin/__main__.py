@@ -7,9 +7,9 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from server.admin import seed
+from server.admin import dlq, seed
 
-COMMANDS: tuple[ModuleType, ...] = (seed,)
+COMMANDS: tuple[ModuleType, ...] = (seed, dlq)
 """Each command module has ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``."""
 
 

@@ -37,6 +37,11 @@ async def startup(state: TaskiqState) -> None:
     state.stack = stack
     clock = Clock()
     state.domain = build_domain(resources, build_realtime(resources, clock), clock)
+    # Jobs queue jobs too (a fan-out queues emails, a sweep queues deliveries): through the
+    # resources' broker, which must know them.
+    register_jobs(resources.broker)
+    await resources.broker.startup()
+    stack.push_async_callback(resources.broker.shutdown)
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)

@@ -18,7 +18,7 @@ import pytest
 
 from server.outbound.mail import FileMailer, MailError, SmtpMailer, SmtpTarget, build_mailer
 from tests.fixtures.processes import free_port
-from tests.fixtures.smtp_server import SmtpSink, SelfSigned, make_certificate
+from tests.fixtures.smtp_server import SelfSigned, SmtpSink, make_certificate
 
 LOGIN = ("relay@example.com", "s3cret pass/word")
 
@@ -63,7 +63,9 @@ def _url(sink: SmtpSink) -> str:
 
 
 @pytest.mark.parametrize("kind", ["plain", "starttls", "smtps"])
-async def test_smtp_delivers_with_a_login_in_each_mode(sinks: dict[str, SmtpSink], kind: str) -> None:
+async def test_smtp_delivers_with_a_login_in_each_mode(
+    sinks: dict[str, SmtpSink], kind: str
+) -> None:
     """The message arrives, multipart, with the login the URL carried (decoded)."""
     sink = sinks[kind]
     await build_mailer(_url(sink), "unused").send(_message())

@@ -79,7 +79,8 @@ class Composer:
 
     def __init__(self, sender: str, public_web_url: str, clock: Clock) -> None:
         self._sender = sender
-        self._domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+        address = parseaddr(sender)[1]
+        self._domain = address.rpartition("@")[2] if "@" in address else "localhost"
         self._web = public_web_url.rstrip("/")
         self._clock = clock
 

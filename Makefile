@@ -8,7 +8,7 @@ LOAD_STAMP := $(LOAD_VENV)/.installed
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: help install run test test-fast lint fmt typecheck migrate migration worker bench clean lock
+.PHONY: help install run test test-fast lint fmt typecheck migrate migration worker scheduler bench clean lock
 .PHONY: load-install loadtest loadtest-smoke lock-load
 
 help:
@@ -17,7 +17,8 @@ help:
 	@echo "make lint       ruff format --check, ruff check, mypy --strict, bandit, import-linter"
 	@echo "make fmt        ruff format and ruff check --fix"
 	@echo "make migrate    apply database migrations (DATABASE_URL or the SQLite default)"
-	@echo "make worker     run the taskiq worker"
+	@echo "make worker     run the taskiq worker (with REDIS_URL; the embedded node runs its own jobs)"
+	@echo "make scheduler  run the periodic jobs' scheduler (with REDIS_URL; likewise)"
 	@echo "make bench      run the load benchmarks in loadtests/"
 	@echo "make dr-drill   disaster-recovery drill: lose PostgreSQL and Redis under traffic, restore, verify"
 	@echo "make lock       re-resolve requirements/lock.txt from pyproject.toml"
@@ -43,14 +44,17 @@ run: migrate
 	$(BIN)/python -m server.serve --host $(HOST) --port $(PORT)
 
 worker: $(STAMP)
-	$(BIN)/taskiq worker server.tasks.worker:broker
+	$(BIN)/python -m server.tasks.worker
+
+scheduler: $(STAMP)
+	$(BIN)/python -m server.tasks.scheduler
 
 test: $(STAMP) $(LOAD_STAMP)
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
-	$(BIN)/coverage report --fail-under=100 --include='server/security/*,server/services/auth.py,server/services/users.py,server/store/users.py,server/store/accounts.py,server/api/auth.py,server/api/users.py,server/api/cookies.py,server/api/upload.py,protocol/*'
+	$(BIN)/coverage report --fail-under=100 --include='server/security/*,server/services/auth.py,server/services/users.py,server/store/users.py,server/store/accounts.py,server/api/auth.py,server/api/users.py,server/api/cookies.py,server/api/upload.py,server/services/account_recovery.py,server/api/account_recovery.py,server/store/account_tokens.py,protocol/*'
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -x -q $(PYTEST_ARGS)

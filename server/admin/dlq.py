@@ -77,14 +77,14 @@ def _line(letter: DeadLetter) -> str:
 async def _list(domain: Domain, _broker: AsyncBroker, args: argparse.Namespace) -> int:
     letters = await domain.dead_letters.list(limit=args.limit, waiting=not args.all)
     for letter in letters:
-        print(_line(letter))  # noqa: T201 - the command's output
-    print(f"{len(letters)} dead letter(s)", file=sys.stderr)  # noqa: T201
+        print(_line(letter))
+    print(f"{len(letters)} dead letter(s)", file=sys.stderr)
     return 0
 
 
 async def _show(domain: Domain, _broker: AsyncBroker, args: argparse.Namespace) -> int:
     letter = await domain.dead_letters.get(args.id)
-    print(json.dumps(describe(letter), indent=2))  # noqa: T201
+    print(json.dumps(describe(letter), indent=2))
     return 0
 
 
@@ -92,13 +92,13 @@ async def _replay(domain: Domain, broker: AsyncBroker, args: argparse.Namespace)
     letter = await replay_dead_letter(domain, BrokerJobs(broker), args.id)
     if isinstance(broker, InMemoryBroker):  # embedded default: the job runs here, now
         await broker.wait_all()
-    print(f"replayed {letter.id}: {letter.task} queued again")  # noqa: T201
+    print(f"replayed {letter.id}: {letter.task} queued again")
     return 0
 
 
 async def _purge(domain: Domain, _broker: AsyncBroker, args: argparse.Namespace) -> int:
     removed = await domain.dead_letters.purge(replayed_only=args.replayed)
-    print(f"purged {removed} dead letter(s)")  # noqa: T201
+    print(f"purged {removed} dead letter(s)")
     return 0
 
 
@@ -122,7 +122,7 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
         try:
             return await ACTIONS[args.action](domain, broker, args)
         except AppError as exc:
-            print(f"dlq {args.action}: {exc.message}", file=sys.stderr)  # noqa: T201
+            print(f"dlq {args.action}: {exc.message}", file=sys.stderr)
             return 1
         finally:
             await broker.shutdown()
@@ -133,6 +133,6 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
     try:
         settings = Settings.from_env(environ)
     except SettingsError as exc:
-        print(f"dlq: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"dlq: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(execute(args, settings))

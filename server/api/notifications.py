@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from starlette.responses import Response
@@ -14,14 +14,17 @@ from server.api.responses import Pagination, no_content, ok, page
 from server.services.notifications import NOTIFICATION_LIST
 from server.store.listing import parse_list_query
 
+On = Annotated[bool, msgspec.Meta(examples=[True])]
+Off = Annotated[bool, msgspec.Meta(examples=[False])]
+
 
 class EmailChoicesPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Kinds to switch email on (true) or off (false); those left out stay as they are."""
 
-    invite_received: bool | None = msgspec.field(default=None, name="invite.received")
-    assignment_created: bool | None = msgspec.field(default=None, name="assignment.created")
-    assignment_due_soon: bool | None = msgspec.field(default=None, name="assignment.due_soon")
-    mention: bool | None = None
+    invite_received: On | None = msgspec.field(default=None, name="invite.received")
+    assignment_created: On | None = msgspec.field(default=None, name="assignment.created")
+    assignment_due_soon: On | None = msgspec.field(default=None, name="assignment.due_soon")
+    mention: Off | None = None
 
 
 class SettingsBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -261,7 +261,7 @@ async def test_notification_emails_go_only_to_verified_addresses(stack: Stack) -
     group = await stack.http.post(
         "/api/v1/study-groups",
         headers=owner.headers,
-        json={"name": "Group <b>&</b> friends", "visibility": "private"},
+        json={"name": "Group <b>&</b> friends\nBcc: victim@example.com", "visibility": "private"},
     )
     group_id = group.json()["data"]["id"]
     for invitee in (unverified, verified):
@@ -272,7 +272,11 @@ async def test_notification_emails_go_only_to_verified_addresses(stack: Stack) -
         )
         assert sent.status_code == 201, sent.text
     email = (await stack.smtp.wait_for(verified.email, 2))[1]
-    assert email.message["Subject"] == "Invitation to Group <b>&</b> friends"
+    assert email.message["Subject"] == (
+        "Invitation to Group <b>&</b> friends Bcc: victim@example.com"
+    )
+    assert email.message["Bcc"] is None
+    assert email.rcpt_tos == [verified.email]
     assert "Group &lt;b&gt;&amp;&lt;/b&gt; friends" in email.html
     assert "Group <b>&</b> friends" in email.text
     await eventually(lambda: stack.notifications(unverified.id, "invite.received"))

@@ -53,3 +53,16 @@ async def test_the_notification_frame_is_in_asyncapi(client: httpx.AsyncClient) 
     assert {"id", "kind", "group_id", "data", "read_at", "created_at"} <= set(
         document["components"]["schemas"]["Notification"]["properties"]
     )
+
+
+async def test_the_job_and_email_metrics_are_exposed(client: httpx.AsyncClient) -> None:
+    """The issue's series are registered; the dead-letter gauge has a value after a scrape."""
+    text = (await client.get("/health/metrics")).text
+    for name in (
+        "studybuddy_emails_sent_total",
+        "studybuddy_notifications_total",
+        "studybuddy_task_runs_total",
+        "studybuddy_task_duration_seconds",
+    ):
+        assert f"# TYPE {name.removesuffix('_total')}" in text, name
+    assert "\nstudybuddy_dead_letters " in text

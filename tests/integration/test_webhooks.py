@@ -19,8 +19,10 @@ import pytest
 from sqlalchemy import text
 
 from protocol.objects import GroupMember
+from server.container import BrokerJobs
 from server.realtime.persister import Persister
 from server.security.signing import verify
+from server.tasks.jobs import replay_dead_letter
 from tests.factories.groups import (
     GROUPS,
     add_member,
@@ -465,3 +467,35 @@ async def test_a_webhook_failure_never_holds_messages_back(hook_node: RunningSer
         staged = await Persister._stage(session, _BrokenHook(), [row])
         assert staged == []
         assert (await session.execute(text("SELECT 1"))).scalar() == 1  # still usable
+
+
+async def test_a_dead_delivery_is_a_dead_letter_that_replays_into_a_fresh_delivery(
+    hook_node: RunningServer, http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """Dead after three attempts: a dead letter; replayed, the same delivery succeeds."""
+    receiver.statuses = [503, 503, 503]
+    owner, joiner = await account(http), await account(http)
+    group = await create_group(http, owner, visibility="public")
+    hook = await subscribe(http, owner, group["id"], receiver.url(), ["member.joined"])
+    await http.post(f"{GROUPS}/{group['id']}/join", headers=joiner.headers)
+    [delivery] = await settled(http, owner, hook["id"])
+    assert delivery["status"] == "dead"
+    domain = hook_node.domain
+    letters = [
+        letter
+        for letter in await domain.dead_letters.list()
+        if letter.task == "webhooks.deliver" and letter.args == [delivery["id"]]
+    ]
+    assert len(letters) == 1 and "503" in letters[0].last_error
+    await replay_dead_letter(domain, BrokerJobs(hook_node.node.resources.broker), letters[0].id)
+    [replayed] = await settled(http, owner, hook["id"])
+    deadline = time.monotonic() + 10
+    while replayed["status"] != "succeeded" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        [replayed] = await deliveries(http, owner, hook["id"])
+    assert (replayed["id"], replayed["status"], replayed["attempts"]) == (
+        delivery["id"],
+        "succeeded",
+        1,
+    )
+    assert receiver.received[-1].headers["x-studybuddy-delivery"] == delivery["id"]

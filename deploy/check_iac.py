@@ -26,12 +26,6 @@ import hcl2  # type: ignore[import-not-found,unused-ignore]
 from dockerfile import ROOT, build_context, ignore_patterns, instructions
 
 TERRAFORM = ROOT / "deploy" / "terraform"
-# Contract section 6 settings that the server does not read yet.
-V11_SETTINGS = {
-    "REDIS_CLUSTER",
-    "REDIS_MIN_REPLICAS_ACK",
-    "DATABASE_REPLICA_URLS",
-}
 # Read by the process launcher, not by Settings.
 LAUNCH_SETTINGS = {"PORT"}
 
@@ -158,7 +152,7 @@ def check_health_paths(tree: Tree) -> None:
 
 def check_setting_names() -> None:
     """Every environment name Terraform sets is read by the server (or is v1.1)."""
-    known = {name.upper() for name in settings_defaults()} | V11_SETTINGS | LAUNCH_SETTINGS
+    known = {name.upper() for name in settings_defaults()} | LAUNCH_SETTINGS
     text = "\n".join(path.read_text(encoding="utf-8") for path in TERRAFORM.glob("*.tf"))
     environment = re.search(r"app_environment = \[for name, value in \{(.*?)\}", text, re.S)
     secrets = re.search(r"required_secrets = \{(.*?)\}", text, re.S)

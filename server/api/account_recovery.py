@@ -12,10 +12,9 @@ from starlette.responses import Response
 
 from protocol.errors import ErrorCode
 from protocol.objects import UserPrivate
-from server.api.auth import EMAIL_META, TotpCode
+from server.api.auth import EMAIL_META, NewPassword, TotpCode
 from server.api.operation import Bucket, Call, Operation
 from server.api.responses import ok
-from server.api.users import NewPassword
 
 AccountToken = Annotated[
     str,

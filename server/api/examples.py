@@ -85,7 +85,7 @@ def example(schema: Mapping[str, Any], components: Mapping[str, Any], name: str 
     schema = _resolve(schema, components)
     if "examples" in schema:
         return schema["examples"][0]
-    if name in BY_FIELD:
+    if name in BY_FIELD and schema.get("type") != "object":  # a nested object is built
         return BY_FIELD[name]
     if name.endswith("_at") and schema.get("type") == "string":
         return WHEN  # times: the contract's ISO-8601 UTC

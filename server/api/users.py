@@ -27,20 +27,6 @@ class ProfilePatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     bio: Annotated[str, text_meta("bio", max_length=1000, example="Maths, mostly.")] | None = None
 
 
-NewPassword = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=12,
-        max_length=128,
-        examples=["difference-engine-1822"],
-        extra={
-            "message": "Password must be 12..128 characters",
-            "suggestion": "Use a passphrase of several words",
-        },
-    ),
-]
-
-
 class PasswordChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Re-authentication and the new password."""
 

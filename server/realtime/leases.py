@@ -2,7 +2,8 @@
 
 Every node beats a heartbeat (a sorted set of live nodes, scored by expiry) and aims to hold
 its fair share, ``ceil(partitions / live nodes)``, of the partition leases (``SET NX PX``
-keys in each partition's slot, so a lease moves and fails over with the stream it guards).
+keys in each partition's slot, :mod:`server.lease`, so a lease moves and fails over with
+the stream it guards).
 A node renews what it holds, gives back what exceeds its share (a node joined), and takes
 free leases while under it (a node left, or died and its leases expired). So adding nodes
 adds persistence throughput, and a dead node's partitions are drained again within a lease
@@ -16,26 +17,11 @@ import zlib
 from typing import Any, Protocol
 
 from server.bus.partitions import Partitions
+from server.lease import RedisLease
 from server.redis_client import RedisClient
 
 LEASE_MS = 3000
 """A lease (and a heartbeat) lasts this long unless renewed; nodes renew every third of it."""
-
-_RENEW = """
--- Extend a lease only if this node still holds it.
--- KEYS: the lease. ARGV: the holder's token, ttl_ms. Returns 1 if renewed.
-local lease, token, ttl_ms = KEYS[1], ARGV[1], ARGV[2]
-if redis.call('GET', lease) == token then return redis.call('PEXPIRE', lease, ttl_ms) end
-return 0
-"""
-
-_RELEASE = """
--- Give a lease back only if this node still holds it.
--- KEYS: the lease. ARGV: the holder's token. Returns 1 if released.
-local lease, token = KEYS[1], ARGV[1]
-if redis.call('GET', lease) == token then return redis.call('DEL', lease) end
-return 0
-"""
 
 _BEAT = """
 -- Record this node alive until now + ttl, forget nodes past their expiry, count the living.
@@ -86,32 +72,29 @@ class RedisLeases:
         self._partitions = partitions
         self._node = node
         self._lease_ms = lease_ms
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+        self._leases = [
+            RedisLease(redis, partitions.key(p, "persist:lease"), lease_ms / 1000, owner=node)
+            for p in range(partitions.count)
+        ]
         self._beat = redis.register_script(_BEAT)
         self._held: set[int] = set()
         start = zlib.crc32(node.encode()) % partitions.count
         self._order = [(start + i) % partitions.count for i in range(partitions.count)]
         """Where this node starts looking for free leases, so nodes spread out."""
 
-    @property
-    def lease_s(self) -> float:
-        """How long a lease lasts unless renewed."""
-        return self._lease_ms / 1000
-
     async def balance(self) -> frozenset[int]:
         """Beat, renew, then give back above the fair share or take free ones below it."""
         live: Any = await self._beat(keys=[self._nodes()], args=[self._node, self._lease_ms])
         share = math.ceil(self._partitions.count / max(1, int(live)))
         for partition in sorted(self._held):
-            if not await self._renew(keys=[self._lease(partition)], args=self._args()):
+            if not await self._leases[partition].hold():
                 self._held.discard(partition)
         for partition in sorted(self._held)[share:]:
             await self._give_back(partition)
         for partition in self._order:
             if len(self._held) >= share:
                 break
-            if partition not in self._held and await self._take(partition):
+            if partition not in self._held and await self._leases[partition].hold():
                 self._held.add(partition)
         return frozenset(self._held)
 
@@ -121,19 +104,9 @@ class RedisLeases:
             await self._give_back(partition)
         await self._redis.zrem(self._nodes(), self._node)
 
-    async def _take(self, partition: int) -> bool:
-        lease = self._lease(partition)
-        return bool(await self._redis.set(lease, self._node, nx=True, px=self._lease_ms))
-
     async def _give_back(self, partition: int) -> None:
         self._held.discard(partition)
-        await self._release(keys=[self._lease(partition)], args=[self._node])
-
-    def _args(self) -> list[str | int]:
-        return [self._node, self._lease_ms]
-
-    def _lease(self, partition: int) -> str:
-        return self._partitions.key(partition, "persist:lease")
+        await self._leases[partition].release()
 
     def _nodes(self) -> str:
         return self._partitions.key(0, "persist:nodes")

@@ -6,9 +6,8 @@ adopts whatever an earlier holder left unacknowledged, then reads batches. A bat
 acknowledged only after its transaction commits; a failed write (database down) is retried
 with backoff, and the entries stay pending meanwhile. ``ON CONFLICT DO NOTHING`` on
 ``(group_id, seq)`` makes replays harmless. Each :class:`BatchHook` (webhooks, mentions)
-stages its
-work in the same transaction, with ids derived from the messages, so a replayed batch adds
-nothing twice. After a commit the batch's message ids are announced (see
+stages its work in the same transaction, with ids derived from the messages, so a replayed
+batch adds nothing twice. After a commit the batch's message ids are announced (see
 :mod:`server.realtime.persisted`), so that a REST post can answer once its message is in
 history.
 """

@@ -29,6 +29,7 @@ from redis.asyncio import RedisCluster
 
 from server.bus.partitions import Partitions
 from server.errors import RateLimited, ServiceUnavailable
+from server.lease import RedisLease
 from server.realtime.envelope import group_channel
 from server.realtime.floors import Floors, report_loss
 from server.realtime.log import (
@@ -185,14 +186,7 @@ return 1
 """
 
 
-_UNLOCK = """
--- Release a lock only if this caller still holds it.
--- KEYS: the lock. ARGV: the holder's token. Returns 1 if released.
-local lock, token = KEYS[1], ARGV[1]
-if redis.call('GET', lock) == token then return redis.call('DEL', lock) end
-return 0
-"""
-RESERVE_LOCK_MS = 5000
+RESERVE_LOCK_S = 5.0
 """A reservation holds its group's lock at most this long (a node dying keeps it no longer)."""
 RESERVE_RETRIES = 200
 """Appends finding another reservation under way retry this often, 10 ms apart (2 s)."""
@@ -223,7 +217,6 @@ class RedisMessageLog:
         self._ack_timeout_ms = ack_timeout_ms
         self._append = redis.register_script(_APPEND)
         self._adopt = redis.register_script(_ADOPT)
-        self._unlock = redis.register_script(_UNLOCK)
         self._publish_replicated = redis.register_script(_PUBLISH_REPLICATED)
         self._groups_ready: set[int] = set()
 
@@ -487,8 +480,8 @@ class RedisMessageLog:
         what this one was about to do, nothing is reserved. The node that adopts a jump over
         lost seqs reports the loss, once.
         """
-        lock, token = self._key("seqlock", group_id), uuid.uuid4().hex
-        if not await self._redis.set(lock, token, nx=True, px=RESERVE_LOCK_MS):
+        lock = RedisLease(self._redis, self._key("seqlock", group_id), RESERVE_LOCK_S)
+        if not await lock.hold():
             await asyncio.sleep(0.01)  # another reservation is under way; the caller retries
             return
         try:
@@ -501,7 +494,7 @@ class RedisMessageLog:
             if await self._adopt(keys=keys, args=args) and reservation.lost:
                 report_loss(group_id, reservation.floor)
         finally:
-            await self._unlock(keys=[lock], args=[token])
+            await lock.release()
 
     def _key(self, kind: str, group_id: uuid.UUID) -> str:
         """A key of the group's, in the group's partition."""

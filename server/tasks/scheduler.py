@@ -4,7 +4,7 @@ taskiq's scheduler reads the periodic jobs (:func:`server.tasks.schedule.periodi
 from a Redis schedule source, stored as JSON (never pickle), and queues each when due. The
 jobs are written into the source at start-up, so ``SCHEDULER_TICK_S`` changes take effect on
 a restart. Before queueing anything a scheduler must hold the lease ``<prefix>scheduler:lease``
-(:class:`server.tasks.lease.RedisLease`, two ticks plus 5 s): however many schedulers run, one
+(:class:`server.lease.RedisLease`, two ticks plus 5 s): however many schedulers run, one
 acts and the others stand by, taking over within a lease time when the holder dies. The jobs
 themselves are idempotent (reminder claims in the database), so even a lease lost mid-send
 reminds nobody twice.
@@ -19,17 +19,16 @@ import logging
 import os
 import sys
 
-from redis.asyncio import Redis
 from taskiq import AsyncBroker, ScheduledTask, ScheduleSource, TaskiqScheduler
 from taskiq.serializers import JSONSerializer
-from taskiq_redis import ListRedisScheduleSource
+from taskiq_redis import ListRedisScheduleSource, RedisClusterScheduleSource
 
+from server.lease import RedisLease
 from server.observability.logging import configure_logging
-from server.redis_client import create_redis
+from server.redis_client import RedisClient, create_redis
 from server.settings import Settings
 from server.tasks.broker import build_broker
 from server.tasks.jobs import register_jobs
-from server.tasks.lease import RedisLease
 from server.tasks.schedule import Periodic, periodic_jobs
 
 log = logging.getLogger(__name__)
@@ -46,9 +45,9 @@ class LeasedScheduler(TaskiqScheduler):
     def __init__(
         self,
         broker: AsyncBroker,
-        source: ListRedisScheduleSource,
+        source: ScheduleSource,
         settings: Settings,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
     ) -> None:
         super().__init__(broker, [source])
         self._source = source
@@ -61,7 +60,9 @@ class LeasedScheduler(TaskiqScheduler):
         await super().startup()
         configure_logging(self._settings.log_level)
         settings = self._settings
-        self._redis = self._redis or create_redis(settings.redis_url or "")
+        self._redis = self._redis or create_redis(
+            settings.redis_url or "", cluster=settings.redis_cluster
+        )
         ttl = 2 * settings.scheduler_tick_s + LEASE_MARGIN_S
         self.lease = RedisLease(self._redis, f"{settings.redis_prefix}scheduler:lease", ttl)
         for job in periodic_jobs(settings):
@@ -105,12 +106,12 @@ def build_scheduler(settings: Settings) -> LeasedScheduler:
     """The scheduler of ``settings`` (which must name Redis)."""
     broker = build_broker(settings)
     register_jobs(broker)
-    source = ListRedisScheduleSource(
-        settings.redis_url or "",
-        prefix=f"{settings.redis_prefix}schedule",
-        serializer=JSONSerializer(),
-        skip_past_schedules=True,
+    url, prefix = settings.redis_url or "", f"{settings.redis_prefix}schedule"
+    source: ScheduleSource = ListRedisScheduleSource(
+        url, prefix=prefix, serializer=JSONSerializer(), skip_past_schedules=True
     )
+    if settings.redis_cluster:
+        source = RedisClusterScheduleSource(url, prefix=prefix, serializer=JSONSerializer())
     return LeasedScheduler(broker, source, settings)
 
 

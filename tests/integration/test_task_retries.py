@@ -18,10 +18,10 @@ from taskiq import InMemoryBroker
 
 from server.admin.__main__ import main as admin_main
 from server.container import Domain, build_domain, build_realtime
+from server.lease import RedisLease
 from server.resources import Resources, open_resources
 from server.services.clock import Clock
 from server.settings import Settings
-from server.tasks.lease import RedisLease
 from server.tasks.middleware import ATTEMPT, MAX_ATTEMPTS, backoff
 from server.tasks.schedule import LocalSchedule, Periodic
 from tests.fixtures.services import REDIS_URL, migrate

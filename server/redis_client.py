@@ -20,6 +20,20 @@ POOL_WAIT_S = 5.0
 RedisClient = Redis | RedisCluster
 """Either kind of client: the commands the product uses exist on both."""
 
+LIBRARY_RACES = (AttributeError, TypeError)
+"""What redis-py 8.1 raises when a connection is closed under a command about to be written
+(its writer is gone): a peer's reset (redis-py issue 4287), or, on a cluster, a slot-map
+refresh that disconnects pooled connections another task is opening (seen under a slot
+migration: ``'NoneType' object has no attribute 'writelines'``). Nothing was sent, so the
+command is retried like a ``ConnectionError``; a genuine bug still surfaces after the
+retries."""
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, also retrying :data:`LIBRARY_RACES`."""
+
+    ERRORS_ALLOW_RETRY = (*RedisCluster.ERRORS_ALLOW_RETRY, *LIBRARY_RACES)  # type: ignore[assignment]
+
 
 def create_redis(url: str, *, cluster: bool = False) -> RedisClient:
     """A pooled client: 3 retries with jittered backoff, bounded connect and read times.
@@ -29,13 +43,13 @@ def create_redis(url: str, *, cluster: bool = False) -> RedisClient:
     """
     options: dict[str, Any] = {
         "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3),
-        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, *LIBRARY_RACES],
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
         "socket_keepalive": True,
     }
     if cluster:
-        return RedisCluster.from_url(url, max_connections=MAX_CONNECTIONS, **options)
+        return _Cluster.from_url(url, max_connections=MAX_CONNECTIONS, **options)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,

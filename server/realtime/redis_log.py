@@ -41,7 +41,7 @@ from server.realtime.log import (
     parse_ack,
     utc_from_ms,
 )
-from server.redis_client import RedisClient
+from server.redis_client import LIBRARY_RACES, RedisClient
 from server.security.ratelimit import GCRA_STORE, Rate, RateLimiter, gcra_lua
 
 GROUP = "persisters"
@@ -54,6 +54,7 @@ TRANSIENT = (
     redis_errors.TryAgainError,
     redis_errors.AskError,
     redis_errors.SlotNotCoveredError,
+    *LIBRARY_RACES,
 )
 """Failures of a moment (a failover, a slot migration): the idempotent append is retried."""
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from protocol.errors import CloseCode
 from server.activity import DailyActive
+from server.aio import cancel_and_wait
 from server.container import build_domain, build_hub, build_persister, build_realtime
 from server.observability.metrics import (
     DAILY_ACTIVE_USERS,
@@ -93,9 +94,7 @@ class Node:
         await self.persister.stop(self.settings.shutdown_grace_s)
         await self.realtime.log.close()
         await self.realtime.watch.stop()
-        if self._replica_watch is not None:
-            self._replica_watch.cancel()
-            await asyncio.gather(self._replica_watch, return_exceptions=True)
+        await cancel_and_wait([self._replica_watch])
 
     def _credentials_changed(self, _channel: str, payload: bytes) -> None:
         try:

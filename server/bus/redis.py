@@ -28,6 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from server.aio import cancel_and_wait
 from server.bus.base import BusUnavailable, Handler, dispatch
 from server.bus.partitions import Partitions
 
@@ -68,10 +69,7 @@ class _Shard:
 
     async def stop(self) -> None:
         """Stop reading and close the connection."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await cancel_and_wait([self.task])
         self.connected.clear()
         self._fail_pending()
         await self._close()
@@ -331,7 +329,7 @@ class RedisBus:
         publisher = self._publisher
         if not isinstance(publisher, RedisCluster):
             return Redis.from_url(self._url, **options)
-        if refresh:
+        if refresh or not publisher.nodes_manager.slots_cache:  # first use: no slot map yet
             await publisher.nodes_manager.initialize()
         node = publisher.get_node_from_key(any_channel)
         if node is None:

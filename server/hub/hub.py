@@ -20,6 +20,7 @@ import msgspec
 
 from protocol.errors import CloseCode
 from protocol.frames import PresenceMode, Ref, Subscribed, TypingNotice, Unsubscribed
+from server.aio import cancel_and_wait
 from server.bus.base import Bus
 from server.hub.catchup import RESUBSCRIBE, CatchUp, messages
 from server.hub.connection import Connection, Outgoing
@@ -92,12 +93,7 @@ class Hub:
         """Stop background work (presence changes not yet announced are dropped)."""
         self._presence.stop()
         await self._catchup.stop()
-        for task in [self._maintenance, *self._tasks]:
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(
-            *(t for t in [self._maintenance, *self._tasks] if t), return_exceptions=True
-        )
+        await cancel_and_wait([self._maintenance, *self._tasks])
 
     async def drain(
         self,

@@ -108,7 +108,11 @@ class SmtpMailer:
 
 
 class FileMailer:
-    """Writes each message to ``<folder>/<time>-<id>.eml`` (atomically: temp file, rename)."""
+    """Writes each message to ``<folder>/<UTC time to the ns>-<id>.eml``, atomically.
+
+    Names sort in the order the messages were written, so a person (or a test) reading the
+    folder sees the latest last.
+    """
 
     def __init__(self, folder: str | Path) -> None:
         self._folder = Path(folder)
@@ -126,7 +130,9 @@ class FileMailer:
 
     def _write(self, data: bytes) -> None:
         self._folder.mkdir(parents=True, exist_ok=True)
-        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
+        seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))
+        name = f"{stamp}.{nanos:09d}-{uuid.uuid4().hex[:12]}.eml"
         temporary = self._folder / f".{name}.tmp"
         temporary.write_bytes(data)
         os.replace(temporary, self._folder / name)

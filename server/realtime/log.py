@@ -135,6 +135,10 @@ class MessageLog(Protocol):
         """Take over what earlier readers of ``partition`` left unacknowledged; say how many."""
         ...
 
+    async def jump(self, group_id: uuid.UUID) -> None:
+        """Resume the group's numbering above the database (it holds seqs handed out again)."""
+        ...
+
     async def acknowledge(self, partition: int, entry_ids: list[str]) -> None:
         """Mark entries of ``partition`` persisted."""
         ...

@@ -151,6 +151,9 @@ class MemoryMessageLog:
         self._seq[group_id] = seq
         return seq
 
+    async def jump(self, group_id: uuid.UUID) -> None:
+        """Nothing to do: the process's counter is never behind what it handed out."""
+
     async def _reserved(self, group_id: uuid.UUID, counter: int | None) -> None:
         """Reserve and adopt the next block (one reservation at a time, checked again)."""
         async with self._reserving:

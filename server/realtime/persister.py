@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.aio import cancel_and_wait
 from server.observability.metrics import (
     PERSISTER_BATCHES,
     PERSISTER_LAG_SECONDS,
@@ -31,7 +32,7 @@ from server.observability.metrics import (
 from server.realtime.leases import LEASE_MS, Leases
 from server.realtime.log import MessageLog, PersistEntry
 from server.store.db import Database
-from server.store.messages import insert_ignoring_duplicates
+from server.store.messages import displaced, insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 5.0
@@ -82,6 +83,7 @@ class Persister:
         self._supervisor: asyncio.Task[None] | None = None
         self._readers: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._stopping = False
 
     @property
     def partitions(self) -> frozenset[int]:
@@ -94,10 +96,8 @@ class Persister:
 
     async def stop(self, drain_s: float = 5.0) -> None:
         """Stop, write what is pending in the held partitions (within ``drain_s``), give back."""
-        tasks = [t for t in (self._supervisor, *self._readers.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._stopping = True
+        await cancel_and_wait([self._supervisor, *self._readers.values()])
         deadline = time.monotonic() + drain_s
         for partition in sorted(self._readers):
             await self._drain(partition, deadline)
@@ -125,7 +125,7 @@ class Persister:
         return len(entries)
 
     async def _supervise(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 self._follow(await self._leases.balance())
             except asyncio.CancelledError:
@@ -147,7 +147,7 @@ class Persister:
     async def _read(self, partition: int) -> None:
         """Adopt what an earlier holder left, then persist batches until cancelled."""
         backoff, adopted, own = 0.1, False, True
-        while True:
+        while not self._stopping:
             try:
                 if not adopted:
                     await self._log.adopt(partition, self._consumer)
@@ -196,11 +196,33 @@ class Persister:
         rows = [entry.row for entry in entries]
         async with self._db.session() as session, session.begin():
             await insert_ignoring_duplicates(session, rows)
-            staged = [await self._stage(session, hook, rows) for hook in self._hooks]
+            lost = await displaced(session, rows)
+            kept = [row for row in rows if row not in lost] if lost else rows
+            staged = [await self._stage(session, hook, kept) for hook in self._hooks]
         await self._db.wrote(*{row["author_id"] for row in rows})  # read-your-writes
         for hook, ids in zip(self._hooks, staged, strict=True):
             if ids:
                 await hook.release(ids)
+        if lost:
+            await self._seqs_reused(lost)
+
+    async def _seqs_reused(self, lost: list[dict[str, Any]]) -> None:
+        """Messages whose seq the database already holds: Redis lost writes and counted again.
+
+        They are lost (their seq is another message's); numbering of their groups jumps above
+        the database so that no later message meets the same fate.
+        """
+        log.error(
+            "acked messages lost: Redis handed out their seqs again after losing writes",
+            extra={"messages": [str(row["id"]) for row in lost]},
+        )
+        for group_id in {row["group_id"] for row in lost}:
+            try:
+                await self._log.jump(group_id)
+            except Exception:
+                log.exception(
+                    "could not move the group's numbering on", extra={"group": str(group_id)}
+                )
 
     @staticmethod
     async def _stage(

@@ -76,6 +76,9 @@ class Appended(IntEnum):
     """Over the author's message rate: ``{RATE_LIMITED, retry_after_s}``."""
     EXHAUSTED = 4
     """The counter reached its reserved ceiling: ``{EXHAUSTED, counter}``; reserve, again."""
+    STALE = 5
+    """The counter is behind the recovery window (Redis lost writes): ``{STALE, counter}``;
+    numbering jumps above the database, then again."""
 
 
 _APPEND = (
@@ -131,14 +134,19 @@ if not counter then return {UNSEEDED, ''} end
 if tonumber(counter) >= tonumber(redis.call('GET', ceiling_key) or '0') then
   return {EXHAUSTED, counter}
 end
+local seq = tonumber(counter) + 1
+local frame = frame_prefix .. seq .. frame_suffix
+-- First write: a counter behind the recovery window's top (Redis lost writes) is refused
+-- here, before anything changed.
+local added = redis.pcall('XADD', recovery_key, 'MAXLEN', '~', window, seq .. '-0',
+  'f', frame, 't', created_ms)
+if type(added) == 'table' and added.err then return {STALE, counter} end
+redis.call('SET', seq_key, seq)
 if rated then
 """
     + GCRA_STORE.format(key="bucket")
     + """
 end
-local seq = redis.call('INCR', seq_key)
-local frame = frame_prefix .. seq .. frame_suffix
-redis.call('XADD', recovery_key, 'MAXLEN', '~', window, seq .. '-0', 'f', frame, 't', created_ms)
 redis.call('EXPIRE', recovery_key, window_s)
 redis.call('XADD', persist_key, '*', 'g', group_id, 's', seq, 'i', message_id, 'a', author_id,
   'b', body, 'c', client_msg_id, 't', created_ms)
@@ -253,8 +261,8 @@ class RedisMessageLog:
                 return Accepted(accepted.seq, accepted.message_id, accepted.created_at, repeat)
             if outcome is Appended.RATE_LIMITED:
                 raise RateLimited(max(1, int(text)), "Slow down: too many messages")
-            counter = int(text) if outcome is Appended.EXHAUSTED else None
-            await self._reserved(message.group_id, counter)
+            counter = None if outcome is Appended.UNSEEDED else int(text)
+            await self._reserved(message.group_id, counter, outcome is Appended.STALE)
         raise RuntimeError("the group's seqs could not be reserved")
 
     async def last_seq(self, group_id: uuid.UUID) -> int:
@@ -474,26 +482,43 @@ class RedisMessageLog:
                 raise
         self._groups_ready.add(partition)
 
-    async def _reserved(self, group_id: uuid.UUID, counter: int | None) -> None:
-        """Reserve the group's next block and adopt it, one node at a time.
+    async def jump(self, group_id: uuid.UUID) -> None:
+        """Resume the group's numbering above the database's ceiling.
+
+        For when the database holds seqs this log handed out again: Redis lost writes (a
+        failover to a replica that missed them, an old copy restored) and kept counting from
+        an older value. The persister finds it out (:mod:`server.realtime.persister`).
+        """
+        for _ in range(RESERVE_RETRIES):
+            counter = await self._redis.get(self._key("seq", group_id))
+            if await self._reserved(group_id, None if counter is None else int(counter), True):
+                return
+        raise RuntimeError("the group's seqs could not be reserved")
+
+    async def _reserved(
+        self, group_id: uuid.UUID, counter: int | None, stale: bool = False
+    ) -> bool:
+        """Reserve the group's next block and adopt it, one node at a time; False if busy.
 
         Under the group's lock the counter is checked again: if another node already did
-        what this one was about to do, nothing is reserved. The node that adopts a jump over
-        lost seqs reports the loss, once.
+        what this one was about to do, nothing is reserved (unless the counter is known to
+        be ``stale``). The node that adopts a jump over lost seqs reports the loss, once.
         """
         lock = RedisLease(self._redis, self._key("seqlock", group_id), RESERVE_LOCK_S)
         if not await lock.hold():
             await asyncio.sleep(0.01)  # another reservation is under way; the caller retries
-            return
+            return False
         try:
             keys = [self._key(kind, group_id) for kind in ("seq", "ceil", "acked")]
             found, ceiling, _ = await self._redis.mget(keys)
-            if (found is not None) if counter is None else int(ceiling or 0) > counter:
-                return
+            done = (found is not None) if counter is None else int(ceiling or 0) > counter
+            if done and not stale:
+                return True
             reservation = await self._floors.reserve(group_id, counter)
             args = [reservation.floor, reservation.ceiling, int(reservation.lost)]
             if await self._adopt(keys=keys, args=args) and reservation.lost:
                 report_loss(group_id, reservation.floor)
+            return True
         finally:
             await lock.release()
 

@@ -99,6 +99,19 @@ async def insert_ignoring_duplicates(session: AsyncSession, rows: Sequence[dict[
         await _insert(session, await _still_valid(session, rows))
 
 
+async def displaced(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Inserted rows not stored although their group is: their seq holds another message."""
+    found = set(
+        await session.scalars(select(Message.id).where(Message.id.in_(r["id"] for r in rows)))
+    )
+    absent = [row for row in rows if row["id"] not in found]
+    if not absent:
+        return []
+    wanted = {row["group_id"] for row in absent}
+    groups = set(await session.scalars(select(StudyGroup.id).where(StudyGroup.id.in_(wanted))))
+    return [row for row in absent if row["group_id"] in groups]
+
+
 async def _still_valid(
     session: AsyncSession, rows: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:

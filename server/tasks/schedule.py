@@ -9,12 +9,12 @@ reminders and sweeps.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
 from taskiq import AsyncBroker
 
+from server.aio import cancel_and_wait
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,7 @@ class LocalSchedule:
 
     async def stop(self) -> None:
         """Stop the loops."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
 
     async def _every(self, job: Periodic) -> None:
         while True:

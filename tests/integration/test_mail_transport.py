@@ -136,6 +136,22 @@ async def test_file_mailer_writes_eml_files_a_mail_program_opens(tmp_path: Path)
     assert not list(folder.glob(".*.tmp"))
 
 
+def _recipients_in_name_order(folder: Path) -> list[str]:
+    return [
+        str(message_from_bytes(path.read_bytes(), policy=policy.default)["To"])
+        for path in sorted(folder.glob("*.eml"))
+    ]
+
+
+async def test_eml_files_sort_in_the_order_they_were_written(tmp_path: Path) -> None:
+    """Messages written within one second still list oldest first (names carry the ns)."""
+    mailer = FileMailer(tmp_path)
+    recipients = [f"reader{index}@example.com" for index in range(5)]
+    for to in recipients:
+        await mailer.send(_message(to))
+    assert _recipients_in_name_order(tmp_path) == recipients
+
+
 async def test_an_unwritable_mail_dir_is_a_mail_error(tmp_path: Path) -> None:
     """MAIL_DIR that is a file: MailError (the job retries, then dead-letters)."""
     blocker = tmp_path / "mail"

@@ -59,6 +59,8 @@ class _Shard:
         self.ever_connected = False
         self.pubsub: PubSub | None = None
         self.pending: dict[str, list[asyncio.Future[None]]] = {}
+        self.leaving: dict[str, int] = {}
+        """Unsubscribes sent and not yet answered, per name: their answers are no loss."""
         self.task: asyncio.Task[None] | None = None
         self._client: Redis | None = None
         self._keepalive = bus.partitions.channel(partition, KEEPALIVE)
@@ -104,6 +106,7 @@ class _Shard:
         """Unsubscribe ``name`` (best effort: a dropped connection forgets it anyway)."""
         pubsub = self.pubsub
         if pubsub is not None and self.connected.is_set():
+            self.leaving[name] = self.leaving.get(name, 0) + 1
             with contextlib.suppress(RedisError, OSError):
                 await self._command(pubsub, "unsubscribe", name)
 
@@ -178,10 +181,19 @@ class _Shard:
             for future in self.pending.pop(name, []):
                 if not future.done():
                     future.set_result(None)
-        elif kind == "sunsubscribe" and name in self.names:
+        elif kind == "sunsubscribe" and not self._answered_leave(name) and name in self.names:
             raise SubscriptionLost(f"the server ended the subscription of {name}")
         elif kind in ("message", "smessage"):
             self.bus.deliver(name, message["data"])
+
+    def _answered_leave(self, name: str) -> bool:
+        """Whether an unsubscribe answer is for one of ours (a quick re-subscribe follows)."""
+        left = self.leaving.get(name, 0)
+        if left <= 1:
+            self.leaving.pop(name, None)
+        else:
+            self.leaving[name] = left - 1
+        return left > 0
 
     def _fail_pending(self) -> None:
         for futures in self.pending.values():
@@ -191,6 +203,7 @@ class _Shard:
         self.pending.clear()
 
     async def _close(self) -> None:
+        self.leaving.clear()  # a new connection hears no answer to the old one's commands
         pubsub, self.pubsub = self.pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):

@@ -13,12 +13,15 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
+from scripts.redis_cluster import LocalCluster
 from server.bus.base import Bus, BusUnavailable
 from server.bus.memory import MemoryBus
+from server.bus.partitions import Partitions
 from server.bus.redis import RedisBus
 from server.redis_client import create_redis
+from server.resources import channel_route
 from tests.fixtures.redis_server import OwnRedis
 from tests.fixtures.services import REDIS_URL
 
@@ -71,19 +74,30 @@ async def barrier(bus: Bus) -> None:
     await bus.unsubscribe(channel, inbox)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
-    """The subject: the in-process bus, then the Redis bus on the shared test Redis."""
+    """The subject: the in-process bus, then the Redis bus on the test Redis and cluster.
+
+    On the cluster: sharded pub/sub over 4 partitions, as a node runs it.
+    """
     if request.param == "memory":
         memory = MemoryBus()
         await memory.start()
         yield memory
         await memory.stop()
         return
-    publisher = Redis.from_url(REDIS_URL)
-    redis_bus = RedisBus(
-        publisher=publisher, url=REDIS_URL, prefix=f"sbtest:{uuid.uuid4().hex[:8]}:"
-    )
+    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    publisher: Redis | RedisCluster
+    if request.param == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        publisher = await create_redis(cluster.url, cluster=True).initialize()
+        partitions = Partitions(prefix, 4, sharded=True)
+        redis_bus = RedisBus(
+            publisher, cluster.url, partitions=partitions, route=channel_route(partitions)
+        )
+    else:
+        publisher = Redis.from_url(REDIS_URL)
+        redis_bus = RedisBus(publisher=publisher, url=REDIS_URL, prefix=prefix)
     try:
         await redis_bus.start()
         assert redis_bus.connected
@@ -166,6 +180,29 @@ async def test_twenty_concurrent_subscribes_to_a_new_channel_all_receive(bus: Bu
         assert f"joined {index}".encode() in inbox.payloads
         assert len(set(inbox.payloads)) == len(inbox.payloads)  # nothing twice
         assert inbox.payloads[-1] == b"to everyone"
+
+
+async def test_leaving_and_coming_back_at_once_keeps_the_channel(bus: Bus) -> None:
+    """The answer to an unsubscribe that a re-subscribe followed is not a lost subscription.
+
+    (On a cluster, the server's own ``sunsubscribe`` push means the slot moved; ours must not
+    be taken for one, or the bus reconnects and every socket is told to resubscribe.)
+    """
+    channel, resyncs = room(), []
+    bus.on_resync(lambda: resyncs.append(1))
+    for turn in range(20):
+        inbox = Inbox()
+        await bus.subscribe(channel, inbox)
+        await bus.publish(channel, f"turn {turn}".encode())
+        await inbox.wait_for(1)
+        await bus.unsubscribe(channel, inbox)
+    last = Inbox()
+    await bus.subscribe(channel, last)
+    await barrier(bus)
+    await bus.publish(channel, b"still here")
+    await last.wait_for(1)
+    assert last.payloads == [b"still here"]
+    assert resyncs == []
 
 
 async def test_raising_handler_does_not_stop_others_or_later_messages(bus: Bus) -> None:

@@ -22,6 +22,7 @@ from server.cache import Cache, MemoryCache, RedisCache
 from server.hub.hub import Hub
 from server.outbound.mail import build_mailer
 from server.outbound.webhook_client import WebhookClient
+from server.realtime.erasure import RealtimeCopies
 from server.realtime.floors import SeqFloors
 from server.realtime.leases import Leases, LocalLeases, RedisLeases
 from server.realtime.log import MessageLog
@@ -175,6 +176,7 @@ def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Doma
         build_scanner(settings.clamd_url),
         notifier,
         clock,
+        RealtimeCopies(realtime.log, resources.redis, settings.redis_prefix),
         media_dir=settings.media_dir,
         media_url_prefix=settings.media_url_prefix,
         cache_ttl_s=settings.profile_cache_ttl_s,

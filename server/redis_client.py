@@ -58,3 +58,19 @@ def create_redis(url: str, *, cluster: bool = False) -> RedisClient:
         **options,
     )
     return Redis.from_pool(pool)
+
+
+def glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis ``SCAN MATCH`` pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+async def unlink_matching(redis: RedisClient, pattern: str) -> int:
+    """Unlink every key matching ``pattern`` (every primary of a cluster); return how many.
+
+    A full scan of the keyspace: for rare work (an account's erasure), never a request path.
+    """
+    found = {key async for key in redis.scan_iter(match=pattern, count=1000)}
+    for key in found:
+        await redis.unlink(key)
+    return len(found)

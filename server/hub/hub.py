@@ -335,9 +335,16 @@ class Hub:
             conn.close(CloseCode.SERVICE_RESTART, RESUBSCRIBE)
 
     def _revoke(self, group_id: uuid.UUID, subject: str) -> None:
-        """Membership ended: stop delivering to the affected sockets at once."""
+        """Membership ended: stop delivering to the affected sockets at once.
+
+        The group's window of recent frames is dropped too: a member who left may have had
+        their messages erased from the log (an account's erasure), and replays then read it.
+        """
         user = uuid.UUID(subject) if subject else None
         self._access.forget(group_id, user)
+        window = self._recent.get(group_id)
+        if window is not None:
+            window.clear()
         for conn in tuple(self._groups.get(group_id, ())):
             if (user is None or conn.user_id == user) and self._detach(conn, group_id):
                 conn.reply(Unsubscribed(group_id=group_id))

@@ -10,12 +10,15 @@ for persistence, and publishes it on the bus, all at once. Two implementations: 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import msgspec
+
 from protocol.codec import JSON
-from protocol.frames import MessageCreated
+from protocol.frames import MessageCreated, MessageDeleted
 from server.security.ratelimit import Rate
 
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -58,6 +61,7 @@ class NewMessage:
             "body": self.body,
             "client_msg_id": self.client_msg_id,
             "created_at": self.created_at,
+            "deleted_at": None,
         }
 
 
@@ -150,6 +154,41 @@ class MessageLog(Protocol):
     async def close(self) -> None:
         """The node is stopping and its persister has flushed."""
         ...
+
+    async def erase_author(
+        self, author_id: uuid.UUID, group_ids: Iterable[uuid.UUID], deleted_at: datetime
+    ) -> int:
+        """Erase an author's messages from every copy the log holds; say how many.
+
+        Their frames in the recovery windows of ``group_ids`` (and of any group where their
+        messages still wait for persistence) become :func:`tombstone` frames; entries waiting
+        for persistence become tombstone rows (empty body, no author, ``deleted_at``); their
+        idempotency records and message-rate state go.
+        """
+        ...
+
+
+def tombstone(group_id: uuid.UUID, message_id: uuid.UUID, seq: int) -> bytes:
+    """What an erased message leaves in a recovery window: its ``message_deleted`` frame."""
+    return JSON.encode(MessageDeleted(group_id=group_id, message_id=message_id, seq=seq))
+
+
+_created = msgspec.json.Decoder(MessageCreated)
+
+
+def tombstoned(recent: Recent) -> Recent:
+    """The recovery-window entry that takes the place of an erased message's."""
+    message = _created.decode(recent.frame)
+    frame = tombstone(message.group_id, message.message_id, recent.seq)
+    return Recent(recent.seq, frame, recent.created_ms)
+
+
+def author_marker(author_id: uuid.UUID) -> bytes:
+    """The bytes that name an author inside a JSON ``message`` frame.
+
+    Unambiguous: a body cannot hold them, since its quotes are escaped twice (HTML, JSON).
+    """
+    return f'"author_id":"{author_id}"'.encode()
 
 
 def ack_value(seq: int, message_id: uuid.UUID, created_at: datetime) -> str:

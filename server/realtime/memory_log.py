@@ -7,7 +7,8 @@ import logging
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from server.bus.base import Bus
 from server.errors import RateLimited
@@ -20,9 +21,12 @@ from server.realtime.log import (
     PersistEntry,
     Recent,
     ack_value,
+    author_marker,
     parse_ack,
+    tombstoned,
 )
 from server.security.ratelimit import MemoryRateLimiter, Rate
+from server.store.messages import tombstone_row
 
 log = logging.getLogger(__name__)
 MAX_REMEMBERED_ACKS = 100_000
@@ -142,6 +146,39 @@ class MemoryMessageLog:
                 await self._floors.release(group_id, counter)
         except Exception as exc:  # the next start resumes above the block instead
             log.warning("could not give unused seqs back", extra={"error": repr(exc)})
+
+    async def erase_author(
+        self, author_id: uuid.UUID, group_ids: Iterable[uuid.UUID], deleted_at: datetime
+    ) -> int:
+        """Tombstones in every window and queued row of the author's (all groups are here)."""
+        marker = author_marker(author_id)
+        async with self._lock:
+            erased = 0
+            for window in self._recent.values():
+                for index in range(len(window)):
+                    if marker in window[index].frame:
+                        window[index] = tombstoned(window[index])
+                        erased += 1
+            self._erase_queued(author_id, deleted_at)
+            for key in [key for key in self._acks if key[1] == author_id]:
+                del self._acks[key]
+            self._limiter.forget(f"msg:{author_id}")
+        return erased
+
+    def _erase_queued(self, author_id: uuid.UUID, deleted_at: datetime) -> None:
+        """Rows waiting for the persister (queued or taken) become tombstone rows."""
+
+        def erased(entry: PersistEntry) -> PersistEntry:
+            if entry.row["author_id"] != author_id:
+                return entry
+            return PersistEntry(
+                entry.entry_id, tombstone_row(entry.row, deleted_at), entry.logged_at
+            )
+
+        queued = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+        for entry in queued:
+            self._queue.put_nowait(erased(entry))
+        self._taken = {key: erased(entry) for key, entry in self._taken.items()}
 
     async def _next_seq(self, group_id: uuid.UUID) -> int:
         seq = await self.last_seq(group_id) + 1

@@ -195,11 +195,12 @@ class Persister:
         """Insert a batch; the hooks' work commits with it and is released after."""
         rows = [entry.row for entry in entries]
         async with self._db.session() as session, session.begin():
-            await insert_ignoring_duplicates(session, rows)
+            stored = await insert_ignoring_duplicates(session, rows)
             lost = await displaced(session, rows)
-            kept = [row for row in rows if row not in lost] if lost else rows
-            staged = [await self._stage(session, hook, kept) for hook in self._hooks]
-        await self._db.wrote(*{row["author_id"] for row in rows})  # read-your-writes
+            # tombstones (an erased author's messages) are stored, never announced to hooks
+            live = [row for row in stored if row["deleted_at"] is None and row not in lost]
+            staged = [await self._stage(session, hook, live) for hook in self._hooks]
+        await self._db.wrote(*{row["author_id"] for row in live})  # read-your-writes
         for hook, ids in zip(self._hooks, staged, strict=True):
             if ids:
                 await hook.release(ids)

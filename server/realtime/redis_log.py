@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
@@ -41,6 +42,7 @@ from server.realtime.log import (
     parse_ack,
     utc_from_ms,
 )
+from server.realtime.redis_erasure import RedisErasure
 from server.redis_client import LIBRARY_RACES, RedisClient
 from server.security.ratelimit import GCRA_STORE, Rate, RateLimiter, gcra_lua
 
@@ -228,6 +230,7 @@ class RedisMessageLog:
         self._adopt = redis.register_script(_ADOPT)
         self._publish_replicated = redis.register_script(_PUBLISH_REPLICATED)
         self._groups_ready: set[int] = set()
+        self._erasure = RedisErasure(redis, partitions, GROUP)
 
     @property
     def partitions(self) -> int:
@@ -344,6 +347,12 @@ class RedisMessageLog:
 
     async def close(self) -> None:
         """Nothing to give back: Redis keeps the counters for the next node."""
+
+    async def erase_author(
+        self, author_id: uuid.UUID, group_ids: Iterable[uuid.UUID], deleted_at: datetime
+    ) -> int:
+        """Tombstones in the windows and persistence streams (:mod:`.redis_erasure`)."""
+        return await self._erasure.erase(author_id, group_ids, deleted_at)
 
     async def lag(self) -> tuple[int, float]:
         """Entries in the persistence streams and the age of the oldest."""
@@ -570,15 +579,16 @@ class RedisMessageLog:
 
     @staticmethod
     def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> PersistEntry:
-        created = int(fields[b"t"])
+        created, author, deleted = int(fields[b"t"]), fields[b"a"], fields.get(b"d")
         row = {
             "id": uuid.UUID(fields[b"i"].decode()),
             "group_id": uuid.UUID(fields[b"g"].decode()),
             "seq": int(fields[b"s"]),
-            "author_id": uuid.UUID(fields[b"a"].decode()),
+            "author_id": uuid.UUID(author.decode()) if author else None,  # None: erased
             "body": fields[b"b"].decode(),
             "client_msg_id": fields[b"c"].decode(),
             "created_at": utc_from_ms(created),
+            "deleted_at": utc_from_ms(int(deleted)) if deleted else None,
         }
         return PersistEntry(entry_id.decode(), row, created / 1000)
 

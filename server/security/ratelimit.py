@@ -97,6 +97,10 @@ class MemoryRateLimiter:
             self._tat[key] = new_tat
         return decision
 
+    def forget(self, key: str) -> None:
+        """Drop the state of ``key`` (its owner's account was erased)."""
+        self._tat.pop(key, None)
+
     def _prune(self, now: float) -> None:
         if len(self._tat) > 10_000:  # noqa: PLR2004 - bound memory; expired buckets are full
             self._tat = {k: v for k, v in self._tat.items() if v > now}

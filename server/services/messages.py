@@ -155,7 +155,9 @@ class MessageService:
             return await self._first(group_id, accepted), False
         if not await self._stored.wait(message_id, STORE_WAIT_S):
             log.warning("an acked message is not in history yet", extra={"seq": accepted.seq})
-        return MessageObject(**message.row(accepted.seq), edited_at=None), True
+        row = message.row(accepted.seq)
+        del row["deleted_at"]
+        return MessageObject(**row, edited_at=None), True
 
     async def history(
         self,

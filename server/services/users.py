@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import select
@@ -43,6 +45,16 @@ USER_LIST = ListSpec(
 _public_codec = msgspec.json.Decoder(UserPublic)
 
 
+class Copies(Protocol):
+    """Copies of an account's data outside the database (the message log, Redis keys)."""
+
+    async def erase(
+        self, user_id: uuid.UUID, group_ids: Iterable[uuid.UUID], deleted_at: datetime
+    ) -> None:
+        """Erase them all; the user's messages (in ``group_ids`` and beyond) become tombstones."""
+        ...
+
+
 class UserService:
     """What a user can do with their own account, and what others can see of it."""
 
@@ -54,6 +66,7 @@ class UserService:
         scanner: Scanner,
         notifier: Notifier,
         clock: Clock,
+        copies: Copies,
         *,
         media_dir: str,
         media_url_prefix: str,
@@ -65,6 +78,7 @@ class UserService:
         self._scanner = scanner
         self._notifier = notifier
         self._clock = clock
+        self._copies = copies
         self._media = Path(media_dir)
         self._media_url = media_url_prefix.rstrip("/")
         self._ttl = cache_ttl_s
@@ -207,13 +221,15 @@ class UserService:
         async with self._db.session() as session, session.begin():
             await accounts.hand_over_groups(session, user_id, now)
             groups = await accounts.leave_all_groups(session, user_id)
-            await accounts.erase_messages(session, user_id, now)
+            groups += await accounts.erase_messages(session, user_id, now)
+            await accounts.erase_snapshots(session, user_id)
             await accounts.delete_user(session, user_id)
         self._remove_file(user.avatar_url)
         await self._forget(user_id)
-        for group_id in groups:
-            await self._notifier.membership_changed(group_id, user_id)
         await self._notifier.disconnect_user(user_id, "account deleted")
+        await self._copies.erase(user_id, set(groups), now)
+        for group_id in dict.fromkeys(groups):  # access caches, nodes' windows of recent frames
+            await self._notifier.membership_changed(group_id, user_id)
 
     async def _get(self, user_id: uuid.UUID) -> User:
         async with self._db.session() as session:

@@ -14,11 +14,14 @@ from server.store.models import (
     Invite,
     Membership,
     Message,
+    Notification,
+    NotificationEvent,
     RefreshToken,
     Role,
     StudyGroup,
     User,
     Webhook,
+    WebhookDelivery,
 )
 
 
@@ -123,14 +126,55 @@ async def leave_all_groups(session: AsyncSession, user_id: uuid.UUID) -> list[uu
     return group_ids
 
 
-async def erase_messages(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
-    """Blank the user's messages, keeping seq-only tombstones so history stays gapless."""
+async def erase_messages(
+    session: AsyncSession, user_id: uuid.UUID, now: datetime
+) -> list[uuid.UUID]:
+    """Blank the user's messages, keeping seq-only tombstones so history stays gapless.
+
+    Returns the groups they were in.
+    """
+    groups = list(
+        await session.scalars(
+            select(Message.group_id).where(Message.author_id == user_id).distinct()
+        )
+    )
     await session.execute(
         update(Message)
         .where(Message.author_id == user_id)
         .values(body="", author_id=None, deleted_at=now)
         .execution_options(synchronize_session=False)
     )
+    return groups
+
+
+SNAPSHOTS: tuple[tuple[type[Notification | NotificationEvent | WebhookDelivery], str], ...] = (
+    (Notification, "data"),
+    (NotificationEvent, "payload"),
+    (WebhookDelivery, "payload"),
+)
+"""Rows holding a copy of an object as it was (``mention`` data, ``message.created`` and
+``member.joined`` payloads)."""
+ERASED_FIELDS: dict[str, dict[str, Any]] = {
+    "author_id": {"author_id": None, "body": ""},
+    "user_id": {"username": "", "display_name": ""},
+}
+"""What a snapshot naming the user in a field loses: a message its author and text, a member
+their names."""
+
+
+async def erase_snapshots(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Blank the user's text and names in every snapshot row; return how many changed."""
+    changed = 0
+    for model, attribute in SNAPSHOTS:
+        column = getattr(model, attribute)
+        for field, blanks in ERASED_FIELDS.items():
+            rows = await session.scalars(
+                select(model).where(column[field].as_string() == str(user_id))
+            )
+            for row in rows:
+                setattr(row, attribute, {**getattr(row, attribute), **blanks})
+                changed += 1
+    return changed
 
 
 async def delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:

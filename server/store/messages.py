@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -13,6 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.store.bulk import insert_skipping_conflicts
 from server.store.listing import AnySelect
 from server.store.models import Message, StudyGroup, User
+
+
+def tombstone_row(row: dict[str, Any], deleted_at: datetime) -> dict[str, Any]:
+    """The row an erased message is stored as: its seq kept, no author, no body, deleted."""
+    return {**row, "author_id": None, "body": "", "deleted_at": deleted_at}
 
 
 def messages_of(group_id: uuid.UUID) -> AnySelect:
@@ -84,19 +90,24 @@ async def messages_after(
     return list(result)
 
 
-async def insert_ignoring_duplicates(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_ignoring_duplicates(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> Sequence[dict[str, Any]]:
     """Insert message rows; rows whose ``(group_id, seq)`` exists already are skipped.
 
     Tried as one plain batch first; if a foreign key fails (the group or the author was
-    deleted meanwhile), rows of missing groups are dropped and missing authors become null.
+    deleted meanwhile), rows of missing groups are dropped and rows of missing authors (an
+    erased account) are stored as tombstones. Returns the rows as they were inserted.
     """
     if not rows:
-        return
+        return rows
     try:
         async with session.begin_nested():
             await _insert(session, rows)
     except IntegrityError:
-        await _insert(session, await _still_valid(session, rows))
+        rows = await _still_valid(session, rows)
+        await _insert(session, rows)
+    return rows
 
 
 async def displaced(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -119,8 +130,11 @@ async def _still_valid(
     authors = {row["author_id"] for row in rows if row["author_id"] is not None}
     live_groups = set(await session.scalars(select(StudyGroup.id).where(StudyGroup.id.in_(groups))))
     live_authors = set(await session.scalars(select(User.id).where(User.id.in_(authors))))
+    now = datetime.now(UTC)
     return [
-        {**row, "author_id": row["author_id"] if row["author_id"] in live_authors else None}
+        row
+        if row["author_id"] in live_authors
+        else tombstone_row(row, row.get("deleted_at") or now)
         for row in rows
         if row["group_id"] in live_groups
     ]

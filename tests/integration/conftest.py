@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from scripts.redis_cluster import LocalCluster
+from server.store.db import Database, create_database
 from tests.fixtures.browser import PHASE_REPORTS
 from tests.fixtures.pg_cluster import StreamingPair
 from tests.fixtures.redis_server import OwnRedis
@@ -131,3 +132,17 @@ async def pg_replica(pg_streaming: StreamingPair) -> StreamingPair:
 
 
 __all__ = ["REDIS_URL", "Realtime"]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def dialect_db(
+    request: pytest.FixtureRequest, pg_url: str, tmp_path: Path
+) -> AsyncIterator[Database]:
+    """The run's PostgreSQL database, or a migrated SQLite file (store tests on both)."""
+    url = pg_url
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        await asyncio.to_thread(migrate, url)
+    database = create_database(url, pool_min=1, pool_max=2)
+    yield database
+    await database.dispose()

@@ -25,12 +25,13 @@ from server.bus.partitions import Partitions
 from server.bus.redis import RedisBus
 from server.errors import RateLimited
 from server.realtime.envelope import Envelope, Kind, group_channel, unpack
-from server.realtime.log import Accepted, MessageLog, NewMessage
+from server.realtime.log import Accepted, MessageLog, NewMessage, tombstone
 from server.realtime.memory_log import MemoryMessageLog
 from server.realtime.redis_log import RedisMessageLog
 from server.redis_client import RedisClient
 from server.resources import channel_route
 from server.security.ratelimit import Rate, RedisRateLimiter
+from server.store.messages import tombstone_row
 from tests.fixtures.floors import DictFloors
 from tests.fixtures.redis_cluster import cluster_client, drop_cluster_prefix
 from tests.fixtures.services import REDIS_URL, drop_redis_prefix
@@ -493,6 +494,70 @@ async def test_lag_counts_unpersisted_messages(harness: Harness) -> None:
     count, age = await harness.log.lag()
     assert count == 2
     assert 0.0 <= age < 5.0
+
+
+# --- erasure -----------------------------------------------------------------------------
+
+
+def erased_at() -> datetime:
+    """A deletion time at millisecond precision (what the Redis streams keep)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+async def test_erasing_an_author_leaves_tombstones_in_the_window(harness: Harness) -> None:
+    """The author's frames become ``message_deleted`` tombstones; others' stay; seqs go on."""
+    group, author, other = ids(3)
+    mine = [new_message(group, author, "c-1"), new_message(group, author, "c-2")]
+    theirs = new_message(group, other)
+    for message in (mine[0], theirs, mine[1]):
+        await harness.log.append(message, GENEROUS)
+    before = await harness.log.recent(group, 0, 10)
+
+    assert await harness.log.erase_author(author, [group], erased_at()) == 2
+
+    after = await harness.log.recent(group, 0, 10)
+    assert [r.frame for r in after] == [
+        tombstone(group, mine[0].message_id, 1),
+        before[1].frame,
+        tombstone(group, mine[1].message_id, 3),
+    ]
+    assert [(r.seq, r.created_ms) for r in after] == [(r.seq, r.created_ms) for r in before]
+    again = await harness.log.append(new_message(group, author, "c-1"), GENEROUS)
+    assert (again.seq, again.duplicate) == (4, False)  # the idempotency record is gone
+    assert await harness.log.erase_author(other, [group], erased_at()) == 1
+    assert await harness.log.erase_author(uuid.uuid4(), [group, uuid.uuid4()], erased_at()) == 0
+
+
+async def test_erasing_an_author_turns_queued_rows_into_tombstone_rows(harness: Harness) -> None:
+    """Rows waiting for the persister, read or not, come back with no author and no text."""
+    group, elsewhere, author, other = ids(4)
+    read, unread, theirs = (
+        new_message(group, author),
+        new_message(elsewhere, author),
+        new_message(group, other),
+    )
+    await harness.log.append(read, GENEROUS)
+    taken = await harness.log.pending(harness.partition(group), "persister-1", 10, 1.0)
+    await harness.log.append(unread, GENEROUS)
+    await harness.log.append(theirs, GENEROUS)
+    when = erased_at()
+
+    # the group left earlier is found through the queued row
+    assert await harness.log.erase_author(author, [], when) == 2
+
+    rows: list[dict[str, object]] = []
+    for partition in {harness.partition(group), harness.partition(elsewhere)}:
+        for own in (True, False):
+            entries = await harness.log.pending(partition, "persister-1", 10, 0.1, own=own)
+            rows += [e.row for e in entries if e.row not in rows]
+            await harness.log.acknowledge(partition, [e.entry_id for e in entries])
+    assert [e.row for e in taken] == [read.row(1)]
+    by_id = {row["id"]: row for row in rows}
+    assert by_id[read.message_id] == tombstone_row(read.row(1), when)
+    assert by_id[unread.message_id] == tombstone_row(unread.row(1), when)
+    assert by_id[theirs.message_id] == theirs.row(2)
+    assert (await harness.log.lag())[0] == 0
 
 
 # --- Redis only --------------------------------------------------------------------------

@@ -91,6 +91,7 @@ def test_row_is_the_messages_table_row() -> None:
         "body": "hi",
         "client_msg_id": "c-2",
         "created_at": new.created_at,
+        "deleted_at": None,
     }
 
 

@@ -1,0 +1,129 @@
+"""The database's part of an erasure, on PostgreSQL and SQLite: snapshots and late rows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from server.store import accounts
+from server.store.db import Database
+from server.store.messages import insert_ignoring_duplicates
+from server.store.models import (
+    Message,
+    Notification,
+    NotificationEvent,
+    StudyGroup,
+    User,
+    Webhook,
+    WebhookDelivery,
+)
+
+
+async def new_user(db: Database) -> uuid.UUID:
+    """A user row."""
+    name = uuid.uuid4().hex[:12]
+    async with db.session() as session, session.begin():
+        user = User(
+            email=f"{name}@example.com", username=name, display_name=name, password_hash="x"
+        )
+        session.add(user)
+        await session.flush()
+        return user.id
+
+
+async def new_group(db: Database) -> uuid.UUID:
+    """A group without messages."""
+    async with db.session() as session, session.begin():
+        group = StudyGroup(name="erasure", visibility="public", member_count=0)
+        session.add(group)
+        await session.flush()
+        return group.id
+
+
+def message_row(group_id: uuid.UUID, author_id: uuid.UUID, seq: int) -> dict[str, object]:
+    """A ``messages`` row as the persister writes it."""
+    return {
+        "id": uuid.uuid4(),
+        "group_id": group_id,
+        "seq": seq,
+        "author_id": author_id,
+        "body": f"secret {seq}",
+        "client_msg_id": f"c{seq}",
+        "created_at": datetime.now(UTC),
+        "deleted_at": None,
+    }
+
+
+async def test_rows_of_an_erased_author_are_stored_as_tombstones(dialect_db: Database) -> None:
+    """A message persisted after its author was erased keeps its seq, not its author or text."""
+    group, author = await new_group(dialect_db), await new_user(dialect_db)
+    rows = [message_row(group, author, 1), message_row(group, uuid.uuid4(), 2)]
+    async with dialect_db.session() as session, session.begin():
+        written = await insert_ignoring_duplicates(session, rows)
+    assert [(r["author_id"], r["body"]) for r in written] == [(author, "secret 1"), (None, "")]
+    assert written[1]["deleted_at"] is not None
+    async with dialect_db.session() as session:
+        stored = list(
+            await session.scalars(
+                select(Message).where(Message.group_id == group).order_by(Message.seq)
+            )
+        )
+    assert [(m.seq, m.author_id, m.body, m.deleted_at is None) for m in stored] == [
+        (1, author, "secret 1", True),
+        (2, None, "", False),
+    ]
+
+
+async def test_snapshots_lose_the_users_text_and_names(dialect_db: Database) -> None:
+    """Mention notifications, outbox events and webhook payloads keep no text or name of theirs."""
+    group, user, reader = (
+        await new_group(dialect_db),
+        await new_user(dialect_db),
+        await new_user(dialect_db),
+    )
+    theirs = {"id": str(uuid.uuid4()), "author_id": str(user), "body": "secret"}
+    others = {"id": str(uuid.uuid4()), "author_id": str(reader), "body": "kept"}
+    joined = {"user_id": str(user), "username": "them", "display_name": "Them", "role": "member"}
+    async with dialect_db.session() as session, session.begin():
+        hook = Webhook(group_id=group, url="https://example.com/h", events=["*"], secret="x")
+        session.add(hook)
+        await session.flush()
+        session.add_all(
+            [
+                Notification(
+                    user_id=reader, kind="mention", group_id=group, event_key="a", data=theirs
+                ),
+                Notification(
+                    user_id=reader, kind="mention", group_id=group, event_key="b", data=others
+                ),
+                NotificationEvent(kind="mention", group_id=group, key="a", payload=theirs),
+                WebhookDelivery(webhook_id=hook.id, event="message.created", payload=theirs),
+                WebhookDelivery(webhook_id=hook.id, event="member.joined", payload=joined),
+            ]
+        )
+    async with dialect_db.session() as session, session.begin():
+        assert await accounts.erase_snapshots(session, user) == 4
+    async with dialect_db.session() as session:
+        notes = {
+            n.event_key: n.data
+            for n in await session.scalars(
+                select(Notification).where(Notification.group_id == group)
+            )
+        }
+        event = await session.scalar(
+            select(NotificationEvent.payload).where(NotificationEvent.group_id == group)
+        )
+        deliveries = {
+            d.event: d.payload
+            for d in await session.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id)
+            )
+        }
+    blank = {**theirs, "author_id": None, "body": ""}
+    assert notes == {"a": blank, "b": others} and event == blank
+    assert deliveries == {
+        "message.created": blank,
+        "member.joined": {**joined, "username": "", "display_name": ""},
+    }

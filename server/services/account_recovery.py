@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.objects import UserPrivate
 from server.errors import MfaRequired, ValidationFailed
+from server.observability.audit import AuditEvent, audit
 from server.security.passwords import check_password_policy
 from server.security.sanitize import clean_email
 from server.security.tokens import hash_token, new_opaque_token
@@ -126,6 +127,7 @@ class AccountRecovery:
                 await repo.unclaim_token(session, token_id)
             raise
         await self._users.replace_password(user_id, new_password, None)
+        audit(AuditEvent.PASSWORD_RESET, user_id)
         return await self._users.me(user_id)
 
     async def send_verification(self, user_id: uuid.UUID) -> bool:

@@ -19,6 +19,7 @@ from server.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from server.observability.audit import AuditEvent, audit
 from server.security import mfa
 from server.security.crypto import SecretBox
 from server.security.passwords import PasswordHasher, check_password_policy
@@ -132,8 +133,14 @@ class AuthService:
             user = await repo.get_user_by_email(session, email.strip().lower())
         matched = await self._hasher.verify(password, user.password_hash if user else None)
         if user is None or not matched:
+            audit(AuditEvent.SIGN_IN_FAILED, user.id if user else None, reason="credentials")
             raise Unauthorized(INVALID_LOGIN)
-        await self.require_second_factor(user, totp_code)
+        try:
+            await self.require_second_factor(user, totp_code)
+        except MfaRequired:
+            audit(AuditEvent.SIGN_IN_FAILED, user.id, reason="second_factor")
+            raise
+        audit(AuditEvent.SIGN_IN, user.id)
         return await self._open_session(user, uuid.uuid4())
 
     async def refresh(self, refresh_token: str | None) -> SessionTokens:
@@ -155,6 +162,8 @@ class AuthService:
             else:
                 reused = False
             user = await repo.get_user(session, row.user_id)
+        if reused:
+            audit(AuditEvent.REFRESH_REUSED, row.user_id)
         if reused or user is None:
             raise Unauthorized("Refresh token reused; the session was revoked")
         return await self._open_session(user, row.family_id)
@@ -243,6 +252,7 @@ class AuthService:
                     "code", "Invalid or already used code", "Enter the current 6-digit code"
                 )
             user.mfa_enabled = True
+        audit(AuditEvent.MFA_ENABLED, user_id)
         return user_private(user)
 
     async def disable_mfa(self, user_id: uuid.UUID, code: str, password: str) -> UserPrivate:
@@ -262,6 +272,7 @@ class AuthService:
         async with self._db.session() as session, session.begin():
             user = await self._user(session, user_id)
             user.mfa_enabled, user.mfa_secret = False, None
+        audit(AuditEvent.MFA_DISABLED, user_id)
         return user_private(user)
 
     async def verify_password(self, user: User, password: str) -> None:

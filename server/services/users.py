@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from protocol.objects import UserPrivate, UserPublic
 from server.cache import Cache
 from server.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from server.observability.audit import AuditEvent, audit
 from server.security.images import EXTENSIONS, sniff_image
 from server.security.sanitize import clean_text
 from server.security.scanner import Scanner
@@ -148,7 +149,9 @@ class UserService:
         user = await self._get(user_id)
         await self._auth.verify_password(user, current)
         await self._auth.require_second_factor(user, totp_code)
-        return await self.replace_password(user_id, new, session_id)
+        issued = await self.replace_password(user_id, new, session_id)
+        audit(AuditEvent.PASSWORD_CHANGED, user_id)
+        return issued
 
     async def replace_password(
         self, user_id: uuid.UUID, new: str, keep_session: uuid.UUID | None
@@ -199,6 +202,7 @@ class UserService:
         async with self._db.read_session(for_user=user_id) as session:
             user = await self._get_in(session, user_id)
             rows = await accounts.export_rows(session, user_id)
+        audit(AuditEvent.ACCOUNT_EXPORTED, user_id)
         return {
             "user": msgspec.to_builtins(user_private(user)),
             "exported_at": self._clock.now(),
@@ -230,6 +234,7 @@ class UserService:
         await self._copies.erase(user_id, set(groups), now)
         for group_id in dict.fromkeys(groups):  # access caches, nodes' windows of recent frames
             await self._notifier.membership_changed(group_id, user_id)
+        audit(AuditEvent.ACCOUNT_ERASED, user_id)
 
     async def _get(self, user_id: uuid.UUID) -> User:
         async with self._db.session() as session:

@@ -54,6 +54,7 @@ from server.services.notification_emails import NotificationEmails
 from server.services.notifications import MentionHook, NotificationOutbox, NotificationService
 from server.services.recovery import RecoveryReader
 from server.services.reminders import Reminders
+from server.services.retention import Retention
 from server.services.users import UserService
 from server.services.webhooks import WebhookService
 
@@ -91,6 +92,7 @@ class Domain:
     notification_emails: NotificationEmails
     reminders: Reminders
     dead_letters: DeadLetters
+    retention: Retention
 
 
 def build_realtime(resources: Resources, clock: Clock) -> Realtime:
@@ -208,6 +210,7 @@ def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Doma
         notification_emails=NotificationEmails(db, postman, clock),
         reminders=Reminders(db, notifications, clock, lead_s=settings.reminder_lead_s),
         dead_letters=DeadLetters(db, clock),
+        retention=Retention(db, clock, settings.retention_days),
     )
 
 

@@ -32,7 +32,7 @@ from server.tasks.schedule import LocalSchedule, periodic_jobs
 log = logging.getLogger(__name__)
 Check = Callable[[], Awaitable[object]]
 CHECK_TIMEOUT_S = 2.0
-HOUSEKEEPING_JOBS = ("sessions.purge_expired", "webhooks.requeue_stalled")
+HOUSEKEEPING_JOBS = ("retention.purge", "webhooks.requeue_stalled")
 
 
 class Node:

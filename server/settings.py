@@ -106,7 +106,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_web_url: str = DEV_PUBLIC_WEB_URL
     reminder_lead_s: int = 24 * 3600
     scheduler_tick_s: int = 60
+    retention_sessions_days: int = 30
+    retention_email_tokens_days: int = 7
+    retention_webhook_deliveries_days: int = 30
+    retention_dead_letters_days: int = 30
+    retention_read_notifications_days: int = 90
     task_retry_base_s: float = 2.0
+
+    @property
+    def retention_days(self) -> dict[str, int]:
+        """Each retention kind's period in days (``RETENTION_<KIND>_DAYS``)."""
+        return {
+            name.removeprefix("retention_").removesuffix("_days"): getattr(self, name)
+            for name in self.__struct_fields__
+            if name.startswith("retention_")
+        }
 
     @property
     def is_dev(self) -> bool:
@@ -180,6 +194,8 @@ def _everywhere(settings: Settings) -> list[str]:
         problems.append("PUBLIC_WEB_URL must be an http(s) URL")
     if settings.reminder_lead_s < 1 or settings.scheduler_tick_s < 1:
         problems.append("REMINDER_LEAD_S and SCHEDULER_TICK_S must be at least 1")
+    if min(settings.retention_days.values()) < 0:
+        problems.append("RETENTION_*_DAYS must be at least 0")
     return problems
 
 

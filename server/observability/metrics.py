@@ -116,6 +116,11 @@ NOTIFICATIONS = Counter(
     "Notifications created, by kind.",
     ["kind"],
 )
+RETENTION_PURGED = Counter(
+    "studybuddy_retention_purged_total",
+    "Rows deleted by the retention purge, by kind.",
+    ["kind"],
+)
 TASK_RUNS = Counter(
     "studybuddy_task_runs_total",
     "Background job runs, by task and result (ok, retried, dead).",

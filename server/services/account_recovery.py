@@ -181,11 +181,6 @@ class AccountRecovery:
         )
         return True
 
-    async def purge_expired(self) -> int:
-        """Delete expired tokens (housekeeping); return how many went."""
-        async with self._db.session() as session, session.begin():
-            return await repo.delete_expired(session, self._clock.now())
-
     def _new_token(
         self, session: AsyncSession, user: User, purpose: TokenPurpose, ttl: timedelta
     ) -> tuple[str, AccountToken]:

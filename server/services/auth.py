@@ -321,11 +321,6 @@ class AuthService:
         self.forget(user_id)
         return self._tokens.issue(user_id, keep_session)
 
-    async def purge_expired_sessions(self) -> int:
-        """Delete expired refresh tokens; return how many went."""
-        async with self._db.session() as session, session.begin():
-            return await repo.delete_expired_refresh_tokens(session, self._clock.now())
-
     async def _open_session(self, user: User, family_id: uuid.UUID) -> SessionTokens:
         token = new_opaque_token()
         async with self._db.session() as session, session.begin():

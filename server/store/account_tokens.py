@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.models import AccountToken, User
@@ -71,13 +71,3 @@ async def mark_verified(
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def delete_expired(session: AsyncSession, before: datetime) -> int:
-    """Delete tokens that expired before ``before``; return how many."""
-    result = await session.execute(
-        delete(AccountToken)
-        .where(AccountToken.expires_at < before)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.models import RefreshToken, User
@@ -96,13 +96,3 @@ async def revoke_user_families(
     await session.execute(
         statement.values(revoked_at=now).execution_options(synchronize_session=False)
     )
-
-
-async def delete_expired_refresh_tokens(session: AsyncSession, now: datetime) -> int:
-    """Delete refresh tokens past their expiry; return how many."""
-    result = await session.execute(
-        delete(RefreshToken)
-        .where(RefreshToken.expires_at < now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from server.store.models import DeadLetter, DeliveryStatus
 from server.tasks.middleware import last_attempt
 
 DELIVER_JOB = "webhooks.deliver"
+RETENTION_JOB = "retention.purge"
 
 
 def domain_of(context: Annotated[Context, TaskiqDepends()]) -> Domain:
@@ -39,9 +40,9 @@ Dom = Annotated[Domain, TaskiqDepends(domain_of)]
 Ctx = Annotated[Context, TaskiqDepends()]
 
 
-async def purge_expired_sessions(domain: Dom) -> int:
-    """Delete expired refresh tokens and account tokens (housekeeping); returns how many."""
-    return await domain.auth.purge_expired_sessions() + await domain.accounts.purge_expired()
+async def purge_retention(domain: Dom) -> dict[str, int]:
+    """Delete rows past their retention period (idempotent); how many of each kind went."""
+    return await domain.retention.purge()
 
 
 async def deliver_webhook(delivery_id: str, domain: Dom) -> str | None:
@@ -95,7 +96,8 @@ async def remind_due_soon(domain: Dom) -> int:
 
 
 JOBS: dict[str, Callable[..., Awaitable[Any]]] = {
-    "sessions.purge_expired": purge_expired_sessions,
+    RETENTION_JOB: purge_retention,
+    "sessions.purge_expired": purge_retention,  # its name in earlier releases (queued ones)
     DELIVER_JOB: deliver_webhook,
     "webhooks.requeue_stalled": requeue_stalled_deliveries,
     VERIFY_EMAIL_JOB: send_verification_email,

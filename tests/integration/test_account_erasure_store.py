@@ -14,32 +14,10 @@ from server.store.models import (
     Message,
     Notification,
     NotificationEvent,
-    StudyGroup,
-    User,
     Webhook,
     WebhookDelivery,
 )
-
-
-async def new_user(db: Database) -> uuid.UUID:
-    """A user row."""
-    name = uuid.uuid4().hex[:12]
-    async with db.session() as session, session.begin():
-        user = User(
-            email=f"{name}@example.com", username=name, display_name=name, password_hash="x"
-        )
-        session.add(user)
-        await session.flush()
-        return user.id
-
-
-async def new_group(db: Database) -> uuid.UUID:
-    """A group without messages."""
-    async with db.session() as session, session.begin():
-        group = StudyGroup(name="erasure", visibility="public", member_count=0)
-        session.add(group)
-        await session.flush()
-        return group.id
+from tests.factories.rows import new_group, new_user
 
 
 def message_row(group_id: uuid.UUID, author_id: uuid.UUID, seq: int) -> dict[str, object]:

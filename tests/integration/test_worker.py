@@ -66,7 +66,7 @@ async def test_worker_runs_the_housekeeping_job(
     tmp_path: Path,
     own_prefix: str,
 ) -> None:
-    """An expired session is purged by the worker process after the job is queued."""
+    """A session expired past its retention is purged by the worker once the job is queued."""
     payload = await register(client)
     await client.post(
         "/api/v1/auth/login", json={"email": payload["email"], "password": payload["password"]}
@@ -75,7 +75,7 @@ async def test_worker_runs_the_housekeeping_job(
         await session.execute(
             update(RefreshToken)
             .where(RefreshToken.user_id == uuid.UUID(payload["id"]))
-            .values(expires_at=utcnow() - timedelta(days=1))
+            .values(expires_at=utcnow() - timedelta(days=31))  # RETENTION_SESSIONS_DAYS 30
         )
     assert await _expired_tokens(node, payload["id"]) == 1
 
@@ -98,7 +98,7 @@ async def test_worker_runs_the_housekeeping_job(
                     break
             await asyncio.sleep(0.1)
         await broker.startup()
-        task = broker.find_task("sessions.purge_expired")
+        task = broker.find_task("retention.purge")
         assert task is not None
         await task.kiq()
         for _ in range(200):

@@ -1,12 +1,17 @@
-"""The database's part of an erasure, on PostgreSQL and SQLite: snapshots and late rows."""
+"""The database's part of an erasure, on PostgreSQL and SQLite: snapshots, late rows, replays."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from server.bus.memory import MemoryBus
+from server.realtime.log import tombstone
+from server.realtime.memory_log import MemoryMessageLog
+from server.services.clock import Clock
+from server.services.recovery import RecoveryReader
 from server.store import accounts
 from server.store.db import Database
 from server.store.messages import insert_ignoring_duplicates
@@ -18,6 +23,7 @@ from server.store.models import (
     WebhookDelivery,
 )
 from tests.factories.rows import new_group, new_user
+from tests.fixtures.floors import DictFloors
 
 
 def message_row(group_id: uuid.UUID, author_id: uuid.UUID, seq: int) -> dict[str, object]:
@@ -105,3 +111,27 @@ async def test_snapshots_lose_the_users_text_and_names(dialect_db: Database) -> 
         "message.created": blank,
         "member.joined": {**joined, "username": "", "display_name": ""},
     }
+
+
+async def test_replays_from_the_database_show_deleted_messages_as_tombstones(
+    dialect_db: Database,
+) -> None:
+    """A replay the log's window cannot serve reads the rows: a deleted one is its tombstone."""
+    group, author = await new_group(dialect_db), await new_user(dialect_db)
+    rows = [message_row(group, author, seq) for seq in (1, 2, 3)]
+    async with dialect_db.session() as session, session.begin():
+        await insert_ignoring_duplicates(session, rows)
+        await accounts.erase_messages(session, author, datetime.now(UTC))
+        await session.execute(
+            update(Message)
+            .where(Message.group_id == group, Message.seq != 2)
+            .values(body="kept", author_id=author, deleted_at=None)
+        )
+    empty_log = MemoryMessageLog(MemoryBus(), DictFloors(), window=100, window_s=3600)
+    reader = RecoveryReader(empty_log, dialect_db, Clock(), window=100, window_s=3600)
+
+    replay = await reader.replay(group, 0, 3)
+
+    assert replay.recovered and [r.seq for r in replay.frames] == [1, 2, 3]
+    assert replay.frames[1].frame == tombstone(group, rows[1]["id"], 2)  # type: ignore[arg-type]
+    assert b'"body":"kept"' in replay.frames[0].frame

@@ -141,5 +141,5 @@ class RedisErasure:
             await self._redis.unlink(key)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _text(value: bytes) -> str:
+    return value.decode()

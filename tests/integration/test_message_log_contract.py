@@ -24,6 +24,7 @@ from server.bus.memory import MemoryBus
 from server.bus.partitions import Partitions
 from server.bus.redis import RedisBus
 from server.errors import RateLimited
+from server.realtime import redis_erasure
 from server.realtime.envelope import Envelope, Kind, group_channel, unpack
 from server.realtime.log import Accepted, MessageLog, NewMessage, tombstone
 from server.realtime.memory_log import MemoryMessageLog
@@ -561,6 +562,23 @@ async def test_erasing_an_author_turns_queued_rows_into_tombstone_rows(harness: 
 
 
 # --- Redis only --------------------------------------------------------------------------
+
+
+async def test_erasure_reads_a_long_persistence_stream_in_batches(
+    redis_only: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More queued entries than one script looks at: every one of the author's is found."""
+    monkeypatch.setattr(redis_erasure, "SCAN_BATCH", 2)
+    group, author = ids(2)
+    messages = [new_message(group, author) for _ in range(5)]
+    for message in messages:
+        await redis_only.log.append(message, GENEROUS)
+    when = erased_at()
+    assert await redis_only.log.erase_author(author, [], when) == 5
+    entries = await redis_only.log.pending(redis_only.partition(group), "p", 10, 0.1)
+    assert sorted((e.row for e in entries), key=lambda row: row["seq"]) == [
+        tombstone_row(m.row(i + 1), when) for i, m in enumerate(messages)
+    ]
 
 
 async def test_own_unacknowledged_entries_are_delivered_again(redis_only: Harness) -> None:

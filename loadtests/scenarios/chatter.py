@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from typing import Any, ClassVar
+from typing import Any
 
 import gevent
 from locust import between, task
@@ -124,7 +124,7 @@ class Chatter(SeededUser):
         self.sock = None  # a failed attempt leaves no socket to mistake for a server close
         try:
             self.sock = GeventWebSocket.connect(
-                socket_url(self.host), self.codec, self.on_frame, self.source
+                socket_url(self.host or ""), self.codec, self.on_frame, self.source
             )
             ready = self.sock.request(Auth(token=self.access_token, ref=self.ref()))
         except (OSError, TimeoutError, ValueError) as exc:
@@ -322,4 +322,4 @@ class Listener(Chatter):
 
     weight = 6
     wait_time = between(15, 45)
-    tasks: ClassVar[Any] = {Chatter.mark_read: 3, Chatter.reconnect: 1}
+    tasks: Any = {Chatter.mark_read: 3, Chatter.reconnect: 1}  # noqa: RUF012 - Locust reads it

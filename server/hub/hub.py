@@ -300,6 +300,8 @@ class Hub:
         elif envelope.kind is Kind.PRESENCE:
             self._presence.received(group_id, members, envelope.frame)
         else:
+            if envelope.kind is Kind.EVENT:  # an edit or deletion changes what replays show
+                self._forget_recent(group_id)
             self._broadcast(members, envelope)
 
     def _on_user(self, channel: str, payload: bytes) -> None:
@@ -342,13 +344,17 @@ class Hub:
         """
         user = uuid.UUID(subject) if subject else None
         self._access.forget(group_id, user)
-        window = self._recent.get(group_id)
-        if window is not None:
-            window.clear()
+        self._forget_recent(group_id)
         for conn in tuple(self._groups.get(group_id, ())):
             if (user is None or conn.user_id == user) and self._detach(conn, group_id):
                 conn.reply(Unsubscribed(group_id=group_id))
                 self._spawn(self._after_detach(conn, group_id))
+
+    def _forget_recent(self, group_id: uuid.UUID) -> None:
+        """Drop the group's window of recent frames: replays read the log until it refills."""
+        window = self._recent.get(group_id)
+        if window is not None:
+            window.clear()
 
     def _resync_all(self) -> None:
         """After a bus reconnect: look for messages and presence changes missed meanwhile."""

@@ -167,6 +167,14 @@ class MessageLog(Protocol):
         """
         ...
 
+    async def revise(self, group_id: uuid.UUID, seq: int, frame: bytes) -> bool:
+        """Put ``frame`` in place of message ``seq``'s in the recovery window.
+
+        After an edit or a deletion, so that a replay shows what history shows. False when
+        the window no longer holds the message.
+        """
+        ...
+
 
 def tombstone(group_id: uuid.UUID, message_id: uuid.UUID, seq: int) -> bytes:
     """What an erased message leaves in a recovery window: its ``message_deleted`` frame."""

@@ -165,6 +165,15 @@ class MemoryMessageLog:
             self._limiter.forget(f"msg:{author_id}")
         return erased
 
+    async def revise(self, group_id: uuid.UUID, seq: int, frame: bytes) -> bool:
+        """Swap the frame of ``seq`` in the group's window, if it still holds it."""
+        window = self._recent.get(group_id, deque())
+        for index, recent in enumerate(window):
+            if recent.seq == seq:
+                window[index] = Recent(seq, frame, recent.created_ms)
+                return True
+        return False
+
     def _erase_queued(self, author_id: uuid.UUID, deleted_at: datetime) -> None:
         """Rows waiting for the persister (queued or taken) become tombstone rows."""
 

@@ -184,6 +184,26 @@ return moved
 """
 
 
+_REVISE = """
+-- Replace one message's frame in a group's recovery window (an edit, a deletion). A stream
+-- entry cannot change in place: the window is rebuilt under the same ids and expiry, in one
+-- script, so no append or replay sees it half done. KEYS: the recovery stream. ARGV: the
+-- entry id (seq-0), the new frame. Returns 1 if the entry was there, else 0.
+local stream, id, frame = KEYS[1], ARGV[1], ARGV[2]
+if #redis.call('XRANGE', stream, id, id) == 0 then return 0 end
+local entries = redis.call('XRANGE', stream, '-', '+')
+local ttl = redis.call('PTTL', stream)
+redis.call('DEL', stream)
+for _, entry in ipairs(entries) do
+  local fields = entry[2]
+  if entry[1] == id then fields[2] = frame end
+  redis.call('XADD', stream, entry[1], unpack(fields))
+end
+if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
+return 1
+"""
+
+
 _PUBLISH_REPLICATED = """
 -- A message reached its replicas: raise the group's replicated seq to it, then publish it.
 -- Readers (last_seq, replays) stop at the replicated seq, so nothing a failover could lose
@@ -229,6 +249,7 @@ class RedisMessageLog:
         self._append = redis.register_script(_APPEND)
         self._adopt = redis.register_script(_ADOPT)
         self._publish_replicated = redis.register_script(_PUBLISH_REPLICATED)
+        self._revise = redis.register_script(_REVISE)
         self._groups_ready: set[int] = set()
         self._erasure = RedisErasure(redis, partitions, GROUP)
 
@@ -353,6 +374,11 @@ class RedisMessageLog:
     ) -> int:
         """Tombstones in the windows and persistence streams (:mod:`.redis_erasure`)."""
         return await self._erasure.erase(author_id, group_ids, deleted_at)
+
+    async def revise(self, group_id: uuid.UUID, seq: int, frame: bytes) -> bool:
+        """Rebuild the group's recovery window with ``frame`` for ``seq`` (one script)."""
+        keys = [self._key("rec", group_id)]
+        return bool(await self._revise(keys=keys, args=[f"{seq}-0", frame]))
 
     async def lag(self) -> tuple[int, float]:
         """Entries in the persistence streams and the age of the oldest."""

@@ -29,7 +29,7 @@ from server.services.mentions import mention_items
 from server.services.notifications import NotificationOutbox
 from server.services.notify import Notifier
 from server.services.policy import Action
-from server.services.views import message_view
+from server.services.views import message_view, replay_frame
 from server.store import groups as group_repo
 from server.store import messages as repo
 from server.store.db import Database
@@ -195,6 +195,7 @@ class MessageService:
             message.body, message.edited_at = text, self._clock.now()
             events = await self._stage_mentions(session, message)
         await self._outbox.release(events)
+        await self._revise(message)
         frame = MessageEdited(
             group_id=group_id,
             message_id=message.id,
@@ -217,9 +218,24 @@ class MessageService:
             if not policy.can_delete_message(loaded.role, message.author_id == actor_id):
                 raise Forbidden("Only the author, the owner or an admin can delete a message")
             message.deleted_at = self._clock.now()
+        await self._revise(message)
         await self._notifier.to_group(
             group_id, MessageDeleted(group_id=group_id, message_id=message.id, seq=message.seq)
         )
+
+    async def _revise(self, message: Message) -> None:
+        """Make the recovery window replay the message as history now shows it.
+
+        The change is stored already: a log that fails here is logged, not answered (the
+        window ages out within ``RECOVERY_WINDOW_S``).
+        """
+        try:
+            await self._log.revise(message.group_id, message.seq, replay_frame(message))
+        except Exception as exc:
+            log.warning(
+                "the recovery window still shows a message as it was",
+                extra={"message_id": str(message.id), "error": repr(exc)},
+            )
 
     async def mark_read(
         self, user_id: uuid.UUID, group_id: uuid.UUID, seq: int, exclude: str = ""

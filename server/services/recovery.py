@@ -9,14 +9,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from protocol.codec import JSON
-from server.realtime.log import MessageLog, Recent, Replay, tombstone
+from server.realtime.log import MessageLog, Recent, Replay
 from server.services.clock import Clock
-from server.services.views import created_frame
+from server.services.views import replay_frame
 from server.singleflight import SingleFlight
 from server.store import messages as repo
 from server.store.db import Database
-from server.store.models import Message
 
 
 class RecoveryReader:
@@ -75,15 +73,8 @@ class RecoveryReader:
             rows = await repo.messages_after(session, group_id, after, upto)
         if [row.seq for row in rows] != list(range(after + 1, upto + 1)):
             return None
-        frames = [Recent(row.seq, _frame(row), _ms(row.created_at)) for row in rows]
+        frames = [Recent(row.seq, replay_frame(row), _ms(row.created_at)) for row in rows]
         return frames, _ms(rows[0].created_at)
-
-
-def _frame(row: Message) -> bytes:
-    """A stored message's frame; a deleted one's is its tombstone, as in the log's window."""
-    if row.deleted_at is not None:
-        return tombstone(row.group_id, row.id, row.seq)
-    return JSON.encode(created_frame(row))
 
 
 def _ms(moment: datetime) -> int:

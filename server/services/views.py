@@ -7,7 +7,9 @@ from datetime import datetime
 import msgspec
 
 from protocol import objects
+from protocol.codec import JSON
 from protocol.frames import MessageCreated
+from server.realtime.log import tombstone
 from server.store import models
 
 
@@ -117,6 +119,13 @@ def created_frame(message: models.Message) -> MessageCreated:
         created_at=message.created_at,
         client_msg_id=message.client_msg_id,
     )
+
+
+def replay_frame(message: models.Message) -> bytes:
+    """A stored message as a replay shows it; a deleted one as its tombstone."""
+    if message.deleted_at is not None:
+        return tombstone(message.group_id, message.id, message.seq)
+    return JSON.encode(created_frame(message))
 
 
 def webhook_view(hook: models.Webhook) -> objects.Webhook:

@@ -1,0 +1,71 @@
+"""Replays show messages as history does after an edit or a deletion, over real sockets.
+
+An author sends 3 messages, edits the second and deletes the third over REST. A member who
+re-subscribes with ``since_seq: 0`` (on the socket whose node saw the messages go by, and on
+a new one) gets the first as sent, the second with its new body and a ``message_deleted``
+tombstone for the third: never the deleted text, never the old one. In process, on one
+Redis and on a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.factories.groups import public_group
+from tests.factories.users import account
+from tests.fixtures.wsclient import Socket, socket
+from tests.integration.conftest import Realtime
+from tests.integration.test_erasure import stored
+
+GROUPS = "/api/v1/study-groups"
+TEXTS = ["kept as sent", "a first draft", "said by mistake"]
+
+
+async def replay(ws: Socket, group: str) -> tuple[list[dict[str, Any]], str]:
+    """Subscribe from seq 0: the replayed frames (type, seq, body) and all of them raw."""
+    await ws.send({"type": "subscribe", "group_id": group, "since_seq": 0})
+    frames: list[dict[str, Any]] = []
+    while True:
+        frame = await ws.recv(timeout=10)
+        if frame["type"] == "subscribed":
+            assert frame["recovered"] is True, frame
+            return frames, repr(frames)
+        if frame["type"] in ("message", "message_deleted"):
+            frames.append(frame)
+
+
+async def test_replays_show_edits_and_deletions(rt: Realtime) -> None:
+    """The window's frames follow history: new body for the edit, a tombstone for the delete."""
+    author, member = await account(rt.http), await account(rt.http)
+    group = await public_group(rt.http, author, member)
+    async with socket(rt.ws, member.token) as watcher, socket(rt.ws, author.token) as ws:
+        await watcher.subscribe(group)
+        acks = [await ws.send_message(group, text, f"r-{n}") for n, text in enumerate(TEXTS)]
+        for ack in acks:
+            await watcher.expect("message", seq=ack["seq"])
+        await stored(rt, group, 3)
+        url = f"{GROUPS}/{group}/messages"
+        edited = await rt.http.patch(
+            f"{url}/{acks[1]['message_id']}", headers=author.headers, json={"body": "the final"}
+        )
+        assert edited.status_code == 200, edited.text
+        deleted = await rt.http.delete(f"{url}/{acks[2]['message_id']}", headers=author.headers)
+        assert deleted.status_code == 204, deleted.text
+        await watcher.expect("message_edited", seq=acks[1]["seq"])
+        await watcher.expect("message_deleted", seq=acks[2]["seq"])
+
+        await watcher.send({"type": "unsubscribe", "group_id": group})
+        await watcher.expect("unsubscribed", group_id=group)
+        seen, raw = await replay(watcher, group)
+        async with socket(rt.ws, member.token) as fresh:
+            again, raw_again = await replay(fresh, group)
+
+    for frames in (seen, again):
+        assert [(f["type"], f["seq"]) for f in frames] == [
+            ("message", acks[0]["seq"]),
+            ("message", acks[1]["seq"]),
+            ("message_deleted", acks[2]["seq"]),
+        ]
+        assert [f.get("body") for f in frames[:2]] == [TEXTS[0], "the final"]
+        assert frames[2]["message_id"] == acks[2]["message_id"]
+    assert not any(text in raw + raw_again for text in TEXTS[1:])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Annotated, Any
 
 import msgspec
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from protocol.errors import ErrorCode
+from protocol.export import AccountExport
 from protocol.objects import UserPrivate, UserPublic
 from server.api.auth import AnyPassword, DisplayName, NewPassword, TokenResult, TotpCode
 from server.api.cookies import clear_session_cookies
@@ -81,30 +83,23 @@ async def upload_avatar(call: Call[None]) -> Response:
     return ok(await call.domain.users.set_avatar(call.user_id, data))
 
 
-Rows = list[dict[str, Any]]
-
-
-class AccountExport(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything held about you (GDPR access): your account and one list of rows per kind.
-
-    Rows are plain objects of the stored columns (no secrets, no hashes); kinds may be added.
-    """
-
-    user: UserPrivate
-    exported_at: datetime
-    memberships: Rows
-    messages: Rows
-    invites_received: Rows
-    invites_sent: Rows
-    assignments_created: Rows
-    groups_owned: Rows
-    webhooks_created: Rows
-    sessions: Rows
-
-
 async def export_me(call: Call[None]) -> Response:
-    """Everything held about the caller (GDPR access)."""
-    return ok(await call.domain.users.export(call.user_id))
+    """Everything held about the caller (GDPR access), streamed as it is read."""
+    pieces = call.domain.users.export(call.user_id)
+    first = await anext(pieces)
+    return StreamingResponse(
+        _enveloped(first, pieces),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="studybuddy-export.json"'},
+    )
+
+
+async def _enveloped(first: bytes, pieces: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
+    async with aclosing(pieces):
+        yield b'{"data":' + first
+        async for piece in pieces:
+            yield piece
+        yield b',"message":"Success"}'
 
 
 async def delete_me(call: Call[AccountDeletion]) -> Response:
@@ -173,6 +168,10 @@ OPERATIONS: list[Operation[Any]] = [
         "Export your data (GDPR)",
         "users",
         response=AccountExport,
+        description=(
+            "One JSON document of everything held about you, streamed; its JSON Schema is "
+            "docs/schemas/account-export.schema.json."
+        ),
     ),
     Operation(
         "DELETE",

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from protocol.export import EXPORT_FORMAT, EXPORT_VERSION
 from protocol.objects import UserPrivate, UserPublic
 from server.cache import Cache
 from server.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
@@ -43,7 +44,9 @@ USER_LIST = ListSpec(
     search=(User.username, User.display_name),
     created=User.created_at,
 )
+EXPORT_BATCH = 500
 _public_codec = msgspec.json.Decoder(UserPublic)
+_encoder = msgspec.json.Encoder()
 
 
 class Copies(Protocol):
@@ -83,6 +86,8 @@ class UserService:
         self._media = Path(media_dir)
         self._media_url = media_url_prefix.rstrip("/")
         self._ttl = cache_ttl_s
+        self.export_batch = EXPORT_BATCH
+        """Rows read per round trip of the export's cursors."""
 
     async def me(self, user_id: uuid.UUID) -> UserPrivate:
         """The caller's account."""
@@ -197,17 +202,34 @@ class UserService:
         await self._forget(user_id)
         return user_private(user)
 
-    async def export(self, user_id: uuid.UUID) -> dict[str, Any]:
-        """Everything held about the caller (GDPR right of access; a lag-tolerant read)."""
+    async def export(self, user_id: uuid.UUID) -> AsyncGenerator[bytes]:
+        """Everything held about the caller as JSON pieces (GDPR access; a lag-tolerant read).
+
+        The pieces join into one :class:`protocol.export.AccountExport` object; rows come off
+        server-side cursors ``export_batch`` at a time, so a large export is never held whole.
+
+        Raises:
+            NotFound: no such user (on the first piece).
+        """
         async with self._db.read_session(for_user=user_id) as session:
             user = await self._get_in(session, user_id)
-            rows = await accounts.export_rows(session, user_id)
-        audit(AuditEvent.ACCOUNT_EXPORTED, user_id)
-        return {
-            "user": msgspec.to_builtins(user_private(user)),
-            "exported_at": self._clock.now(),
-            **rows,
-        }
+            head = {
+                "format": EXPORT_FORMAT,
+                "version": EXPORT_VERSION,
+                "exported_at": self._clock.now(),
+                "user": user_private(user),
+            }
+            audit(AuditEvent.ACCOUNT_EXPORTED, user_id)
+            yield _encoder.encode(head)[:-1]
+            for name, query in accounts.export_sections(user_id).items():
+                yield b',"' + name.encode() + b'":['
+                separator = b""
+                async for rows in accounts.stream_rows(session, query, self.export_batch):
+                    yield separator + b",".join(_encoder.encode(row) for row in rows)
+                    separator = b","
+                yield b"]"
+            settings = await accounts.notification_settings(session, user_id)
+            yield b',"notification_settings":' + _encoder.encode(settings) + b"}"
 
     async def delete_account(
         self, user_id: uuid.UUID, *, password: str, totp_code: str | None

@@ -64,6 +64,28 @@ def escape_for_search(value: str) -> str:
     return html.escape(normalise(value), quote=True)
 
 
+_ESCAPES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#x27;", "'"), ("&amp;", "&"))
+"""What :func:`clean_text` escapes, undone in this order (``&amp;`` last, so ``&amp;lt;``
+comes back as the ``&lt;`` someone typed)."""
+
+
+def search_form(stored: str) -> str:
+    """Stored text as search compares it: as typed (the escaping undone), lower-cased.
+
+    The database applies the same function, ``sb_search_text`` (a SQL function on
+    PostgreSQL, created by a migration; this one registered on SQLite), so ``amp`` does not
+    find ``&amp;`` while ``&`` does.
+    """
+    for entity, char in _ESCAPES:
+        stored = stored.replace(entity, char)
+    return stored.lower()
+
+
+def search_term(value: str) -> str:
+    """A search term cleaned and escaped exactly as stored text is, then in its search form."""
+    return search_form(escape_for_search(value))
+
+
 def clean_email(value: str) -> str:
     """Validate an email address and return it lower-cased.
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from server.observability.metrics import instrument_engine
+from server.security.sanitize import search_form
 from server.store.replicas import Replica, ReplicaSet, WriteMarks
 
 _DRIVERS = {
@@ -205,3 +206,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    dbapi_connection.create_function("sb_search_text", 1, _search_text, deterministic=True)
+
+
+def _search_text(value: str | None) -> str | None:
+    """``sb_search_text`` on SQLite (PostgreSQL's is a SQL function from a migration)."""
+    return None if value is None else search_form(value)

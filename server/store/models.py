@@ -142,6 +142,18 @@ class StudyGroup(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
 Index("ix_study_groups_lower_subject", func.lower(StudyGroup.subject))
 
 
+def trigram_index(name: str, column: Any) -> None:
+    """A PostgreSQL ``pg_trgm`` GIN index on ``sb_search_text(column)``, what search matches."""
+    expression = func.sb_search_text(column).label("searched")
+    Index(
+        name, expression, postgresql_using="gin", postgresql_ops={"searched": "gin_trgm_ops"}
+    ).ddl_if(dialect="postgresql")
+
+
+trigram_index("ix_study_groups_name_trgm", StudyGroup.name)
+trigram_index("ix_study_groups_description_trgm", StudyGroup.description)
+
+
 class Membership(Base):
     """A user's membership of a group, with their read marker."""
 
@@ -194,6 +206,9 @@ class Message(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=NOW)
     edited_at: Mapped[datetime | None] = mapped_column(default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+trigram_index("ix_messages_body_trgm", Message.body)
 
 
 class Assignment(IdMixin, TimestampMixin, SoftDeleteMixin, Base):

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
@@ -156,6 +156,12 @@ def _windowed(statement: AnySelect, spec: ListSpec, **params: str) -> AnySelect:
     return statement.where(*query.where).order_by(*query.order_by).limit(query.page_size)
 
 
+def _counted(statement: AnySelect, spec: ListSpec, **params: str) -> AnySelect:
+    """The total the list helper counts for ``params`` (its WHERE, no ORDER BY)."""
+    query = parse_list_query(params, spec, VIEWER)
+    return select(func.count()).select_from(statement.where(*query.where).subquery())
+
+
 def _sql(statement: AnySelect) -> str:
     compiled = statement.compile(
         dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
@@ -257,6 +263,21 @@ EXPLAINED = [
         ),
         "uq_messages_group_id_seq",
         id="messages-after-seq",
+    ),
+    pytest.param(
+        _windowed(select(Message.id), MESSAGE_LIST, search="Tom & Jerry"),
+        "ix_messages_body_trgm",
+        id="messages-search-trigram",
+    ),
+    pytest.param(
+        _counted(GROUP_IDS, GROUP_LIST, search="R&D lab"),
+        "ix_study_groups_name_trgm",
+        id="groups-search-name-trigram",
+    ),
+    pytest.param(
+        _counted(GROUP_IDS, GROUP_LIST, search="R&D lab"),
+        "ix_study_groups_description_trgm",
+        id="groups-search-description-trigram",
     ),
     pytest.param(
         _windowed(

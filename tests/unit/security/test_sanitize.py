@@ -12,6 +12,8 @@ from server.security.sanitize import (
     clean_username,
     escape_for_search,
     normalise,
+    search_form,
+    search_term,
 )
 
 
@@ -102,6 +104,20 @@ def test_escape_for_search_matches_stored_form() -> None:
     term = "<b>e\u0301\x00"
     assert escape_for_search(term) == clean_text(term, field="name", max_length=100)
     assert escape_for_search(term) == "&lt;b&gt;\u00e9"
+
+
+def test_search_form_undoes_the_stored_escaping_and_lowers() -> None:
+    """Stored text comes back as typed, lower-cased; an escaped entity stays literal."""
+    typed = "Tom & Jerry <3 \"Quote\" it's &lt; É"
+    stored = clean_text(typed, field="body", max_length=100)
+    assert search_form(stored) == typed.lower()
+    assert "amp" not in search_form(stored)
+
+
+def test_search_term_is_the_search_form_of_the_cleaned_term() -> None:
+    """NFD input, control characters and case all land on the stored text's search form."""
+    assert search_term("E\u0301cole\x00 &AMP") == "\u00e9cole &amp"
+    assert search_term("50%_") == "50%_"
 
 
 def test_clean_email_accepts_the_longest_local_part() -> None:

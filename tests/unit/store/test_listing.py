@@ -266,26 +266,26 @@ def test_created_range_is_ignored_without_a_created_column() -> None:
 
 
 def test_search_matches_any_search_column_case_insensitively() -> None:
-    """A search adds one OR of ILIKEs over the declared columns."""
-    (clause,) = parse_list_query({"search": "algebra"}, SPEC).where
+    """A search adds one OR of LIKEs on ``sb_search_text`` of the declared columns."""
+    (clause,) = parse_list_query({"search": "AlGebra"}, SPEC).where
     sql = _sql(clause)
-    assert "lower(study_groups.name) LIKE lower(:name_1)" in sql
-    assert "lower(study_groups.description) LIKE lower(:description_1)" in sql
+    assert "sb_search_text(study_groups.name) LIKE :sb_search_text_1" in sql
+    assert "sb_search_text(study_groups.description) LIKE :sb_search_text_2" in sql
     assert " OR " in sql
     assert "ESCAPE" in sql
-    assert _params(clause) == {"name_1": "%algebra%", "description_1": "%algebra%"}
+    assert _params(clause) == {"sb_search_text_1": "%algebra%", "sb_search_text_2": "%algebra%"}
 
 
 def test_search_escapes_like_wildcards() -> None:
     """%, _ and backslash in the term match literally."""
     (clause,) = parse_list_query({"search": "50%_off\\"}, SPEC).where
-    assert _params(clause)["name_1"] == "%50\\%\\_off\\\\%"
+    assert _params(clause)["sb_search_text_1"] == "%50\\%\\_off\\\\%"
 
 
-def test_search_is_sanitised_like_stored_text() -> None:
-    """Stored text is HTML-escaped, so the search term is too."""
-    (clause,) = parse_list_query({"search": "<b>"}, SPEC).where
-    assert _params(clause)["name_1"] == "%&lt;b&gt;%"
+def test_search_is_cleaned_like_stored_text_and_compared_as_typed() -> None:
+    """The term is cleaned (NFC, control characters out) and compared as typed, lower-cased."""
+    (clause,) = parse_list_query({"search": "<B>&e\u0301\x00"}, SPEC).where
+    assert _params(clause)["sb_search_text_1"] == "%<b>&\u00e9%"
 
 
 def test_empty_search_or_unsearchable_spec_adds_nothing() -> None:

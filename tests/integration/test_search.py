@@ -1,0 +1,121 @@
+"""Search on what people typed, over HTTP, with the same answers on PostgreSQL and SQLite.
+
+Stored text is HTML-escaped; search compares it as typed, so ``&`` finds ``&amp;`` and
+``amp`` does not. Quotes, accents in either Unicode form, case, and LIKE wildcards too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.factories.groups import GROUPS, create_group, post_message
+from tests.factories.users import Account, account
+from tests.fixtures.server import RunningServer, serve
+from tests.fixtures.services import migrate
+from tests.fixtures.settings import make_settings
+
+TYPED = {
+    "cartoon": "Tom & Jerry <3",
+    "quotes": 'She said "hi" & it\'s fine',
+    "accent": "École normale",
+    "percent": "50% off_sale",
+    "lookalike": "5000 offXsale",
+    "case": "UPPER lower",
+    "literal": "a &lt; typed entity",
+}
+CASES = [
+    ("&", {"cartoon", "quotes", "literal"}),
+    ("amp", set()),
+    ("<3", {"cartoon"}),
+    ("<", {"cartoon"}),
+    ("lt", {"literal"}),
+    ("&lt;", {"literal"}),
+    ('"hi"', {"quotes"}),
+    ("quot", set()),
+    ("it's", {"quotes"}),
+    ("#x27", set()),
+    (unicodedata.normalize("NFD", "école"), {"accent"}),
+    ("ÉCOLE", {"accent"}),
+    ("%", {"percent"}),
+    ("_", {"percent"}),
+    ("0% off_", {"percent"}),
+    ("upper LOWER", {"case"}),
+]
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+async def search_node(
+    request: pytest.FixtureRequest, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningServer]:
+    """A node on PostgreSQL or on SQLite."""
+    folder = tmp_path_factory.mktemp(f"search-{request.param}")
+    url = pg_url
+    if request.param == "sqlite":
+        url = f"sqlite:///{folder / 'search.db'}"
+        await asyncio.to_thread(migrate, url)
+    async with serve(make_settings(url, None, "sbsearch:", folder / "media")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def posted(search_node: RunningServer) -> tuple[Account, str, dict[int, str]]:
+    """A group holding one message per typed text; the seqs name them."""
+    async with httpx.AsyncClient(base_url=search_node.base_url, timeout=20) as http:
+        owner = await account(http)
+        group = str((await create_group(http, owner))["id"])
+        seqs = {}
+        for name, text in TYPED.items():
+            seqs[(await post_message(http, owner, group, text))["seq"]] = name
+    return owner, group, seqs
+
+
+@pytest.mark.parametrize(("term", "expected"), CASES)
+async def test_message_search_matches_what_was_typed(
+    search_node: RunningServer,
+    posted: tuple[Account, str, dict[int, str]],
+    term: str,
+    expected: set[str],
+) -> None:
+    """Each term finds exactly the messages whose typed text holds it, on either database."""
+    owner, group, seqs = posted
+    async with httpx.AsyncClient(base_url=search_node.base_url, timeout=20) as http:
+        found = await http.get(
+            f"{GROUPS}/{group}/messages",
+            headers=owner.headers,
+            params={"search": term, "page_size": 100},
+        )
+    assert found.status_code == 200, found.text
+    assert {seqs[m["seq"]] for m in found.json()["data"]} == expected
+
+
+async def test_group_search_keeps_sort_and_filters(search_node: RunningServer) -> None:
+    """Names and descriptions match as typed; sort and filters still apply."""
+    async with httpx.AsyncClient(base_url=search_node.base_url, timeout=20) as http:
+        owner = await account(http)
+        tag = owner.username
+        names = [f"{tag} R&D <lab>", f"{tag} B&B", f"{tag} plain"]
+        for name in names:
+            await create_group(http, owner, name=name, visibility="public")
+        await create_group(http, owner, name=f"{tag} private &", visibility="private")
+        await create_group(
+            http, owner, name=f"{tag} described", description="Q&A", visibility="public"
+        )
+
+        async def search(term: str, **params: str) -> list[str]:
+            query = {"search": term, "filter[member]": "me", "page_size": "100", **params}
+            listed = await http.get(GROUPS, headers=owner.headers, params=query)
+            assert listed.status_code == 200, listed.text
+            return [g["name"] for g in listed.json()["data"]]
+
+        both = await search(f"{tag} ")
+        assert len(both) == 5
+        found = await search("&", sort="-name", **{"filter[visibility]": "public"})
+        ampersands = [f"{tag} R&amp;D &lt;lab&gt;", f"{tag} B&amp;B", f"{tag} described"]
+        assert [n for n in found if n.startswith(tag)] == sorted(ampersands, reverse=True)
+        assert await search("amp") == [] and await search("lt;") == []
+        assert await search(f"{tag.upper()} r&d <LAB>") == [f"{tag} R&amp;D &lt;lab&gt;"]

@@ -17,6 +17,8 @@ PASSWORD = "study-evening-load-test-2026"  # noqa: S105  # nosec B105
 """Every seeded person's password (documented in the README's "Load testing")."""
 PRIVATE_EVERY = 10
 """Every tenth group is private."""
+BUSY_SHARE = 10
+"""Group 0 holds one message in this many (the busy group of the read benchmark)."""
 NAMESPACE = uuid.UUID("6f1d3b8e-2c0a-5e49-9a57-1b3c9d0e7f21")
 SUBJECTS = (
     "Mathematics",
@@ -70,10 +72,32 @@ class SeedPlan:
     users: int
     groups: int
     groups_per_user: int = 2
+    messages: int = 0
+    """Messages over all groups: group 0, the busy one, has a tenth; the rest share the rest."""
 
     def __post_init__(self) -> None:
         if self.groups < 1 or self.users < self.groups or self.groups_per_user < 1:
             raise ValueError("a plan needs 1 <= groups <= users and groups_per_user >= 1")
+        if self.messages < 0:
+            raise ValueError("a plan needs messages >= 0")
+
+    def messages_in(self, group: int) -> int:
+        """How many messages group ``group`` holds (seqs ``1..n``)."""
+        if self.groups == 1:
+            return self.messages
+        busy = self.messages // BUSY_SHARE
+        if group == 0:
+            return busy
+        share, extra = divmod(self.messages - busy, self.groups - 1)
+        return share + (1 if group - 1 < extra else 0)
+
+    def members(self) -> dict[int, list[int]]:
+        """Each group's people, in index order."""
+        members: dict[int, list[int]] = {group: [] for group in range(self.groups)}
+        for person in range(self.users):
+            for group in self.groups_of(person):
+                members[group].append(person)
+        return members
 
     @property
     def stride(self) -> int:

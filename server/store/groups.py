@@ -175,7 +175,13 @@ async def set_read_marker(
 async def unread_counts(
     session: AsyncSession, user_id: uuid.UUID
 ) -> list[tuple[uuid.UUID, int, int, int]]:
-    """``(group_id, unread, last_seq, last_read_seq)`` for each of the user's groups.
+    """``(group_id, unread, last_seq, last_read_seq)`` for each of the user's groups."""
+    rows = await session.execute(unread_statement(user_id))
+    return [(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
+
+
+def unread_statement(user_id: uuid.UUID) -> AnySelect:
+    """The query behind :func:`unread_counts`.
 
     Unread counts live messages after the marker written by someone else.
     """
@@ -196,10 +202,9 @@ async def unread_counts(
         .correlate(Membership)
         .scalar_subquery()
     )
-    rows = await session.execute(
+    return (
         select(Membership.group_id, unread, last_seq, Membership.last_read_seq)
         .join(StudyGroup, StudyGroup.id == Membership.group_id)
         .where(Membership.user_id == user_id, StudyGroup.deleted_at.is_(None))
         .order_by(Membership.joined_at, Membership.group_id)
     )
-    return [(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from server.admin import seed_plan
 from server.admin.seed import Counts, count_seeded, seed
 from server.admin.seed_plan import SeedPlan
 from server.settings import Settings
 from server.store.db import create_database
-from server.store.models import StudyGroup
+from server.store.models import Message, StudyGroup
 from tests.fixtures.server import serve
 from tests.fixtures.services import REDIS_URL, fresh_database, migrate
 from tests.fixtures.settings import make_settings
@@ -82,14 +83,52 @@ async def test_seeded_people_log_in_and_see_their_groups(
     assert groups[str(seed_plan.group_id(3))]["role"] == "owner"
 
 
+async def test_seeded_messages_are_gapless_by_members_and_added_once(
+    seed_db: str, own_prefix: str, tmp_path: Path
+) -> None:
+    """200 messages over 4 groups (a tenth in the busy one), by members; again adds none."""
+    plan = SeedPlan(20, 4, messages=200)
+    settings = make_settings(seed_db, REDIS_URL, own_prefix, tmp_path / "media")
+    assert (await seed(settings, plan)).messages == 200
+    assert (await seed(settings, plan)).messages == 0
+    assert (await seed(settings, SeedPlan(20, 4, messages=260))).messages == 60
+    members = SeedPlan(20, 4).members()
+    db = create_database(seed_db, pool_min=1, pool_max=1)
+    try:
+        async with db.session() as session:
+            for group in range(4):
+                gid = seed_plan.group_id(group)
+                rows = (
+                    await session.execute(
+                        select(Message.seq, Message.author_id).where(Message.group_id == gid)
+                    )
+                ).all()
+                ceiling = (await session.get(StudyGroup, gid)).seq_ceiling  # type: ignore[union-attr]
+                wanted = SeedPlan(20, 4, messages=260).messages_in(group)
+                assert sorted(seq for seq, _ in rows) == list(range(1, wanted + 1))
+                assert ceiling == wanted
+                authors = {seed_plan.user_id(person) for person in members[group]}
+                assert {author for _, author in rows} <= authors
+    finally:
+        await db.dispose()
+    assert [SeedPlan(20, 4, messages=260).messages_in(g) for g in range(4)] == [26, 78, 78, 78]
+
+
+def test_a_plan_refuses_negative_messages_and_puts_one_group_s_all_in_it() -> None:
+    """Negative counts are refused; a single group holds every message."""
+    with pytest.raises(ValueError, match="messages"):
+        SeedPlan(2, 1, messages=-1)
+    assert SeedPlan(2, 1, messages=7).messages_in(0) == 7
+
+
 async def test_seed_works_on_the_embedded_sqlite_default(tmp_path: Path) -> None:
     """The embedded default (SQLite) seeds too, with escaped Faker text and counted members."""
     url = f"sqlite:///{tmp_path / 'seed.db'}"
     await asyncio.to_thread(migrate, url)
     settings = make_settings(url, None, "sb:", tmp_path / "media")
-    plan = SeedPlan(12, 3, groups_per_user=1)
+    plan = SeedPlan(12, 3, groups_per_user=1, messages=30)
     added = await seed(settings, plan)
-    assert (added.users, added.groups, added.memberships) == (12, 3, 12)
+    assert (added.users, added.groups, added.memberships, added.messages) == (12, 3, 12, 30)
     assert (await seed(settings, plan)).users == 0
     db = create_database(url, pool_min=1, pool_max=1)
     try:

@@ -8,7 +8,7 @@ LOAD_STAMP := $(LOAD_VENV)/.installed
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: help install run test test-fast lint fmt typecheck migrate migration worker scheduler bench clean lock
+.PHONY: help install run test test-fast lint fmt typecheck migrate migration worker scheduler bench bench-reads clean lock
 .PHONY: load-install loadtest loadtest-smoke lock-load
 
 help:
@@ -20,6 +20,7 @@ help:
 	@echo "make worker     run the taskiq worker (with REDIS_URL; the embedded node runs its own jobs)"
 	@echo "make scheduler  run the periodic jobs' scheduler (with REDIS_URL; likewise)"
 	@echo "make bench      run the load benchmarks in loadtests/"
+	@echo "make bench-reads  seed 1M messages (once) and time the main reads (BENCH_DB, BENCH_ARGS)"
 	@echo "make dr-drill   disaster-recovery drill: lose PostgreSQL and Redis under traffic, restore, verify"
 	@echo "make lock       re-resolve requirements/lock.txt from pyproject.toml"
 	@echo "make cluster    start a local Redis Cluster (3 primaries + 3 replicas) on 7000-7005"
@@ -77,6 +78,12 @@ migration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[load]'
 	$(BIN)/python -m loadtests.fanout
+
+# The read benchmark of issue 17: seeds BENCH_DB on the local PostgreSQL (idempotent), starts
+# one node on it and times history, search, listings, unread counts and the export.
+BENCH_DB ?= bench_reads
+bench-reads: $(STAMP)
+	$(BIN)/python -m loadtests.reads --database $(BENCH_DB) $(BENCH_ARGS)
 
 lock:
 	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --no-emit-index-url \

@@ -142,11 +142,18 @@ class StudyGroup(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
 Index("ix_study_groups_lower_subject", func.lower(StudyGroup.subject))
 
 
-def trigram_index(name: str, column: Any) -> None:
-    """A PostgreSQL ``pg_trgm`` GIN index on ``sb_search_text(column)``, what search matches."""
+def trigram_index(name: str, column: Any, *leading: Any) -> None:
+    """A PostgreSQL ``pg_trgm`` GIN index on ``sb_search_text(column)``, what search matches.
+
+    ``leading`` columns come first (``btree_gin``), for searches that always filter on them.
+    """
     expression = func.sb_search_text(column).label("searched")
     Index(
-        name, expression, postgresql_using="gin", postgresql_ops={"searched": "gin_trgm_ops"}
+        name,
+        *leading,
+        expression,
+        postgresql_using="gin",
+        postgresql_ops={"searched": "gin_trgm_ops"},
     ).ddl_if(dialect="postgresql")
 
 
@@ -208,7 +215,15 @@ class Message(IdMixin, Base):
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-trigram_index("ix_messages_body_trgm", Message.body)
+LIVE = text("deleted_at IS NULL")
+Index(
+    "ix_messages_group_id_seq_live",
+    Message.group_id,
+    Message.seq,
+    postgresql_where=LIVE,
+    sqlite_where=LIVE,
+)
+trigram_index("ix_messages_group_id_body_trgm", Message.body, Message.group_id)
 
 
 class Assignment(IdMixin, TimestampMixin, SoftDeleteMixin, Base):

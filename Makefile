@@ -21,6 +21,9 @@ help:
 	@echo "make scheduler  run the periodic jobs' scheduler (with REDIS_URL; likewise)"
 	@echo "make bench      run the load benchmarks in loadtests/"
 	@echo "make bench-reads  seed 1M messages (once) and time the main reads (BENCH_DB, BENCH_ARGS)"
+	@echo "make bench-storm    reconnect storm: 2,000 sockets, one of 2 nodes restarted (STORM_ARGS)"
+	@echo "make bench-acks     ack latency at REDIS_MIN_REPLICAS_ACK 0 and 1 on a local Redis Cluster"
+	@echo "make bench-cluster  fanout CPU on Redis Cluster vs one Redis, and 100 rooms over the shards"
 	@echo "make dr-drill   disaster-recovery drill: lose PostgreSQL and Redis under traffic, restore, verify"
 	@echo "make lock       re-resolve requirements/lock.txt from pyproject.toml"
 	@echo "make cluster    start a local Redis Cluster (3 primaries + 3 replicas) on 7000-7005"
@@ -84,6 +87,21 @@ bench: $(STAMP)
 BENCH_DB ?= bench_reads
 bench-reads: $(STAMP)
 	$(BIN)/python -m loadtests.reads --database $(BENCH_DB) $(BENCH_ARGS)
+
+# Issue 11's reconnect storm with the other node's p99 budget (tests/integration/
+# test_reconnect_storm.py runs the same storm for correctness only). STORM_ARGS e.g.
+# "--profile 12 --py-spy /tmp/pyspy/bin/py-spy" records the other node with py-spy.
+.PHONY: bench-reads bench-storm bench-acks bench-cluster
+bench-storm: $(STAMP)
+	$(BIN)/python -m loadtests.storm $(STORM_ARGS)
+
+# Issue 12 on a Redis Cluster the benchmark starts itself (scripts/redis_cluster.py, free ports):
+# ack latency at N=0/1 (ADR 0023), and cluster fanout CPU vs one Redis plus the rooms split.
+bench-acks: $(STAMP)
+	$(BIN)/python -m loadtests.acks $(ACKS_ARGS)
+
+bench-cluster: $(STAMP)
+	$(BIN)/python -m loadtests.sharded $(CLUSTER_BENCH_ARGS)
 
 lock:
 	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --no-emit-index-url \

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 import httpx
 from redis.asyncio import Redis
+
+from scripts.redis_cluster import LocalCluster, free_base_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -33,6 +39,14 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def run_delay_seconds(pid: int) -> float:
+    """Time a process spent runnable but waiting for a CPU so far (``/proc/<pid>/schedstat``).
+
+    On a shared machine this tells a slow process from a starved one.
+    """
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 def rss_bytes(pid: int) -> int:
@@ -69,6 +83,8 @@ class Cluster:
     prefix: str
     nodes: list[Node] = field(default_factory=list)
     logs: Path = ROOT / "loadtests" / "results"
+    env: dict[str, str] = field(default_factory=dict)
+    """The nodes' environment."""
 
     @property
     def database_url(self) -> str:
@@ -84,7 +100,7 @@ class Cluster:
         await admin.close()
         cluster = cls(name, f"sbbench:{uuid.uuid4().hex[:8]}:")
         cluster.logs.mkdir(parents=True, exist_ok=True)
-        base = {
+        cluster.env = base = {
             **os.environ,
             "DATABASE_URL": cluster.database_url,
             "REDIS_URL": REDIS_URL,
@@ -103,10 +119,18 @@ class Cluster:
         }
         await asyncio.to_thread(_migrate, base)
         for index in range(count):
-            cluster.nodes.append(_spawn(base, cluster.logs / f"node{index}.log"))
+            cluster.nodes.append(_spawn(base, cluster.logs / f"node{index}.log", free_port()))
         for node in cluster.nodes:
             await _wait_healthy(node)
         return cluster
+
+    async def restart(self, index: int, timeout: float = 40.0) -> None:
+        """SIGTERM node ``index``, wait for it to exit, start it again on its port."""
+        old = self.nodes[index]
+        old.process.terminate()
+        await asyncio.to_thread(old.process.wait, timeout)
+        self.nodes[index] = _spawn(self.env, self.logs / f"node{index}-restarted.log", old.port)
+        await _wait_healthy(self.nodes[index])
 
     async def stop(self) -> None:
         """Stop the nodes, drop the database and the Redis keys."""
@@ -128,13 +152,67 @@ class Cluster:
         await redis.aclose()
 
 
+@asynccontextmanager
+async def redis_cluster() -> AsyncIterator[LocalCluster]:
+    """A Redis Cluster of the run (3 primaries + 3 replicas, ``make cluster``'s kit), free ports.
+
+    Its data lives in a temporary folder, removed with it.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="sbbench-cluster-"))
+    cluster = await asyncio.to_thread(LocalCluster(folder, free_base_port()).start)
+    try:
+        yield cluster
+    finally:
+        await asyncio.to_thread(cluster.stop)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def on_cluster(cluster: LocalCluster, **env: str) -> dict[str, str]:
+    """Node settings to run on ``cluster`` (``REDIS_CLUSTER=true``), plus ``env``."""
+    return {"REDIS_URL": cluster.url, "REDIS_CLUSTER": "true", **env}
+
+
+@dataclass
+class PrimaryLoad:
+    """Each primary's Redis CPU (``/proc/<pid>/stat``) and commands over a stretch of a run."""
+
+    cluster: LocalCluster
+    start: dict[int, tuple[int, float, int]] = field(default_factory=dict)
+    """Port -> (pid, CPU seconds, commands processed) at the start."""
+
+    @classmethod
+    def begin(cls, cluster: LocalCluster) -> PrimaryLoad:
+        """Read every primary now."""
+        load = cls(cluster)
+        for node in cluster.live_nodes():
+            pid = node.pid()
+            if pid is not None and node.me().is_primary:
+                load.start[node.port] = (pid, cpu_seconds(pid), _commands(cluster, node.port))
+        return load
+
+    def end(self) -> dict[int, dict[str, float]]:
+        """Port -> CPU seconds, share of the primaries' CPU, and commands since ``begin``."""
+        used = {
+            port: (cpu_seconds(pid) - cpu, _commands(self.cluster, port) - commands)
+            for port, (pid, cpu, commands) in self.start.items()
+        }
+        total = sum(cpu for cpu, _ in used.values()) or float("nan")
+        return {
+            port: {"cpu_s": round(cpu, 2), "cpu_share": round(cpu / total, 3), "commands": n}
+            for port, (cpu, n) in used.items()
+        }
+
+
+def _commands(cluster: LocalCluster, port: int) -> int:
+    return int(cluster.node(port).info("stats")["total_commands_processed"])
+
+
 def _migrate(env: dict[str, str]) -> None:
     command = [sys.executable, "-m", "alembic", "upgrade", "head"]
     subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)  # noqa: S603
 
 
-def _spawn(env: dict[str, str], log_path: Path) -> Node:
-    port = free_port()
+def _spawn(env: dict[str, str], log_path: Path, port: int) -> Node:
     command = [sys.executable, "-m", "server.serve", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603

@@ -99,20 +99,30 @@ def run_locust(command: list[str], folder: Path) -> int:
         return process.wait()
 
 
-def start_profile(pid: int, delay: float, duration: int, folder: Path) -> subprocess.Popen[bytes]:
-    """py-spy on ``pid`` for ``duration`` s once ``delay`` s have passed (raw stacks)."""
+def start_profile(
+    pid: int,
+    delay: float,
+    duration: int,
+    folder: Path,
+    py_spy: Path = LOAD_BIN / "py-spy",
+    name: str = "node0",
+) -> subprocess.Popen[bytes]:
+    """py-spy on ``pid`` for ``duration`` s once ``delay`` s have passed (raw stacks).
+
+    The stacks go to ``folder/<name>.pyspy.txt`` (``summarise_profile`` reads them).
+    """
     command = (
-        f"sleep {delay:.0f} && exec {LOAD_BIN / 'py-spy'} record --pid {pid} "
+        f"sleep {delay:.0f} && exec {py_spy} record --pid {pid} "
         f"--duration {duration} --rate 100 --nonblocking --format raw "
-        f"--output {folder / 'node0.pyspy.txt'}"
+        f"--output {folder / f'{name}.pyspy.txt'}"
     )
-    with (folder / "py-spy.log").open("wb") as log:
+    with (folder / f"{name}.py-spy.log").open("wb") as log:
         return subprocess.Popen(["sh", "-c", command], stdout=log, stderr=subprocess.STDOUT)  # noqa: S603, S607
 
 
-def summarise_profile(folder: Path, top: int = 25) -> str:
-    """Where node 0's samples went: the thread pool (bcrypt) apart, then the event loop."""
-    source = folder / "node0.pyspy.txt"
+def summarise_profile(folder: Path, top: int = 25, name: str = "node0") -> str:
+    """Where a node's samples went: the thread pool (bcrypt) apart, then the event loop."""
+    source = folder / f"{name}.pyspy.txt"
     if not source.exists():
         return "no profile"
     own: Counter[str] = Counter()

@@ -164,8 +164,8 @@ class Load:
     stalled: int = 0
 
 
-async def _traffic(target_type: type[Target], load: Load) -> dict[str, Any]:
-    target = await target_type.start(2)
+async def _traffic(target_type: type[Target], load: Load, **env: str) -> dict[str, Any]:
+    target = await target_type.start(2, **env)
     try:
         users = await target.identities(RECEIVERS + SENDERS)
         group = await target.group(users[0], users[1:])
@@ -226,9 +226,9 @@ async def _traffic(target_type: type[Target], load: Load) -> dict[str, Any]:
         await target.stop()
 
 
-async def fanout(target: type[Target], duration: float) -> Outcome:
-    """5 senders x 50 msg/s into 200 subscribers over two nodes."""
-    result = await _traffic(target, Load(50.0, duration))
+async def fanout(target: type[Target], duration: float, **env: str) -> Outcome:
+    """5 senders x 50 msg/s into 200 subscribers over two nodes (``env``: node settings)."""
+    result = await _traffic(target, Load(50.0, duration), **env)
     print("fanout:", json.dumps(result, indent=1))
     lost = result["expected"] - result["delivered"]
     figures = [

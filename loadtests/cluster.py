@@ -41,6 +41,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def write_syscalls(pid: int) -> int:
+    """Write system calls a process made so far (``syscw`` of ``/proc/<pid>/io``).
+
+    Socket writes of a node are most of them: per delivery, they tell how well frames were
+    coalesced (several frames for one socket in one write).
+    """
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    return 0
+
+
 def run_delay_seconds(pid: int) -> float:
     """Time a process spent runnable but waiting for a CPU so far (``/proc/<pid>/schedstat``).
 

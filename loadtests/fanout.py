@@ -38,7 +38,7 @@ from typing import Any
 
 import uvloop
 
-from loadtests.cluster import cpu_seconds, rss_bytes
+from loadtests.cluster import cpu_seconds, rss_bytes, write_syscalls
 from loadtests.lean_client import Incoming, LeanSocket, count_frames, record_messages
 from loadtests.machine import readings
 from loadtests.targets import TARGETS, Identity, StudyBuddy, Target
@@ -181,6 +181,7 @@ async def _traffic(target_type: type[Target], load: Load, **env: str) -> dict[st
             time.process_time(),
             time.monotonic(),
         )
+        writes_before = sum(write_syscalls(p) for p in pids)
         sent = sum(
             await asyncio.gather(
                 *(
@@ -196,6 +197,7 @@ async def _traffic(target_type: type[Target], load: Load, **env: str) -> dict[st
         elapsed = time.monotonic() - started
         cpu = sum(cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True))
         client_cpu = time.process_time() - client_before
+        writes = sum(write_syscalls(p) for p in pids) - writes_before
         watched = await watch.finish(sent)
         delivered = sum(len(r.tally.seqs) for r in receivers)
         ordered = all(target.dialect.ordered(r.tally) for r in receivers)
@@ -214,6 +216,7 @@ async def _traffic(target_type: type[Target], load: Load, **env: str) -> dict[st
             "send_window_s": load.duration,
             "server_cpu_s": cpu,
             "cpu_s_per_200k": cpu / max(delivered, 1) * 200_000,
+            "server_writes_per_delivery": writes / max(delivered, 1),
             "client_cpu_s": client_cpu,
             "p50_ms": percentile(latencies, 0.50) * 1000,
             "p99_ms": percentile(latencies, 0.99) * 1000,

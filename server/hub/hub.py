@@ -104,13 +104,20 @@ class Hub:
     ) -> None:
         """Close every socket, a batch at a time, and wait (bounded) for the closes to go out.
 
-        From now on a socket's end leaves its bus channels to the bus's own shutdown: only
-        its presence and lease, which other nodes see, are released one by one.
+        Each socket's slot (its lease, seen by every node) is given back before its close
+        goes out. From now on a socket's end leaves its bus channels to the bus's own
+        shutdown: only its presence, which other nodes see, is released one by one.
         """
         self._draining = True
         connections = [conn for conns in self._users.values() for conn in conns]
         for start in range(0, len(connections), batch):
-            for conn in connections[start : start + batch]:
+            closing = connections[start : start + batch]
+            # Slots first: a client that reconnects at once, on another node, must not find
+            # its own lease still held and be refused as a 4th socket (4009).
+            await asyncio.gather(
+                *(self._quietly(self._registry.release(c.user_id, c.session_id)) for c in closing)
+            )
+            for conn in closing:
                 conn.close(code, "server going away")
             await asyncio.sleep(pause_s)
         waiting = [asyncio.ensure_future(conn.closed.wait()) for conn in connections]

@@ -47,6 +47,7 @@ async def test_a_restarted_node_s_sockets_come_back_gapless_within_30_s(
         assert result.back_s <= BACK_WITHIN_S
         assert not result.not_gapless(), "a client with a gap, a repeat or a late start"
         assert result.slow_consumer_closes() == 0
+        assert result.figures()["closes_by_code"].get(4009, 0) == 0, "refused by its own lease"
         assert result.other_node_latencies(), "the other node delivered nothing during the storm"
     finally:
         for node in nodes:

@@ -9,29 +9,14 @@ Redis and on a Redis Cluster.
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.factories.groups import public_group
 from tests.factories.users import account
-from tests.fixtures.wsclient import Socket, socket
+from tests.fixtures.wsclient import socket
 from tests.integration.conftest import Realtime
-from tests.integration.test_erasure import stored
+from tests.integration.test_erasure import replayed, stored
 
 GROUPS = "/api/v1/study-groups"
 TEXTS = ["kept as sent", "a first draft", "said by mistake"]
-
-
-async def replay(ws: Socket, group: str) -> tuple[list[dict[str, Any]], str]:
-    """Subscribe from seq 0: the replayed frames (type, seq, body) and all of them raw."""
-    await ws.send({"type": "subscribe", "group_id": group, "since_seq": 0})
-    frames: list[dict[str, Any]] = []
-    while True:
-        frame = await ws.recv(timeout=10)
-        if frame["type"] == "subscribed":
-            assert frame["recovered"] is True, frame
-            return frames, repr(frames)
-        if frame["type"] in ("message", "message_deleted"):
-            frames.append(frame)
 
 
 async def test_replays_show_edits_and_deletions(rt: Realtime) -> None:
@@ -56,9 +41,9 @@ async def test_replays_show_edits_and_deletions(rt: Realtime) -> None:
 
         await watcher.send({"type": "unsubscribe", "group_id": group})
         await watcher.expect("unsubscribed", group_id=group)
-        seen, raw = await replay(watcher, group)
+        seen, raw = await replayed(watcher, group, 0)
         async with socket(rt.ws, member.token) as fresh:
-            again, raw_again = await replay(fresh, group)
+            again, raw_again = await replayed(fresh, group, 0)
 
     for frames in (seen, again):
         assert [(f["type"], f["seq"]) for f in frames] == [

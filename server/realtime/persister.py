@@ -2,20 +2,21 @@
 
 The log's persistence stream is split in partitions; a node drains the partitions whose
 lease it holds (:mod:`server.realtime.leases`), one reader per partition. A reader first
-adopts whatever an earlier holder left unacknowledged, then reads batches. A batch is
-acknowledged only after its transaction commits; a failed write (database down) is retried
-with backoff, and the entries stay pending meanwhile. ``ON CONFLICT DO NOTHING`` on
-``(group_id, seq)`` makes replays harmless. Each :class:`BatchHook` (webhooks, mentions)
-stages its work in the same transaction, with ids derived from the messages, so a replayed
-batch adds nothing twice. After a commit the batch's message ids are announced (see
-:mod:`server.realtime.persisted`), so that a REST post can answer once its message is in
-history.
+adopts whatever other readers left unacknowledged (and again every few seconds), then reads
+batches. A batch is acknowledged only after its transaction commits; a failed write
+(database down) is retried with backoff, and the entries stay pending meanwhile.
+``ON CONFLICT DO NOTHING`` on ``(group_id, seq)`` makes replays harmless. Each
+:class:`BatchHook` (webhooks, mentions) stages its work in the same transaction, with ids
+derived from the messages, so a replayed batch adds nothing twice. After a commit the
+batch's message ids are announced (see :mod:`server.realtime.persisted`), so that a REST
+post can answer once its message is in history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,6 +37,8 @@ from server.store.messages import displaced, insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 5.0
+READOPT_S = 5.0
+"""How often a reader takes over what other readers of its partition left pending."""
 
 Announce = Callable[[list[uuid.UUID]], Awaitable[None]]
 """Told the ids of the messages of each committed batch."""
@@ -69,6 +72,7 @@ class Persister:
         hooks: Sequence[BatchHook] = (),
         announce: Announce | None = None,
         balance_s: float = LEASE_MS / 3000,
+        readopt_s: float = READOPT_S,
     ) -> None:
         self._log = message_log
         self._db = db
@@ -80,6 +84,7 @@ class Persister:
         self._block_s = block_s
         self._linger_s = linger_s
         self._balance_s = balance_s
+        self._readopt_s = readopt_s
         self._supervisor: asyncio.Task[None] | None = None
         self._readers: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -145,13 +150,18 @@ class Persister:
         PERSISTER_PARTITIONS.set(len(held))
 
     async def _read(self, partition: int) -> None:
-        """Adopt what an earlier holder left, then persist batches until cancelled."""
-        backoff, adopted, own = 0.1, False, True
+        """Adopt what other readers left, then persist batches until cancelled.
+
+        Adoption runs again every ``readopt_s``: two nodes may both read a partition for a
+        moment (a lease that expired under a stalled node, a Redis that lost the leases),
+        and what the other one read and never acknowledged would otherwise stay pending.
+        """
+        backoff, adopted_at, own = 0.1, -math.inf, True
         while not self._stopping:
             try:
-                if not adopted:
-                    await self._log.adopt(partition, self._consumer)
-                    adopted = True
+                if time.monotonic() - adopted_at >= self._readopt_s:
+                    own = own or await self._log.adopt(partition, self._consumer) > 0
+                    adopted_at = time.monotonic()
                 count = await self.step(partition, own=own)
                 own = own and count == self._batch  # until the own entries are exhausted
                 if count < self._batch:
@@ -161,7 +171,7 @@ class Persister:
             except Exception as exc:
                 log.warning("persister retrying", extra={"error": repr(exc), "backoff_s": backoff})
                 await asyncio.sleep(backoff)
-                backoff, adopted, own = min(backoff * 2, MAX_BACKOFF_S), False, True
+                backoff, adopted_at, own = min(backoff * 2, MAX_BACKOFF_S), -math.inf, True
                 continue
             backoff = 0.1
 

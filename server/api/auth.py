@@ -21,7 +21,10 @@ EMAIL_META = msgspec.Meta(
     max_length=254,
     pattern=EMAIL_PATTERN,
     examples=["jane@example.com"],
-    description="An address (letters in any case; it is stored lower-cased).",
+    description=(
+        "An address (letters in any case; it is stored lower-cased), at most 64 characters "
+        "before the @ (RFC 5321)."
+    ),
     extra={"message": "Email format invalid", "suggestion": "Use format: user@example.com"},
 )
 Email = Annotated[str, EMAIL_META]

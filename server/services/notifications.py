@@ -38,7 +38,14 @@ from server.services.notify import Notifier
 from server.services.views import notification_view
 from server.store import notifications as repo
 from server.store.db import Database
-from server.store.listing import FilterDef, ListQuery, ListSpec, choice_filter, fetch_page
+from server.store.listing import (
+    FilterDef,
+    ListQuery,
+    ListSpec,
+    choice_filter,
+    choice_schema,
+    fetch_page,
+)
 from server.store.models import EmailStatus, Notification, NotificationEvent, NotificationKind
 from server.store.notifications import Recipient
 
@@ -66,7 +73,9 @@ NOTIFICATION_LIST = ListSpec(
     tiebreak=Notification.id,
     filters={
         "kind": choice_filter(Notification.kind, tuple(DEFAULT_EMAIL)),
-        "unread": FilterDef(_unread, "true: only notifications not read yet."),
+        "unread": FilterDef(
+            _unread, "true: only notifications not read yet.", choice_schema(("true",))
+        ),
     },
     created=Notification.created_at,
 )

@@ -51,6 +51,9 @@ FLOW: dict[str, int] = {
     "mfa_disable": 409,  # MFA is not on
     "change_password": 403,  # the example's current password is not the user's
     "delete_me": 403,  # nor is the example's password
+    "verify_email": 400,  # a real token arrives by email; the example's was never issued
+    "reset_password": 400,  # likewise
+    "read_notification": 404,  # the example id names no notification of the user
 }
 """Statuses a run of the whole collection on a fresh node gets that are not 2xx, and why."""
 

@@ -45,6 +45,7 @@ from sqlalchemy.dialects import postgresql
 from loadtests.cluster import ADMIN_URL, REDIS_URL, ROOT, free_port
 from server.admin import seed_plan
 from server.admin.seed_plan import SeedPlan
+from server.redis_client import glob_escape, unlink_matching
 from server.services.groups import GROUP_LIST
 from server.services.messages import MESSAGE_LIST
 from server.store import accounts
@@ -211,8 +212,7 @@ class Node:
                 self.process.kill()
         redis = Redis.from_url(REDIS_URL)
         try:
-            async for key in redis.scan_iter(match=f"{self.prefix}*", count=1000):
-                await redis.delete(key)
+            await unlink_matching(redis, f"{glob_escape(self.prefix)}*")
         finally:
             await redis.aclose()
 

@@ -99,9 +99,12 @@ async def test_group_search_keeps_sort_and_filters(search_node: RunningServer) -
         owner = await account(http)
         tag = owner.username
         names = [f"{tag} R&D <lab>", f"{tag} B&B", f"{tag} plain"]
+        # Fixed descriptions: Faker's could hold "amp" (example, campus) and match below.
         for name in names:
-            await create_group(http, owner, name=name, visibility="public")
-        await create_group(http, owner, name=f"{tag} private &", visibility="private")
+            await create_group(http, owner, name=name, description="notes", visibility="public")
+        await create_group(
+            http, owner, name=f"{tag} private &", description="notes", visibility="private"
+        )
         await create_group(
             http, owner, name=f"{tag} described", description="Q&A", visibility="public"
         )

@@ -6,9 +6,11 @@ seed node; redis-py discovers the others and follows ``MOVED``).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -29,10 +31,58 @@ command is retried like a ``ConnectionError``; a genuine bug still surfaces afte
 retries."""
 
 
+STREAM_READS = {"XREAD": 0, "XREADGROUP": 3}
+"""Where the ``STREAMS`` keyword may start (after ``GROUP group consumer``), as Redis's
+own key specs say."""
+
+
 class _Cluster(RedisCluster):
-    """redis-py's cluster client, also retrying :data:`LIBRARY_RACES`."""
+    """redis-py's cluster client, also retrying :data:`LIBRARY_RACES`.
+
+    It routes stream reads by their keys itself: redis-py asks a node (``COMMAND GETKEYS``)
+    for every ``XREADGROUP``, one more round trip per read, and while a primary fails over
+    that question can come back empty and the read fails with "Missing key".
+    """
 
     ERRORS_ALLOW_RETRY = (*RedisCluster.ERRORS_ALLOW_RETRY, *LIBRARY_RACES)  # type: ignore[assignment]
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        keys = stream_read_keys(command, args)
+        slots = {self.keyslot(key) for key in keys}
+        if len(slots) == 1:
+            return slots.pop()
+        return await super()._determine_slot(command, *args)
+
+
+def stream_read_keys(command: str, args: tuple[Any, ...]) -> list[Any]:
+    """The stream keys of an ``XREAD``/``XREADGROUP`` (``STREAMS k1 k2 id1 id2``); else []."""
+    start = STREAM_READS.get(command.upper())
+    if start is None:
+        return []
+    for index in range(start, len(args)):
+        if _word(args[index]) == "STREAMS":
+            rest = args[index + 1 :]
+            return list(rest[: len(rest) // 2])
+    return []
+
+
+def _word(arg: Any) -> str | None:
+    """A command argument as an upper-case word, if it is text."""
+    if isinstance(arg, bytes):
+        return arg.decode("utf-8", "replace").upper()
+    return arg.upper() if isinstance(arg, str) else None
+
+
+async def release_orphan(cluster: RedisCluster, node: ClusterNode) -> None:
+    """Close the connections of a node the client's slot map dropped while we held it.
+
+    redis-py disconnects nodes that leave its map, but a command sent to a node object held
+    from before (``target_nodes``) may open connections on it afterwards, which nothing
+    would close.
+    """
+    if cluster.get_node(node_name=node.name) is not node:
+        with contextlib.suppress(OSError, RedisConnectionError):
+            await node.disconnect()
 
 
 def create_redis(url: str, *, cluster: bool = False) -> RedisClient:

@@ -43,7 +43,7 @@ from server.realtime.log import (
     utc_from_ms,
 )
 from server.realtime.redis_erasure import RedisErasure
-from server.redis_client import LIBRARY_RACES, RedisClient
+from server.redis_client import LIBRARY_RACES, RedisClient, release_orphan
 from server.security.ratelimit import GCRA_STORE, Rate, RateLimiter, gcra_lua
 
 GROUP = "persisters"
@@ -457,7 +457,11 @@ class RedisMessageLog:
         if role:
             pipe.execute_command("ROLE", **where)
         pipe.execute_command("WAIT", self._min_replicas, self._ack_timeout_ms, **where)
-        results: list[Any] = await pipe.execute()
+        try:
+            results: list[Any] = await pipe.execute()
+        finally:
+            if cluster is not None and owner is not None:
+                await release_orphan(cluster, owner)
         if cluster is not None and cluster.get_node_from_key(key) != owner:
             raise redis_errors.TryAgainError("the slot moved: WAIT ran elsewhere")
         return results

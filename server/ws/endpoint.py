@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from server.security.tokens import Principal
 
 log = logging.getLogger(__name__)
+INTERNAL_MESSAGE = "Internal error; it was logged"
 SOCKET_CODES = {ErrorCode.FORBIDDEN: ErrorCode.NOT_FOUND}
 """Socket errors speak of membership only (contract section 4): a visible group that the
 user may not act in is ``NOT_FOUND`` (not a member) on a socket, where REST says 403."""
@@ -208,9 +209,13 @@ class SocketRun:
             await self._close_now(CloseCode.UNAUTHORIZED, "invalid or expired token")
             return None
         except Exception as exc:
-            if as_unavailable(exc) is None:
-                raise
-            await self._close_now(CloseCode.SERVICE_RESTART, "service unavailable; retry shortly")
+            if as_unavailable(exc) is not None:
+                await self._close_now(
+                    CloseCode.SERVICE_RESTART, "service unavailable; retry shortly"
+                )
+            else:  # a bug: logged, and the socket closed with a reason rather than cut
+                log.exception("socket authentication failed")
+                await self._close_now(CloseCode.INTERNAL_ERROR, INTERNAL_MESSAGE)
             return None
         if admitted is None:
             await self._close_now(CloseCode.CONNECTION_LIMIT, "too many connections for this user")
@@ -285,17 +290,14 @@ class SocketRun:
             self._run([self.session.error(code, exc.message, getattr(effect, "ref", None))])
         except Exception as exc:
             unavailable = as_unavailable(exc)
-            if unavailable is None:
-                raise
-            self._run(
-                [
-                    self.session.error(
-                        ErrorCode.SERVICE_UNAVAILABLE,
-                        unavailable.message,
-                        getattr(effect, "ref", None),
-                    )
-                ]
+            if unavailable is None:  # a bug: logged and answered; the socket stays open
+                log.exception("socket frame failed", extra={"frame": type(effect).__name__})
+            code, message = (
+                (ErrorCode.INTERNAL_ERROR, INTERNAL_MESSAGE)
+                if unavailable is None
+                else (ErrorCode.SERVICE_UNAVAILABLE, unavailable.message)
             )
+            self._run([self.session.error(code, message, getattr(effect, "ref", None))])
 
     async def _dispatch(self, conn: Connection, effect: Effect) -> None:
         match effect:

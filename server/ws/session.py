@@ -101,6 +101,7 @@ class DoTyping:
     """Tell the group the user is typing."""
 
     group_id: uuid.UUID
+    ref: Ref | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,7 @@ class DoRead:
 
     group_id: uuid.UUID
     seq: int
+    ref: Ref | None = None
 
 
 Effect = Reply | Close | Authenticate | DoSubscribe | DoUnsubscribe | DoSend | DoTyping | DoRead
@@ -181,10 +183,10 @@ class Session:
         return [DoSend(frame.group_id, frame.body, frame.client_msg_id, frame.ref)]
 
     def _typing(self, frame: Typing) -> list[Effect]:
-        return [DoTyping(frame.group_id)]
+        return [DoTyping(frame.group_id, frame.ref)]
 
     def _read(self, frame: Read) -> list[Effect]:
-        return [DoRead(frame.group_id, frame.seq)]
+        return [DoRead(frame.group_id, frame.seq, frame.ref)]
 
     def _refresh(self, frame: Refresh) -> list[Effect]:
         return [Authenticate(frame.token, frame.ref, first=False)]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.factories.groups import public_group
 from tests.factories.users import account
+from tests.fixtures.server import RunningServer
 from tests.fixtures.wsclient import MSGPACK, socket
 from tests.integration.conftest import Realtime
 
@@ -400,3 +402,37 @@ async def test_presence_can_be_asked_for_as_batched_diffs_or_not_at_all(rt: Real
         assert went["offline"] == [bob.id] and went["online"] == []
         assert await quiet.silent("presence", wait=0.6)
         assert await quiet.silent("presence_diff", wait=0.1)
+
+
+async def test_a_bug_behind_a_frame_is_answered_and_keeps_the_socket(
+    node: RunningServer, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception: INTERNAL_ERROR for that frame (logged), the socket lives on."""
+    user = await account(client)
+    group = await public_group(client, user)
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    async with socket(f"{node.ws_url}/api/v1/ws", user.token) as ws:
+        monkeypatch.setattr(node.domain.messages, "mark_read", broken)
+        await ws.send({"type": "read", "group_id": group, "seq": 1, "ref": "r1"})
+        error = await ws.expect("error", ref="r1")
+        assert error["code"] == "INTERNAL_ERROR" and "a bug" not in error["message"]
+        await ws.send({"type": "ping", "ref": "p1"})
+        assert await ws.expect("pong") == {"type": "pong", "ref": "p1"}
+
+
+async def test_a_bug_at_auth_closes_with_1011(
+    node: RunningServer, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception while authenticating closes with 1011, not a cut connection."""
+    user = await account(client)
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(node.node, "authenticate", broken)
+    async with socket(f"{node.ws_url}/api/v1/ws") as ws:
+        await ws.send({"type": "auth", "token": user.token})
+        assert await ws.closed_with() == 1011

@@ -23,8 +23,11 @@ from server.store import messages as repo
 from server.store.db import Database
 
 log = logging.getLogger(__name__)
-SEQ_BLOCK = 100
+SEQ_BLOCK = 1000
 """Seqs reserved at a time: one database write per block per group."""
+RESERVE_AHEAD_AT = SEQ_BLOCK // 2
+"""Seqs left below the ceiling when a log reserves the next block ahead, in the background,
+so that no send waits for the database in steady traffic."""
 
 LOG_LOSSES = Counter(
     "studybuddy_message_log_losses_total",
@@ -53,6 +56,10 @@ class Floors(Protocol):
 
     async def release(self, group_id: uuid.UUID, counter: int) -> None:
         """Give back what was reserved above ``counter`` (a log closing cleanly)."""
+        ...
+
+    async def extend(self, group_id: uuid.UUID, ceiling: int) -> int | None:
+        """Raise the ceiling a block above ``ceiling`` if it is still that; the new one, or None."""
         ...
 
 
@@ -93,6 +100,14 @@ class SeqFloors:
             reservation = plan(ceiling, persisted, counter, self._block)
             await repo.set_seq_ceiling(session, group_id, reservation.ceiling)
         return reservation
+
+    async def extend(self, group_id: uuid.UUID, ceiling: int) -> int | None:
+        """Reserve the block after ``ceiling`` ahead of need; None if the ceiling moved."""
+        async with self._db.session() as session, session.begin():
+            if await repo.lock_seq_ceiling(session, group_id) != ceiling:
+                return None
+            await repo.set_seq_ceiling(session, group_id, ceiling + self._block)
+        return ceiling + self._block
 
     async def release(self, group_id: uuid.UUID, counter: int) -> None:
         """Lower the ceiling to ``counter`` (every seq above it is unused)."""

@@ -18,6 +18,7 @@ the connection that ran the script), so it survives a failover (ADR 0023).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,11 +29,12 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.asyncio import RedisCluster
 
+from server.aio import cancel_and_wait
 from server.bus.partitions import Partitions
 from server.errors import RateLimited, ServiceUnavailable
 from server.lease import RedisLease
 from server.realtime.envelope import group_channel
-from server.realtime.floors import Floors, report_loss
+from server.realtime.floors import RESERVE_AHEAD_AT, Floors, report_loss
 from server.realtime.log import (
     IDEMPOTENCY_TTL_S,
     Accepted,
@@ -46,6 +48,7 @@ from server.realtime.redis_erasure import RedisErasure
 from server.redis_client import LIBRARY_RACES, RedisClient, release_orphan
 from server.security.ratelimit import GCRA_STORE, Rate, RateLimiter, gcra_lua
 
+log = logging.getLogger(__name__)
 GROUP = "persisters"
 APPEND_DEADLINE_S = 3.0
 """How long an append keeps retrying a cluster in flux before answering SERVICE_UNAVAILABLE."""
@@ -95,7 +98,8 @@ _APPEND = (
 -- ARGV: see RedisMessageLog._args (frame prefix/suffix around the seq, channel, TTLs,
 -- window size, message fields, rate: limit 0 when the caller checked it; the publish
 -- command, or '' when publishing waits for replicas: then the envelope comes back third).
--- Returns {Appended, value[, envelope]}.
+-- Returns {Appended, value[, envelope]}; NEW: {NEW, ack, envelope or '', seqs left below the
+-- ceiling}.
 local seq_key, idem_key, recovery_key, persist_key, bucket, ceiling_key = unpack(KEYS)
 local frame_prefix, frame_suffix, channel = ARGV[1], ARGV[2], ARGV[3]
 local idem_ttl_s, window, window_s = ARGV[4], ARGV[5], ARGV[6]
@@ -133,9 +137,8 @@ if not allowed then
 end
 local counter = redis.call('GET', seq_key)
 if not counter then return {UNSEEDED, ''} end
-if tonumber(counter) >= tonumber(redis.call('GET', ceiling_key) or '0') then
-  return {EXHAUSTED, counter}
-end
+local ceiling = tonumber(redis.call('GET', ceiling_key) or '0')
+if tonumber(counter) >= ceiling then return {EXHAUSTED, counter} end
 local seq = tonumber(counter) + 1
 local frame = frame_prefix .. seq .. frame_suffix
 -- First write: a counter behind the recovery window's top (Redis lost writes) is refused
@@ -155,9 +158,9 @@ redis.call('XADD', persist_key, '*', 'g', group_id, 's', seq, 'i', message_id, '
 local ack = seq .. '|' .. message_id .. '|' .. created_iso
 redis.call('SET', idem_key, ack, 'EX', idem_ttl_s)
 local envelope = '0 ' .. seq .. ' - ' .. created_ms .. '\\n' .. frame
-if publish == '' then return {NEW, ack, envelope} end
+if publish == '' then return {NEW, ack, envelope, ceiling - seq} end
 redis.call(publish, channel, envelope)
-return {NEW, ack}
+return {NEW, ack, '', ceiling - seq}
 """
 )
 
@@ -166,11 +169,14 @@ _ADOPT = """
 -- Adopt a block reserved in the database, atomically: raise the ceiling, and start the
 -- counter (and the replicated seq) at the floor if it has none (a new group, or a lost log)
 -- or, when the reservation says the log lost writes, if it is behind the floor.
--- KEYS: seq counter, ceiling, replicated seq. ARGV: floor, ceiling, jump (1: may move up).
+-- KEYS: seq counter, ceiling, replicated seq. ARGV: floor, ceiling, jump (1: may move up),
+-- ahead (1: a block reserved ahead of need, for a live counter only: a counter that is gone
+-- is left to the reservation that reports the loss).
 -- Returns 1 when it set the counter (the caller reports a loss), else 0.
 local seq_key, ceiling_key, acked_key = KEYS[1], KEYS[2], KEYS[3]
 local floor, ceiling, jump = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
 local counter = redis.call('GET', seq_key)
+if ARGV[4] == '1' and not counter then return 0 end
 local moved = 0
 if not counter or (jump and tonumber(counter) < floor) then
   redis.call('SET', seq_key, floor)
@@ -251,6 +257,7 @@ class RedisMessageLog:
         self._publish_replicated = redis.register_script(_PUBLISH_REPLICATED)
         self._revise = redis.register_script(_REVISE)
         self._groups_ready: set[int] = set()
+        self._ahead: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._erasure = RedisErasure(redis, partitions, GROUP)
 
     @property
@@ -278,6 +285,8 @@ class RedisMessageLog:
             text = _text(reply[1])
             outcome = Appended(reply[0])
             if outcome in (Appended.NEW, Appended.REPEAT):
+                if outcome is Appended.NEW and int(reply[3]) <= RESERVE_AHEAD_AT:
+                    self._reserve_ahead(message.group_id)
                 accepted = parse_ack(text)
                 if self._min_replicas:
                     await self._release(message.group_id, accepted.seq, reply[2], deadline)
@@ -367,7 +376,38 @@ class RedisMessageLog:
             await pipe.execute()
 
     async def close(self) -> None:
-        """Nothing to give back: Redis keeps the counters for the next node."""
+        """Stop reserving ahead; Redis keeps the counters for the next node."""
+        await cancel_and_wait(list(self._ahead.values()))
+
+    def _reserve_ahead(self, group_id: uuid.UUID) -> None:
+        """Reserve the group's next block in the background (one at a time per group)."""
+        if group_id not in self._ahead:
+            task = asyncio.get_running_loop().create_task(self._extend(group_id))
+            self._ahead[group_id] = task
+            task.add_done_callback(lambda _: self._ahead.pop(group_id, None))
+
+    async def _extend(self, group_id: uuid.UUID) -> None:
+        """Raise the ceiling a block while the counter is still below it (under the lock)."""
+        lock = RedisLease(self._redis, self._key("seqlock", group_id), RESERVE_LOCK_S)
+        try:
+            if not await lock.hold():
+                return  # a reservation is under way
+            try:
+                keys = [self._key(kind, group_id) for kind in ("seq", "ceil", "acked")]
+                counter, ceiling, _ = await self._redis.mget(keys)
+                if (
+                    counter is None
+                    or ceiling is None
+                    or int(ceiling) - int(counter) > (RESERVE_AHEAD_AT)
+                ):
+                    return
+                raised = await self._floors.extend(group_id, int(ceiling))
+                if raised is not None:
+                    await self._adopt(keys=keys, args=[int(ceiling), raised, 0, 1])
+            finally:
+                await lock.release()
+        except Exception as exc:  # the append reserves inline when the block runs out
+            log.warning("reserving seqs ahead failed", extra={"error": repr(exc)})
 
     async def erase_author(
         self, author_id: uuid.UUID, group_ids: Iterable[uuid.UUID], deleted_at: datetime
@@ -554,7 +594,7 @@ class RedisMessageLog:
             if done and not stale:
                 return True
             reservation = await self._floors.reserve(group_id, counter)
-            args = [reservation.floor, reservation.ceiling, int(reservation.lost)]
+            args = [reservation.floor, reservation.ceiling, int(reservation.lost), 0]
             if await self._adopt(keys=keys, args=args) and reservation.lost:
                 report_loss(group_id, reservation.floor)
             return True

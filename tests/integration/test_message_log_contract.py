@@ -26,6 +26,7 @@ from server.bus.redis import RedisBus
 from server.errors import RateLimited
 from server.realtime import redis_erasure
 from server.realtime.envelope import Envelope, Kind, group_channel, unpack
+from server.realtime.floors import RESERVE_AHEAD_AT, SEQ_BLOCK
 from server.realtime.log import Accepted, MessageLog, NewMessage, tombstone
 from server.realtime.memory_log import MemoryMessageLog
 from server.realtime.redis_log import RedisMessageLog
@@ -640,3 +641,30 @@ async def test_seq_is_seeded_once_then_kept_in_redis(redis_only: Harness) -> Non
     redis_only.seeds[group] = 500
     assert (await redis_only.log.append(new_message(group, author), GENEROUS)).seq == 7
     assert await redis_only.log.last_seq(group) == 7
+
+
+async def test_the_next_block_is_reserved_ahead_of_need(redis_only: Harness) -> None:
+    """Half a block left: the next one is reserved in the background, before any send waits."""
+    (group,) = ids(1)
+    floors, log = redis_only.floors, redis_only.log
+
+    async def append(count: int) -> list[int]:  # an author each: no rate limit in the way
+        return [
+            (await log.append(new_message(group, uuid.uuid4()), GENEROUS)).seq for _ in range(count)
+        ]
+
+    async def ceiling_reaches(value: int) -> None:
+        for _ in range(200):  # the reservation runs beside the sends
+            if floors.ceilings[group] == value:
+                return
+            await asyncio.sleep(0.01)
+        assert floors.ceilings[group] == value
+
+    seqs = await append(SEQ_BLOCK - RESERVE_AHEAD_AT - 1)
+    await asyncio.sleep(0.1)
+    assert floors.ceilings[group] == SEQ_BLOCK  # more than half a block left: not yet
+    seqs += await append(1)
+    await ceiling_reaches(2 * SEQ_BLOCK)
+    seqs += await append(SEQ_BLOCK)
+    assert seqs == list(range(1, SEQ_BLOCK + SEQ_BLOCK - RESERVE_AHEAD_AT + 1))
+    await ceiling_reaches(3 * SEQ_BLOCK)  # and again, half a block before the second ends

@@ -124,3 +124,13 @@ async def test_a_clean_close_gives_the_unused_seqs_back(db: Database) -> None:
     await floors.release(group, 90)  # never raises the ceiling
     assert (await ceiling_and_updated(db, group))[0] == 37
     assert await floors.reserve(group, None) == Reservation(37, 137, False)
+
+
+async def test_a_block_reserved_ahead_only_if_the_ceiling_did_not_move(db: Database) -> None:
+    """A block is reserved ahead only while the ceiling is as the log saw it."""
+    group = await new_group(db)
+    floors = SeqFloors(db, block=100)
+    await floors.reserve(group, None)
+    assert await floors.extend(group, 100) == 200
+    assert await floors.extend(group, 100) is None
+    assert (await ceiling_and_updated(db, group))[0] == 200

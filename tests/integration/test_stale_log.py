@@ -20,7 +20,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from server.realtime.floors import LOG_LOSSES
+from server.realtime.floors import LOG_LOSSES, SEQ_BLOCK
 from server.store.models import Message
 from tests.factories.groups import post_message, public_group
 from tests.factories.users import Account, account
@@ -71,15 +71,15 @@ async def _three_stored(node: RunningServer) -> tuple[httpx.AsyncClient, Account
 async def test_a_counter_behind_the_window_jumps_before_handing_out_a_seq(
     node: RunningServer, redis: Redis, own_prefix: str
 ) -> None:
-    """Counter set back to 1 with the window intact: the next send gets 101, nothing lost."""
+    """Counter set back to 1 with the window intact: the next send gets the ceiling + 1."""
     client, author, group = await _three_stored(node)
     await redis.set(await _key(redis, own_prefix, "seq", group), 1)
     losses = LOG_LOSSES._value.get()
 
     sent = await post_message(client, author, group, "after")
 
-    assert sent["seq"] == 101
-    assert (await _stored(node, group))[101] == "after"
+    assert sent["seq"] == SEQ_BLOCK + 1  # above the first block, reserved in the database
+    assert (await _stored(node, group))[SEQ_BLOCK + 1] == "after"
     assert LOG_LOSSES._value.get() == losses + 1
     await client.aclose()
 

@@ -31,6 +31,9 @@ command is retried like a ``ConnectionError``; a genuine bug still surfaces afte
 retries."""
 
 
+SCRIPT_CALLS = frozenset({"EVAL", "EVALSHA"})
+"""Routed by their first key: every script of ours keeps its keys in one slot (a script that
+did not would get Redis's own CROSSSLOT error)."""
 STREAM_READS = {"XREAD": 0, "XREADGROUP": 3}
 """Where the ``STREAMS`` keyword may start (after ``GROUP group consumer``), as Redis's
 own key specs say."""
@@ -41,12 +44,15 @@ class _Cluster(RedisCluster):
 
     It routes stream reads by their keys itself: redis-py asks a node (``COMMAND GETKEYS``)
     for every ``XREADGROUP``, one more round trip per read, and while a primary fails over
-    that question can come back empty and the read fails with "Missing key".
+    that question can come back empty and the read fails with "Missing key". Scripts go by
+    their first key (redis-py hashes every key of every call to check they share a slot).
     """
 
     ERRORS_ALLOW_RETRY = (*RedisCluster.ERRORS_ALLOW_RETRY, *LIBRARY_RACES)  # type: ignore[assignment]
 
     async def _determine_slot(self, command: str, *args: Any) -> int:
+        if command.upper() in SCRIPT_CALLS and len(args) > 2 and int(args[1]) > 0:  # noqa: PLR2004
+            return self.keyslot(args[2])  # our scripts keep their keys in one slot
         keys = stream_read_keys(command, args)
         slots = {self.keyslot(key) for key in keys}
         if len(slots) == 1:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ResponseError
 
 from scripts.redis_cluster import LocalCluster
 from server.redis_client import create_redis, release_orphan
@@ -52,4 +54,19 @@ async def test_a_node_dropped_from_the_map_is_disconnected(redis_cluster: LocalC
         assert not any(c.is_connected for c in dropped._connections)
         assert any(c.is_connected for c in held._connections)
     finally:
+        await client.aclose()
+
+
+async def test_scripts_go_to_their_first_keys_slot(redis_cluster: LocalCluster) -> None:
+    """A script's keys in one slot run there; keys in two slots meet Redis's CROSSSLOT."""
+    client = create_redis(redis_cluster.url, cluster=True)
+    assert isinstance(client, RedisCluster)
+    tag = uuid.uuid4().hex[:8]
+    script = "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCR', KEYS[2])"
+    try:
+        assert await client.eval(script, 2, f"{{{tag}}}a", f"{{{tag}}}b", "x") == 1
+        with pytest.raises(ResponseError, match=r"hash to the same slot"):
+            await client.eval(script, 2, f"{{{tag}}}a", f"{{{tag}x}}b", "x")
+    finally:
+        await client.delete(f"{{{tag}}}a", f"{{{tag}}}b")
         await client.aclose()

@@ -183,10 +183,22 @@ class MessageService:
     ) -> MessageObject:
         """Change one's own message; members it names for the first time are notified.
 
+        A message sent a moment ago over a socket may not be in history yet: it is waited for.
+
         Raises:
             Forbidden: not the author.
         """
         text = clean_body(body)
+        try:
+            return await self._edit(actor_id, group_id, message_id, text)
+        except NotFound:
+            if not await self._on_its_way(actor_id, group_id, message_id):
+                raise
+        return await self._edit(actor_id, group_id, message_id, text)
+
+    async def _edit(
+        self, actor_id: uuid.UUID, group_id: uuid.UUID, message_id: uuid.UUID, text: str
+    ) -> MessageObject:
         async with self._db.session() as session, session.begin():
             await authorize(session, group_id, actor_id, Action.EDIT_OWN_MESSAGE)
             message = await self._find(session, group_id, message_id)
@@ -207,11 +219,46 @@ class MessageService:
         return message_view(message)
 
     async def delete(self, actor_id: uuid.UUID, group_id: uuid.UUID, message_id: uuid.UUID) -> None:
-        """Soft-delete: authors their own, owner and admins any.
+        """Soft-delete: authors their own, owner and admins any (waiting for one on its way).
 
         Raises:
             Forbidden: neither the author nor a manager.
         """
+        try:
+            await self._delete(actor_id, group_id, message_id)
+        except NotFound:
+            if not await self._on_its_way(actor_id, group_id, message_id):
+                raise
+            await self._delete(actor_id, group_id, message_id)
+
+    async def _on_its_way(
+        self, actor_id: uuid.UUID, group_id: uuid.UUID, message_id: uuid.UUID
+    ) -> bool:
+        """Wait (bounded) for a message not in history while the group has some on the way.
+
+        Acked messages reach history behind the log (a socket send is answered before it is
+        stored). Only a member waits, and only while the log is ahead of what is stored, so
+        a probe for an unknown id in a quiet group is answered at once. True: it is stored.
+
+        Raises:
+            NotFound: the group is not visible to the actor.
+        """
+        self._stored.expect(message_id)  # before looking: the announcement cannot be missed
+        try:
+            async with self._db.session() as session:
+                await authorize(session, group_id, actor_id, Action.READ_MESSAGES)
+                if await repo.get_message(session, group_id, message_id) is not None:
+                    return True
+                stored = await repo.max_seq(session, group_id)
+            if await self._log.last_seq(group_id) <= stored:
+                return False
+            return await self._stored.wait(message_id, STORE_WAIT_S)
+        finally:
+            self._stored.discard(message_id)
+
+    async def _delete(
+        self, actor_id: uuid.UUID, group_id: uuid.UUID, message_id: uuid.UUID
+    ) -> None:
         async with self._db.session() as session, session.begin():
             loaded = await authorize(session, group_id, actor_id, Action.READ_MESSAGES)
             message = await self._find(session, group_id, message_id)

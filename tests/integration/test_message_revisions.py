@@ -9,6 +9,8 @@ Redis and on a Redis Cluster.
 
 from __future__ import annotations
 
+import uuid
+
 from tests.factories.groups import public_group
 from tests.factories.users import account
 from tests.fixtures.wsclient import socket
@@ -54,3 +56,25 @@ async def test_replays_show_edits_and_deletions(rt: Realtime) -> None:
         assert [f.get("body") for f in frames[:2]] == [TEXTS[0], "the final"]
         assert frames[2]["message_id"] == acks[2]["message_id"]
     assert not any(text in raw + raw_again for text in TEXTS[1:])
+
+
+async def test_a_message_just_sent_can_be_edited_and_deleted_at_once(rt: Realtime) -> None:
+    """An edit or delete right after the socket's ack waits for history; unknown ids: 404.
+
+    The ack comes before a persister stores the message (it is durable in the log).
+    """
+    author = await account(rt.http)
+    group = await public_group(rt.http, author)
+    url = f"{GROUPS}/{group}/messages"
+    async with socket(rt.ws, author.token) as ws:
+        first = await ws.send_message(group, "tpyo", "now-1")
+        edited = await rt.http.patch(
+            f"{url}/{first['message_id']}", headers=author.headers, json={"body": "typo"}
+        )
+        assert edited.status_code == 200, edited.text
+        assert edited.json()["data"]["body"] == "typo"
+        second = await ws.send_message(group, "oops", "now-2")
+        deleted = await rt.http.delete(f"{url}/{second['message_id']}", headers=author.headers)
+        assert deleted.status_code == 204, deleted.text
+    unknown = await rt.http.delete(f"{url}/{uuid.uuid4()}", headers=author.headers)
+    assert unknown.status_code == 404, unknown.text

@@ -22,11 +22,10 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 
 @functools.cache
-@functools.cache
 def partition_tags(count: int) -> tuple[str, ...]:
     """Hash tags for ``count`` partitions: tag ``i`` hashes to the centre of slot band ``i``.
 
-    A search over tens of thousands of candidates (a fifth of a second for 16): done once.
+    A search over many candidates (a fifth of a second for 16): done once per count.
     """
     centres = {(2 * i + 1) * REDIS_CLUSTER_HASH_SLOTS // (2 * count): i for i in range(count)}
     tags = [""] * count

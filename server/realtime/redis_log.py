@@ -395,12 +395,10 @@ class RedisMessageLog:
             try:
                 keys = [self._key(kind, group_id) for kind in ("seq", "ceil", "acked")]
                 counter, ceiling, _ = await self._redis.mget(keys)
-                if (
-                    counter is None
-                    or ceiling is None
-                    or int(ceiling) - int(counter) > (RESERVE_AHEAD_AT)
-                ):
+                if counter is None or ceiling is None:
                     return
+                if int(ceiling) - int(counter) > RESERVE_AHEAD_AT:
+                    return  # another node reserved the next block already
                 raised = await self._floors.extend(group_id, int(ceiling))
                 if raised is not None:
                     await self._adopt(keys=keys, args=[int(ceiling), raised, 0, 1])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +38,7 @@ from server.store.listing import ListQuery, ListSpec, fetch_page
 from server.store.models import Message, NotificationKind
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STORE_WAIT_S = 3.0
 """How long a REST post waits for its message to reach history before answering anyway."""
 
@@ -189,12 +191,9 @@ class MessageService:
             Forbidden: not the author.
         """
         text = clean_body(body)
-        try:
-            return await self._edit(actor_id, group_id, message_id, text)
-        except NotFound:
-            if not await self._on_its_way(actor_id, group_id, message_id):
-                raise
-        return await self._edit(actor_id, group_id, message_id, text)
+        return await self._once_stored(
+            actor_id, group_id, message_id, lambda: self._edit(actor_id, group_id, message_id, text)
+        )
 
     async def _edit(
         self, actor_id: uuid.UUID, group_id: uuid.UUID, message_id: uuid.UUID, text: str
@@ -224,12 +223,24 @@ class MessageService:
         Raises:
             Forbidden: neither the author nor a manager.
         """
+        await self._once_stored(
+            actor_id, group_id, message_id, lambda: self._delete(actor_id, group_id, message_id)
+        )
+
+    async def _once_stored(
+        self,
+        actor_id: uuid.UUID,
+        group_id: uuid.UUID,
+        message_id: uuid.UUID,
+        change: Callable[[], Awaitable[T]],
+    ) -> T:
+        """Run ``change``; if its message is not found but on its way, once it is stored."""
         try:
-            await self._delete(actor_id, group_id, message_id)
+            return await change()
         except NotFound:
             if not await self._on_its_way(actor_id, group_id, message_id):
                 raise
-            await self._delete(actor_id, group_id, message_id)
+        return await change()
 
     async def _on_its_way(
         self, actor_id: uuid.UUID, group_id: uuid.UUID, message_id: uuid.UUID

@@ -292,11 +292,9 @@ class SocketRun:
             unavailable = as_unavailable(exc)
             if unavailable is None:  # a bug: logged and answered; the socket stays open
                 log.exception("socket frame failed", extra={"frame": type(effect).__name__})
-            code, message = (
-                (ErrorCode.INTERNAL_ERROR, INTERNAL_MESSAGE)
-                if unavailable is None
-                else (ErrorCode.SERVICE_UNAVAILABLE, unavailable.message)
-            )
+                code, message = ErrorCode.INTERNAL_ERROR, INTERNAL_MESSAGE
+            else:
+                code, message = ErrorCode.SERVICE_UNAVAILABLE, unavailable.message
             self._run([self.session.error(code, message, getattr(effect, "ref", None))])
 
     async def _dispatch(self, conn: Connection, effect: Effect) -> None:

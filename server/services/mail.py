@@ -28,6 +28,10 @@ from server.observability.metrics import EMAILS_SENT
 from server.services.clock import Clock
 
 SUBJECT_MAX: Final = 150
+MAIL_POLICY: Final = SMTP.clone(max_line_length=998)
+"""Headers folded only past RFC 5322's hard line limit: CPython folds a value that does not fit
+beside its name by starting it on a line of its own, which readers show as a leading space
+(a 77-character subject arrived as " New assignment in ...")."""
 _LINE_BREAKS = re.compile(r"\s+")
 SETTINGS_PATH: Final = "/settings/notifications"
 
@@ -96,7 +100,7 @@ class Composer:
     def compose(self, letter: Letter) -> EmailMessage:
         """The multipart message (plain text and HTML alternatives) with its headers."""
         text, markup = render(letter.template, letter.values)
-        message = EmailMessage(policy=SMTP)
+        message = EmailMessage(policy=MAIL_POLICY)
         message["From"] = self._sender
         message["To"] = formataddr((one_line(letter.to_name, 100), letter.to_address))
         message["Subject"] = one_line(letter.subject)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 
 import pytest
 
@@ -84,6 +85,15 @@ def test_the_message_is_multipart_with_its_headers() -> None:
         "text/html",
     ]
     assert composer.link("/x") == "https://app.example.com/x"
+
+
+def test_a_long_subject_stays_on_the_subject_line() -> None:
+    """No fold before the value (readers would show a leading space); it reads back as sent."""
+    subject = "New assignment in Organized modular leverage 4dd960cf: Essay <draft> & notes"
+    composer = Composer("no-reply@example.com", "https://app.example.com/", FixedClock())
+    raw = composer.compose(_letter(subject=subject)).as_bytes()
+    assert f"Subject: {subject}\r\n".encode() in raw
+    assert str(message_from_bytes(raw, policy=policy.default)["Subject"]) == subject
 
 
 def test_a_sender_without_a_domain_falls_back_to_localhost() -> None:

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 5.0
 READOPT_S = 5.0
 """How often a reader takes over what other readers of its partition left pending."""
+IDLE_BLOCK_S = 2.0
+"""How long a reader whose last read found nothing waits for an entry (an entry ends the
+wait at once). A cluster node reads many partitions, most of them quiet most of the time;
+each empty read is a wake-up and a round trip. Well below the Redis client's 5 s socket
+timeout."""
 
 Announce = Callable[[list[uuid.UUID]], Awaitable[None]]
 """Told the ids of the messages of each committed batch."""
@@ -69,6 +74,7 @@ class Persister:
         batch: int = 500,
         block_s: float = 0.25,
         linger_s: float = 0.25,
+        idle_block_s: float = IDLE_BLOCK_S,
         hooks: Sequence[BatchHook] = (),
         announce: Announce | None = None,
         balance_s: float = LEASE_MS / 3000,
@@ -83,6 +89,7 @@ class Persister:
         self._batch = batch
         self._block_s = block_s
         self._linger_s = linger_s
+        self._idle_block_s = idle_block_s
         self._balance_s = balance_s
         self._readopt_s = readopt_s
         self._supervisor: asyncio.Task[None] | None = None
@@ -156,14 +163,15 @@ class Persister:
         moment (a lease that expired under a stalled node, a Redis that lost the leases),
         and what the other one read and never acknowledged would otherwise stay pending.
         """
-        backoff, adopted_at, own = 0.1, -math.inf, True
+        backoff, adopted_at, own, block = 0.1, -math.inf, True, self._block_s
         while not self._stopping:
             try:
                 if time.monotonic() - adopted_at >= self._readopt_s:
                     own = own or await self._log.adopt(partition, self._consumer) > 0
                     adopted_at = time.monotonic()
-                count = await self.step(partition, own=own)
+                count = await self.step(partition, block, own=own)
                 own = own and count == self._batch  # until the own entries are exhausted
+                block = self._block_s if count else self._idle_block_s
                 if count < self._batch:
                     await self._linger()
             except asyncio.CancelledError:

@@ -46,6 +46,7 @@ from server.realtime.log import (
 )
 from server.realtime.redis_erasure import RedisErasure
 from server.redis_client import LIBRARY_RACES, RedisClient, release_orphan
+from server.redis_pipelining import PipelinedScript
 from server.security.ratelimit import GCRA_STORE, Rate, RateLimiter, gcra_lua
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,7 @@ class RedisMessageLog:
         self._window_s = window_s
         self._min_replicas = min_replicas
         self._ack_timeout_ms = ack_timeout_ms
-        self._append = redis.register_script(_APPEND)
+        self._append = PipelinedScript(redis, _APPEND)
         self._adopt = redis.register_script(_ADOPT)
         self._publish_replicated = redis.register_script(_PUBLISH_REPLICATED)
         self._revise = redis.register_script(_REVISE)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.redis_client import RedisClient
+from server.redis_pipelining import PipelinedScript
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,7 @@ class RedisRateLimiter:
     """GCRA in one Lua script: atomic, and timed by the Redis server's clock."""
 
     def __init__(self, redis: RedisClient, prefix: str) -> None:
-        self._script = redis.register_script(_GCRA)
+        self._script = PipelinedScript(redis, _GCRA)
         self._prefix = prefix + "rl:"
 
     async def hit(self, key: str, rate: Rate) -> Decision:

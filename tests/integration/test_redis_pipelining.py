@@ -1,0 +1,141 @@
+"""Auto-pipelined scripts on one Redis and on the local cluster: batching, errors, cancels."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from scripts.redis_cluster import LocalCluster
+from server.redis_client import RedisClient, create_redis
+from server.redis_pipelining import PipelinedScript
+from tests.fixtures.services import REDIS_URL
+
+ADD = """
+if ARGV[1] == 'refuse' then return redis.error_reply('REFUSED on purpose') end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+
+
+class Counted:
+    """The client's ``pipeline``, counting how many pipelines were made (a spy, not a fake)."""
+
+    def __init__(self, client: RedisClient) -> None:
+        self.made = 0
+        self._pipeline = client.pipeline
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.made += 1
+        return self._pipeline(*args, **kwargs)
+
+
+@pytest.fixture(params=["one Redis", "cluster"])
+async def redis(
+    request: pytest.FixtureRequest, redis_cluster: LocalCluster
+) -> AsyncIterator[RedisClient]:
+    """A client of the shared test Redis, or of the shared local cluster."""
+    if request.param == "cluster":
+        client = create_redis(redis_cluster.url, cluster=True)
+    else:
+        client = create_redis(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+async def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_results(
+    redis: RedisClient, own_prefix: str
+) -> None:
+    """Ten calls made together: one pipeline; each its own answer, a refusal only its own."""
+    script = PipelinedScript(redis, ADD)
+    counted = Counted(redis)
+    redis.pipeline = counted  # type: ignore[method-assign]
+    keys = [f"{own_prefix}n{i}" for i in range(10)]
+    results = await asyncio.gather(
+        *(script(keys=[key], args=[i + 1]) for i, key in enumerate(keys)),
+        script(keys=[f"{own_prefix}refused"], args=["refuse"]),
+        return_exceptions=True,
+    )
+    assert results[:10] == [i + 1 for i in range(10)]
+    assert isinstance(results[10], ResponseError)
+    assert "REFUSED on purpose" in str(results[10])
+    assert counted.made == 1
+    stored = await asyncio.gather(*(redis.get(k) for k in keys))
+    assert stored == [str(i + 1).encode() for i in range(10)]
+
+
+async def test_a_call_alone_in_its_turn_is_sent_as_it_is(
+    redis: RedisClient, own_prefix: str
+) -> None:
+    """One call after another: no pipeline, each answered in order."""
+    script = PipelinedScript(redis, ADD)
+    counted = Counted(redis)
+    redis.pipeline = counted  # type: ignore[method-assign]
+    assert await script(keys=[f"{own_prefix}n"], args=[2]) == 2
+    assert await script(keys=[f"{own_prefix}n"], args=[3]) == 5
+    assert counted.made == 0
+    with pytest.raises(ResponseError, match="REFUSED on purpose"):
+        await script(keys=[f"{own_prefix}n"], args=["refuse"])
+
+
+async def test_a_redis_without_the_script_gets_it_loaded(
+    redis: RedisClient, own_prefix: str
+) -> None:
+    """After SCRIPT FLUSH (a restarted or promoted Redis) pipelined calls still succeed."""
+    script = PipelinedScript(redis, ADD)
+    key = f"{own_prefix}n"
+    assert await script(keys=[key], args=[1]) == 1
+    await redis.script_flush()
+    results = await asyncio.gather(*(script(keys=[key], args=[1]) for _ in range(4)))
+    assert sorted(results) == [2, 3, 4, 5]
+    await redis.script_flush()
+    assert await script(keys=[key], args=[1]) == 6
+
+
+async def test_a_caller_that_gives_up_leaves_the_others_their_answers(
+    redis: RedisClient, own_prefix: str
+) -> None:
+    """One of three callers is cancelled before the pipeline answers; the others are not."""
+    script = PipelinedScript(redis, ADD)
+    calls = [asyncio.ensure_future(script(keys=[f"{own_prefix}n{i}"], args=[1])) for i in range(3)]
+    await asyncio.sleep(0)  # every call queued
+    calls[1].cancel()
+    done = await asyncio.gather(*calls, return_exceptions=True)
+    assert done[0] == 1
+    assert isinstance(done[1], asyncio.CancelledError)
+    assert done[2] == 1
+
+
+async def test_a_pipeline_that_cannot_be_sent_fails_every_call() -> None:
+    """No Redis listening: each caller hears the connection error; nothing hangs."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: connections are refused
+        client = create_redis(f"redis://127.0.0.1:{port}/0")
+        script = PipelinedScript(client, ADD)
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(script(keys=["k"], args=[1]) for _ in range(3)), return_exceptions=True
+            ),
+            timeout=30,
+        )
+        await client.aclose()
+    assert all(isinstance(result, RedisConnectionError) for result in results)
+
+
+async def test_closing_the_loop_under_a_pipeline_cancels_its_callers(
+    redis: RedisClient, own_prefix: str
+) -> None:
+    """The sending task is cancelled (the loop is shutting down): no caller waits forever."""
+    script = PipelinedScript(redis, ADD)
+    calls = [asyncio.ensure_future(script(keys=[f"{own_prefix}n{i}"], args=[1])) for i in range(2)]
+    await asyncio.sleep(0)  # queued
+    await asyncio.sleep(0)  # the sending task started
+    for task in list(script._running):
+        task.cancel()
+    done = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=5)
+    assert all(isinstance(result, asyncio.CancelledError) for result in done)

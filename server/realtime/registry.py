@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from server.bus.partitions import Partitions
 from server.redis_client import RedisClient
+from server.redis_pipelining import PipelinedScript
 
 _Presence = tuple[uuid.UUID, uuid.UUID, str]
 """A presence entry: group, user, session."""
@@ -191,9 +192,10 @@ class RedisRegistry:
         self._ttl_ms = int(ttl_s * 1000)
         # presence entries expire one sweep interval early, so "offline" is announced in time
         self._presence_ttl_ms = max(int(ttl_s * 1000) - 5000, int(ttl_s * 500))
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._join = redis.register_script(_JOIN)
-        self._leave = redis.register_script(_LEAVE)
+        # a reconnect storm admits many sockets at once: their scripts share pipelines
+        self._acquire = PipelinedScript(redis, _ACQUIRE)
+        self._join = PipelinedScript(redis, _JOIN)
+        self._leave = PipelinedScript(redis, _LEAVE)
         self._sweep = redis.register_script(_SWEEP)
         self._online = redis.register_script(_ONLINE)
         self._refresh = redis.register_script(_REFRESH)

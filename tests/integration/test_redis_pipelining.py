@@ -34,6 +34,13 @@ class Counted:
         return self._pipeline(*args, **kwargs)
 
 
+def _counting(redis: RedisClient) -> tuple[PipelinedScript, Counted]:
+    """The test script on ``redis``, and a count of the pipelines the client makes from now."""
+    counted = Counted(redis)
+    redis.pipeline = counted  # type: ignore[method-assign]
+    return PipelinedScript(redis, ADD), counted
+
+
 @pytest.fixture(params=["one Redis", "cluster"])
 async def redis(
     request: pytest.FixtureRequest, redis_cluster: LocalCluster
@@ -51,9 +58,7 @@ async def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_results(
     redis: RedisClient, own_prefix: str
 ) -> None:
     """Ten calls made together: one pipeline; each its own answer, a refusal only its own."""
-    script = PipelinedScript(redis, ADD)
-    counted = Counted(redis)
-    redis.pipeline = counted  # type: ignore[method-assign]
+    script, counted = _counting(redis)
     keys = [f"{own_prefix}n{i}" for i in range(10)]
     results = await asyncio.gather(
         *(script(keys=[key], args=[i + 1]) for i, key in enumerate(keys)),
@@ -72,9 +77,7 @@ async def test_a_call_alone_in_its_turn_is_sent_as_it_is(
     redis: RedisClient, own_prefix: str
 ) -> None:
     """One call after another: no pipeline, each answered in order."""
-    script = PipelinedScript(redis, ADD)
-    counted = Counted(redis)
-    redis.pipeline = counted  # type: ignore[method-assign]
+    script, counted = _counting(redis)
     assert await script(keys=[f"{own_prefix}n"], args=[2]) == 2
     assert await script(keys=[f"{own_prefix}n"], args=[3]) == 5
     assert counted.made == 0

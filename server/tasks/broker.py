@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from taskiq import AsyncBroker, InMemoryBroker
-from taskiq_redis import RedisStreamBroker, RedisStreamClusterBroker
+from taskiq_redis import RedisStreamBroker
 
 from server.settings import Settings
+from server.tasks.cluster_broker import ReclaimingStreamClusterBroker
 from server.tasks.middleware import RetryMiddleware
 
 
 def build_broker(settings: Settings) -> AsyncBroker:
     """A Redis stream broker when ``REDIS_URL`` is set; otherwise tasks run in-process.
 
-    On a Redis Cluster the queue is one stream (one slot) through taskiq's cluster client;
-    that broker does not reclaim a dead worker's unacknowledged jobs (they stay pending),
-    which the stalled-delivery sweep covers for webhooks. Either way every job is retried
-    with backoff and dead-lettered after its last attempt.
+    On a Redis Cluster the queue is one stream (one slot) through taskiq's cluster client,
+    with the dead worker's jobs reclaimed as the one-Redis broker does
+    (:mod:`server.tasks.cluster_broker`). Either way every job is retried with backoff and
+    dead-lettered after its last attempt.
     """
     broker: AsyncBroker = InMemoryBroker()
     if settings.redis_url and settings.redis_cluster:
-        broker = RedisStreamClusterBroker(
+        broker = ReclaimingStreamClusterBroker(
             settings.redis_url,
             queue_name=f"{settings.redis_prefix}tasks",
             consumer_group_name=f"{settings.redis_prefix}workers",

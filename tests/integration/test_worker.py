@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
@@ -26,7 +24,7 @@ from server.tasks.broker import build_broker
 from server.tasks.jobs import register_jobs
 from tests.factories.groups import create_group, post_message
 from tests.factories.users import account, register
-from tests.fixtures.processes import ROOT
+from tests.fixtures.processes import start_taskiq, stop_group
 from tests.fixtures.server import RunningServer, serve
 from tests.fixtures.services import REDIS_URL
 from tests.fixtures.settings import make_settings
@@ -46,17 +44,7 @@ async def _expired_tokens(node: RunningServer, user_id: str) -> int:
 
 
 def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "taskiq",
-        "worker",
-        "server.tasks.worker:broker",
-        "--workers",
-        "1",
-    ]
-    with log_path.open("wb") as log:
-        return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    return start_taskiq(["worker", "server.tasks.worker:broker", "--workers", "1"], env, log_path)
 
 
 async def test_worker_runs_the_housekeeping_job(
@@ -111,8 +99,7 @@ async def test_worker_runs_the_housekeeping_job(
     finally:
         await broker.shutdown()
         await redis.aclose()
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+        stop_group(worker)
 
 
 async def test_worker_delivers_message_webhooks(
@@ -171,5 +158,4 @@ async def test_worker_delivers_message_webhooks(
             )
     finally:
         await redis.aclose()
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+        stop_group(worker)

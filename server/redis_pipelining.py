@@ -17,9 +17,16 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.redis_client import RedisClient
+
+RETRY_ALONE = (NoScriptError, RedisConnectionError, RedisTimeoutError)
+"""A pipelined call that failed so is sent again on its own: the script is loaded if Redis
+lacks it (a restarted or promoted Redis), and a connection error gets the client's retries
+(a cluster pipeline hands it back without them), as the call alone would have."""
 
 
 @dataclass(slots=True)
@@ -82,7 +89,7 @@ class PipelinedScript:
         except Exception as exc:  # the pipeline itself failed: every caller hears it
             results = [exc] * len(calls)
         for call, result in zip(calls, results, strict=True):
-            retry = isinstance(result, NoScriptError)  # a restarted or promoted Redis
+            retry = isinstance(result, RETRY_ALONE)
             _settle(call, await self._alone(call) if retry else result)
 
     async def _alone(self, call: _Call) -> Any:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -111,6 +112,44 @@ async def test_a_caller_that_gives_up_leaves_the_others_their_answers(
     assert done[0] == 1
     assert isinstance(done[1], asyncio.CancelledError)
     assert done[2] == 1
+
+
+def _open_connections(client: RedisClient) -> dict[tuple[str, int], list[Any]]:
+    """The client's open connections, by the server they go to."""
+    if isinstance(client, RedisCluster):
+        return {
+            (node.host, int(node.port)): [c for c in node._connections if c.is_connected]
+            for node in client.get_nodes()
+        }
+    pool: Any = client.connection_pool
+    kwargs = pool.connection_kwargs
+    connections = [*pool._available_connections, *pool._in_use_connections]
+    return {(kwargs["host"], int(kwargs["port"])): [c for c in connections if c.is_connected]}
+
+
+async def _drop_connections(client: RedisClient) -> int:
+    """Have each server close the client's connections (as a restart or a blip would)."""
+    dropped = 0
+    for (host, port), connections in _open_connections(client).items():
+        admin = Redis(host=host, port=port)
+        try:
+            for connection in connections:
+                local = connection._writer.get_extra_info("sockname")
+                dropped += int(await admin.client_kill_filter(addr=f"{local[0]}:{local[1]}"))
+        finally:
+            await admin.aclose()
+    return dropped
+
+
+async def test_calls_whose_connections_died_are_sent_again_and_answered(
+    redis: RedisClient, own_prefix: str
+) -> None:
+    """The servers dropped the client's connections: each pipelined call still gets its answer."""
+    script = PipelinedScript(redis, ADD)
+    keys = [f"{own_prefix}n{i}" for i in range(3)]
+    assert await asyncio.gather(*(script(keys=[key], args=[1]) for key in keys)) == [1, 1, 1]
+    assert await _drop_connections(redis) >= 1
+    assert await asyncio.gather(*(script(keys=[key], args=[1]) for key in keys)) == [2, 2, 2]
 
 
 async def test_a_pipeline_that_cannot_be_sent_fails_every_call() -> None:

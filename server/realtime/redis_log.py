@@ -223,6 +223,18 @@ if envelope ~= '' then redis.call(publish, channel, envelope) end
 return 1
 """
 
+_ACKNOWLEDGE = """
+-- Persisted entries of a partition's stream: acknowledge them and delete them, atomically.
+-- A script, not a MULTI: redis-py's cluster transactions queue each command through a thread
+-- with an event loop of its own, which deadlocks once the client must reload its slot map
+-- (a failover). KEYS: the stream. ARGV: the consumer group, then the entry ids (at most a
+-- batch, far below Lua's unpack limit). Returns how many were deleted.
+local stream, group = KEYS[1], ARGV[1]
+local ids = {unpack(ARGV, 2)}
+redis.call('XACK', stream, group, unpack(ids))
+return redis.call('XDEL', stream, unpack(ids))
+"""
+
 
 RESERVE_LOCK_S = 5.0
 """A reservation holds its group's lock at most this long (a node dying keeps it no longer)."""
@@ -257,6 +269,7 @@ class RedisMessageLog:
         self._adopt = redis.register_script(_ADOPT)
         self._publish_replicated = redis.register_script(_PUBLISH_REPLICATED)
         self._revise = redis.register_script(_REVISE)
+        self._acknowledge = redis.register_script(_ACKNOWLEDGE)
         self._groups_ready: set[int] = set()
         self._ahead: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._erasure = RedisErasure(redis, partitions, GROUP)
@@ -368,13 +381,9 @@ class RedisMessageLog:
                 return taken
 
     async def acknowledge(self, partition: int, entry_ids: list[str]) -> None:
-        """XACK and delete persisted entries of a partition."""
+        """XACK and delete persisted entries of a partition (one script: atomic, one slot)."""
         if entry_ids:
-            stream = self._stream(partition)
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.xack(stream, GROUP, *entry_ids)
-            pipe.xdel(stream, *entry_ids)
-            await pipe.execute()
+            await self._acknowledge(keys=[self._stream(partition)], args=[GROUP, *entry_ids])
 
     async def close(self) -> None:
         """Stop reserving ahead; Redis keeps the counters for the next node."""

@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -79,6 +79,15 @@ class SmtpTarget:
         )
 
 
+def flatten(message: EmailMessage) -> bytes:
+    """The message's bytes as sent, folded by its own policy, CRLF line ends.
+
+    aiosmtplib would refold them with ``email.policy.SMTP``, which starts a long subject on
+    a line of its own (read back with a leading space).
+    """
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+
 class SmtpMailer:
     """Sends through an SMTP server, one connection per message."""
 
@@ -94,7 +103,9 @@ class SmtpMailer:
         target = self._target
         try:
             await aiosmtplib.send(
-                message,
+                flatten(message),
+                sender=parseaddr(message["From"])[1],
+                recipients=[address for _, address in getaddresses(message.get_all("To", []))],
                 hostname=target.host,
                 port=target.port,
                 username=target.username,
@@ -124,7 +135,7 @@ class FileMailer:
             MailError: the folder cannot be written.
         """
         try:
-            await asyncio.to_thread(self._write, message.as_bytes(policy=SMTP))
+            await asyncio.to_thread(self._write, flatten(message))
         except OSError as exc:
             raise MailError(f"cannot write to {self._folder}: {exc}") from exc
 

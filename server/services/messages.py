@@ -258,9 +258,11 @@ class MessageService:
         try:
             async with self._db.session() as session:
                 await authorize(session, group_id, actor_id, Action.READ_MESSAGES)
+                # The high-water mark first: a batch committed between the two reads is then
+                # seen by the lookup, never only by the mark (which would read "not on its way").
+                stored = await repo.max_seq(session, group_id)
                 if await repo.get_message(session, group_id, message_id) is not None:
                     return True
-                stored = await repo.max_seq(session, group_id)
             if await self._log.last_seq(group_id) <= stored:
                 return False
             return await self._stored.wait(message_id, STORE_WAIT_S)

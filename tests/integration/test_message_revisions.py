@@ -10,9 +10,15 @@ Redis and on a Redis Cluster.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from tests.factories.groups import public_group
+import httpx
+import pytest
+
+from server.store import messages as repo
+from tests.factories.groups import post_message, public_group
 from tests.factories.users import account
+from tests.fixtures.server import RunningServer
 from tests.fixtures.wsclient import socket
 from tests.integration.conftest import Realtime
 from tests.integration.test_erasure import replayed, stored
@@ -78,3 +84,43 @@ async def test_a_message_just_sent_can_be_edited_and_deleted_at_once(rt: Realtim
         assert deleted.status_code == 204, deleted.text
     unknown = await rt.http.delete(f"{url}/{uuid.uuid4()}", headers=author.headers)
     assert unknown.status_code == 404, unknown.text
+
+
+async def test_an_edit_finds_a_message_stored_while_it_looks(
+    client: httpx.AsyncClient, node: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A persister batch committed between the lookup's reads is found, not answered 404.
+
+    The row is hidden until the service's second read of it, as if a persister committed it
+    right then: the high-water mark read after that sees it, so only a lookup that reads
+    the mark first and the row second can tell "stored" from "not on its way".
+    """
+    author = await account(client)
+    group = await public_group(client, author)
+    message = await post_message(client, author, group, "tpyo")
+    reads: list[str] = []
+    get_message, max_seq = repo.get_message, repo.max_seq
+
+    def committed() -> bool:
+        return len(reads) > 2
+
+    async def hidden_row(session: Any, group_id: uuid.UUID, message_id: uuid.UUID) -> Any:
+        if str(group_id) != group:  # another test's node work
+            return await get_message(session, group_id, message_id)
+        reads.append("row")
+        return await get_message(session, group_id, message_id) if committed() else None
+
+    async def hidden_mark(session: Any, group_id: uuid.UUID) -> int:
+        if str(group_id) == group:
+            reads.append("mark")
+        hidden = str(group_id) == group and not committed()
+        return await max_seq(session, group_id) - hidden
+
+    monkeypatch.setattr(repo, "get_message", hidden_row)
+    monkeypatch.setattr(repo, "max_seq", hidden_mark)
+    edited = await client.patch(
+        f"{GROUPS}/{group}/messages/{message['id']}", headers=author.headers, json={"body": "typo"}
+    )
+    assert edited.status_code == 200, (edited.text, reads)
+    assert edited.json()["data"]["body"] == "typo"
+    assert reads[:3] == ["row", "mark", "row"], reads

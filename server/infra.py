@@ -6,6 +6,7 @@ from redis import exceptions as redis_errors
 from sqlalchemy import exc as sa_errors
 
 from server.errors import ServiceUnavailable
+from server.redis_client import LIBRARY_RACES
 
 _DB_ERRORS = (sa_errors.OperationalError, sa_errors.InterfaceError, sa_errors.TimeoutError)
 _REDIS_ERRORS = (
@@ -21,7 +22,7 @@ _REDIS_ERRORS = (
 
 def as_unavailable(exc: BaseException) -> ServiceUnavailable | None:
     """Return the client-facing error for an infrastructure failure, or None if it is not one."""
-    if isinstance(exc, _REDIS_ERRORS):
+    if isinstance(exc, _REDIS_ERRORS) or _closed_under_a_command(exc):
         return ServiceUnavailable("Redis is unavailable; try again shortly")
     if isinstance(exc, _DB_ERRORS) or (
         isinstance(exc, sa_errors.DBAPIError) and exc.connection_invalidated
@@ -32,6 +33,20 @@ def as_unavailable(exc: BaseException) -> ServiceUnavailable | None:
     if isinstance(exc, OSError | TimeoutError):
         return ServiceUnavailable("A backing service is unreachable; try again shortly")
     return None
+
+
+def _closed_under_a_command(exc: BaseException) -> bool:
+    """Whether ``exc`` is redis-py's error for a connection it closed under a command.
+
+    A failover's slot-map refresh closes connections in use; the error, raised in redis-py's
+    code and left after the client's retries, is an outage, not a bug of ours.
+    """
+    trace = exc.__traceback__
+    if not isinstance(exc, LIBRARY_RACES) or trace is None:
+        return False
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    return str(trace.tb_frame.f_globals.get("__name__", "")).startswith("redis.")
 
 
 def _stale_plan(exc: sa_errors.DBAPIError) -> bool:

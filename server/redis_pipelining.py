@@ -21,12 +21,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.redis_client import RedisClient
+from server.redis_client import LIBRARY_RACES, RedisClient
 
-RETRY_ALONE = (NoScriptError, RedisConnectionError, RedisTimeoutError)
+RETRY_ALONE = (NoScriptError, RedisConnectionError, RedisTimeoutError, *LIBRARY_RACES)
 """A pipelined call that failed so is sent again on its own: the script is loaded if Redis
 lacks it (a restarted or promoted Redis), and a connection error gets the client's retries
-(a cluster pipeline hands it back without them), as the call alone would have."""
+(a cluster pipeline hands it back without them), as the call alone would have. So does
+redis-py's error for a connection it closed itself under the pipeline (a cluster's slot-map
+refresh disconnects every connection of a node, in use or not)."""
 
 
 @dataclass(slots=True)

@@ -152,6 +152,27 @@ async def test_calls_whose_connections_died_are_sent_again_and_answered(
     assert await asyncio.gather(*(script(keys=[key], args=[1]) for key in keys)) == [2, 2, 2]
 
 
+async def test_calls_whose_connections_the_client_closed_are_sent_again(
+    redis: RedisClient, own_prefix: str
+) -> None:
+    """The client closes its connections as a pipeline starts: every call is still answered.
+
+    A cluster's slot-map refresh (a failover) disconnects each node's connections, in use or
+    not; redis-py's cluster pipeline then fails every command it was about to write with an
+    ``AttributeError`` (no writer). Before the fix such callers got that error (a socket's
+    ``auth`` was closed 1011 in the failover test).
+    """
+    script = PipelinedScript(redis, ADD)
+    keys = [f"{own_prefix}n{i}" for i in range(6)]
+    assert await asyncio.gather(*(script(keys=[key], args=[1]) for key in keys)) == [1] * 6
+    calls = [asyncio.ensure_future(script(keys=[key], args=[1])) for key in keys]
+    if isinstance(redis, RedisCluster):
+        await asyncio.gather(*(node.disconnect() for node in redis.get_nodes()))
+    else:
+        await redis.connection_pool.disconnect()
+    assert await asyncio.gather(*calls) == [2] * 6
+
+
 async def test_a_pipeline_that_cannot_be_sent_fails_every_call() -> None:
     """No Redis listening: each caller hears the connection error; nothing hangs."""
     with socket.socket() as probe:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from redis import exceptions as redis_errors
+from redis.asyncio.connection import Connection
 from sqlalchemy import exc as sa_errors
 
 from server.errors import ServiceUnavailable
@@ -73,6 +74,23 @@ def test_socket_errors_are_unavailable(error: Exception) -> None:
 def test_other_errors_are_not_translated(error: Exception) -> None:
     """Bugs and data errors are not outages: None, so they surface as they are."""
     assert as_unavailable(error) is None
+
+
+async def test_a_connection_closed_under_a_command_by_redis_py_is_unavailable() -> None:
+    """redis-py's AttributeError for a writer it closed under a command names Redis."""
+    with pytest.raises(AttributeError) as raised:
+        await Connection()._send_packed_command([b"PING"])  # never connected: no writer
+    translated = as_unavailable(raised.value)
+    assert isinstance(translated, ServiceUnavailable)
+    assert translated.message == REDIS_DOWN
+
+
+def test_an_attribute_error_of_our_own_is_a_bug() -> None:
+    """The same error type raised outside redis-py is not translated."""
+    with pytest.raises(AttributeError) as raised:
+        _ = None.writelines  # type: ignore[attr-defined]
+    assert as_unavailable(raised.value) is None
+    assert as_unavailable(AttributeError("never raised")) is None
 
 
 class InvalidCachedStatementError(Exception):

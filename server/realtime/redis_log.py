@@ -424,9 +424,24 @@ class RedisMessageLog:
         return await self._erasure.erase(author_id, group_ids, deleted_at)
 
     async def revise(self, group_id: uuid.UUID, seq: int, frame: bytes) -> bool:
-        """Rebuild the group's recovery window with ``frame`` for ``seq`` (one script)."""
-        keys = [self._key("rec", group_id)]
-        return bool(await self._revise(keys=keys, args=[f"{seq}-0", frame]))
+        """Rebuild the group's recovery window with ``frame`` for ``seq`` (one script).
+
+        With replica acks the rewrite waits for N replicas like an append: a failover to a
+        replica that missed it would put the old text back into replays.
+
+        Raises:
+            ServiceUnavailable: fewer than N replicas took the rewrite in time.
+        """
+        keys, args = [self._key("rec", group_id)], [f"{seq}-0".encode(), frame]
+        if not self._min_replicas:
+            return bool(await self._revise(keys=keys, args=args))
+        deadline = time.monotonic() + APPEND_DEADLINE_S
+        result, replicas = await self._retrying(
+            lambda: self._waited(self._revise.sha, _REVISE, keys, args), deadline
+        )
+        if replicas < self._min_replicas:
+            raise ServiceUnavailable("The change did not reach enough Redis replicas in time")
+        return bool(result)
 
     async def lag(self) -> tuple[int, float]:
         """Entries in the persistence streams and the age of the oldest."""
@@ -468,24 +483,36 @@ class RedisMessageLog:
                 backoff = min(backoff * 2, 0.25)
 
     async def _replicated(self, keys: list[str], args: list[Any]) -> Any:
-        """The script and ``WAIT N`` pipelined on one connection (WAIT counts its writes).
+        """The append and ``WAIT N`` pipelined on one connection (WAIT counts its writes).
 
         Raises:
             ServiceUnavailable: fewer than N replicas acknowledged in time.
         """
-        pipe = self._pipeline()
-        pipe.execute_command("EVALSHA", self._append.sha, len(keys), *keys, *args)
-        try:
-            result, replicas = await self._with_wait(pipe, keys[0])
-        except redis_errors.NoScriptError:  # a promoted replica has no script cache
-            await self._redis.script_load(_APPEND)
-            raise redis_errors.TryAgainError("script loaded") from None
-        if int(replicas) < self._min_replicas:
+        result, replicas = await self._waited(self._append.sha, _APPEND, keys, args)
+        if replicas < self._min_replicas:
             raise ServiceUnavailable(
                 "The message did not reach enough Redis replicas in time; retry with the same "
                 "client_msg_id"
             )
         return result
+
+    async def _waited(
+        self, sha: str, lua: str, keys: list[str], args: list[Any]
+    ) -> tuple[Any, int]:
+        """A script and ``WAIT N`` on one connection: its result, and how many replicas took it.
+
+        Raises:
+            TryAgainError: the script was missing (a promoted replica: now loaded), or the
+                slot moved meanwhile.
+        """
+        pipe = self._pipeline()
+        pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        try:
+            result, replicas = await self._with_wait(pipe, keys[0])
+        except redis_errors.NoScriptError:  # a promoted replica has no script cache
+            await self._redis.script_load(lua)
+            raise redis_errors.TryAgainError("script loaded") from None
+        return result, int(replicas)
 
     def _pipeline(self) -> Any:
         """A pipeline: its commands for one node (one slot) share one connection."""

@@ -24,7 +24,7 @@ from server.bus.base import Bus
 from server.bus.memory import MemoryBus
 from server.bus.partitions import Partitions
 from server.bus.redis import RedisBus
-from server.errors import RateLimited
+from server.errors import RateLimited, ServiceUnavailable
 from server.realtime import redis_erasure
 from server.realtime.envelope import Envelope, Kind, group_channel, unpack
 from server.realtime.floors import RESERVE_AHEAD_AT, SEQ_BLOCK
@@ -538,6 +538,65 @@ def erased_at() -> datetime:
     """A deletion time at millisecond precision (what the Redis streams keep)."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+async def test_a_revised_frame_replaces_the_old_one_in_the_window(harness: Harness) -> None:
+    """An edit's frame takes the message's place in replays; seqs and times stay; gone: False."""
+    group, author = ids(2)
+    messages = [new_message(group, author, body=f"draft {n}") for n in range(3)]
+    for message in messages:
+        await harness.log.append(message, GENEROUS)
+    before = await harness.log.recent(group, 0, 10)
+    edited = tombstone(group, messages[1].message_id, 2)
+
+    assert await harness.log.revise(group, 2, edited) is True
+    assert await harness.log.revise(group, 9, edited) is False
+
+    after = await harness.log.recent(group, 0, 10)
+    assert [r.frame for r in after] == [before[0].frame, edited, before[2].frame]
+    assert [(r.seq, r.created_ms) for r in after] == [(r.seq, r.created_ms) for r in before]
+
+
+async def test_with_replica_acks_a_window_rewrite_waits_for_the_replicas(
+    request: pytest.FixtureRequest, prefix: str
+) -> None:
+    """``REDIS_MIN_REPLICAS_ACK``: a rewrite returns once on N replicas, or is refused.
+
+    A failover to a replica that missed an edit or a deletion would put the old text back
+    into replays. The local cluster has one replica per primary: with N=1 the replica holds
+    the rewrite when ``revise`` returns; N=2 cannot be met, so the rewrite is refused.
+    """
+    one = await cluster_harness(request, prefix, 1)
+    assert one.client is not None
+    two = replace(one, log=redis_log(one.client, one.partitions, one.floors, 2), cleanup=None)
+    try:
+        group, author = ids(2)
+        message = new_message(group, author, body="said by mistake")
+        await one.log.append(message, GENEROUS)
+        deleted = tombstone(group, message.message_id, 1)
+        assert await one.log.revise(group, 1, deleted) is True
+        assert await _replica_window(one, group) == [deleted]
+        with pytest.raises(ServiceUnavailable, match="replicas"):
+            await two.log.revise(group, 1, deleted)
+    finally:
+        await one.bus.stop()
+        assert one.cleanup is not None
+        await one.cleanup()
+
+
+async def _replica_window(harness: Harness, group_id: uuid.UUID) -> list[bytes]:
+    """The frames of a group's recovery window as the replica of its primary holds them."""
+    cluster = harness.client
+    assert isinstance(cluster, RedisCluster)
+    key = harness.partitions.owned(group_id, f"rec:{group_id}")
+    replica = cluster.nodes_manager.slots_cache[cluster.keyslot(key)][1]
+    client = Redis(host=replica.host, port=int(replica.port))
+    try:
+        await client.readonly()
+        entries: Any = await client.xrange(key)
+    finally:
+        await client.aclose()
+    return [fields[b"f"] for _id, fields in entries]
 
 
 async def test_erasing_an_author_leaves_tombstones_in_the_window(harness: Harness) -> None:

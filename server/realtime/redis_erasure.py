@@ -6,19 +6,33 @@ of the author's frames, under the same entry ids and expiry; an entry of a persi
 is acknowledged, deleted and queued again as a tombstone row (same message id, group and seq;
 no author, no body, a deletion time), so the persister still stores the seq. Appends that run
 between two scripts are whole messages either way: the order of scripts never shows a half
-erased window.
+erased window. With replica acks a window's rewrite waits for the replicas like an edit's
+(the log's ``rewrite``): a failover must not bring the author's frames back into replays.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from redis.commands.core import AsyncScript
+
 from server.bus.partitions import Partitions
+from server.errors import ServiceUnavailable
 from server.realtime.log import author_marker, tombstone
 from server.redis_client import RedisClient, glob_escape, unlink_matching
+
+log = logging.getLogger(__name__)
+Rewrite = Callable[[AsyncScript, str, list[str], list[Any]], Awaitable[Any]]
+"""Runs a script that rewrites a recovery window (script, its Lua, keys, args), waiting for
+the replicas when acks do.
+
+Raises:
+    ServiceUnavailable: fewer replicas than acks wait for took the rewrite in time.
+"""
 
 SCAN_BATCH = 500
 """Entries of a persistence stream looked at per script call (Redis serves others between)."""
@@ -81,10 +95,13 @@ return out
 class RedisErasure:
     """The Redis log's part of an account's erasure."""
 
-    def __init__(self, redis: RedisClient, partitions: Partitions, consumers: str) -> None:
+    def __init__(
+        self, redis: RedisClient, partitions: Partitions, consumers: str, rewrite: Rewrite
+    ) -> None:
         self._redis = redis
         self._partitions = partitions
         self._consumers = consumers
+        self._rewrite = rewrite
         self._window = redis.register_script(_WINDOW)
         self._queued = redis.register_script(_QUEUED)
 
@@ -102,10 +119,26 @@ class RedisErasure:
             groups |= await self._erase_queued(partition, author_id, deleted_ms)
         erased = 0
         for group_id in groups:
-            window = self._partitions.owned(group_id, f"rec:{group_id}")
-            erased += int(await self._window(keys=[window], args=self._args(author_id, group_id)))
+            erased += await self._erase_window(author_id, group_id)
         await self._forget_keys(author_id)
         return erased
+
+    async def _erase_window(self, author_id: uuid.UUID, group_id: uuid.UUID) -> int:
+        """Tombstones for the author's frames in one group's window; how many (confirmed).
+
+        A rewrite fewer replicas took than acks wait for is logged and counted as none, and
+        the erasure goes on: the window ages out within ``RECOVERY_WINDOW_S``.
+        """
+        window = self._partitions.owned(group_id, f"rec:{group_id}")
+        args: list[Any] = list(self._args(author_id, group_id))
+        try:
+            return int(await self._rewrite(self._window, _WINDOW, [window], args))
+        except ServiceUnavailable:
+            log.warning(
+                "an erased author's frames may come back after a Redis failover",
+                extra={"group_id": str(group_id)},
+            )
+            return 0
 
     async def _erase_queued(
         self, partition: int, author_id: uuid.UUID, deleted_ms: int

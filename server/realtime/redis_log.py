@@ -28,6 +28,7 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import RedisCluster
+from redis.commands.core import AsyncScript
 
 from server.aio import cancel_and_wait
 from server.bus.partitions import Partitions
@@ -272,7 +273,7 @@ class RedisMessageLog:
         self._acknowledge = redis.register_script(_ACKNOWLEDGE)
         self._groups_ready: set[int] = set()
         self._ahead: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self._erasure = RedisErasure(redis, partitions, GROUP)
+        self._erasure = RedisErasure(redis, partitions, GROUP, self._rewrite)
 
     @property
     def partitions(self) -> int:
@@ -432,16 +433,26 @@ class RedisMessageLog:
         Raises:
             ServiceUnavailable: fewer than N replicas took the rewrite in time.
         """
-        keys, args = [self._key("rec", group_id)], [f"{seq}-0".encode(), frame]
+        keys: list[str] = [self._key("rec", group_id)]
+        return bool(await self._rewrite(self._revise, _REVISE, keys, [f"{seq}-0", frame]))
+
+    async def _rewrite(
+        self, script: AsyncScript, lua: str, keys: list[str], args: list[Any]
+    ) -> Any:
+        """Run a script that rewrites a recovery window; with replica acks, once on N replicas.
+
+        Raises:
+            ServiceUnavailable: fewer than N replicas took the rewrite in time.
+        """
         if not self._min_replicas:
-            return bool(await self._revise(keys=keys, args=args))
+            return await script(keys=keys, args=args)
         deadline = time.monotonic() + APPEND_DEADLINE_S
         result, replicas = await self._retrying(
-            lambda: self._waited(self._revise.sha, _REVISE, keys, args), deadline
+            lambda: self._waited(str(script.sha), lua, keys, args), deadline
         )
         if replicas < self._min_replicas:
             raise ServiceUnavailable("The change did not reach enough Redis replicas in time")
-        return bool(result)
+        return result
 
     async def lag(self) -> tuple[int, float]:
         """Entries in the persistence streams and the age of the oldest."""

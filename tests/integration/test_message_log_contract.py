@@ -557,27 +557,35 @@ async def test_a_revised_frame_replaces_the_old_one_in_the_window(harness: Harne
     assert [(r.seq, r.created_ms) for r in after] == [(r.seq, r.created_ms) for r in before]
 
 
-async def test_with_replica_acks_a_window_rewrite_waits_for_the_replicas(
-    request: pytest.FixtureRequest, prefix: str
+async def test_with_replica_acks_window_rewrites_wait_for_the_replicas(
+    request: pytest.FixtureRequest, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """``REDIS_MIN_REPLICAS_ACK``: a rewrite returns once on N replicas, or is refused.
+    """``REDIS_MIN_REPLICAS_ACK``: an edit's or an erasure's rewrite is on N replicas, or not.
 
-    A failover to a replica that missed an edit or a deletion would put the old text back
-    into replays. The local cluster has one replica per primary: with N=1 the replica holds
-    the rewrite when ``revise`` returns; N=2 cannot be met, so the rewrite is refused.
+    A failover to a replica that missed a rewrite would bring the old text, or an erased
+    author's frames, back into replays. The local cluster has one replica per primary: with
+    N=1 the replica holds each rewrite when it returns; N=2 cannot be met, so an edit's
+    rewrite is refused and an erasure's is logged and not counted (the erasure goes on).
     """
     one = await cluster_harness(request, prefix, 1)
     assert one.client is not None
     two = replace(one, log=redis_log(one.client, one.partitions, one.floors, 2), cleanup=None)
     try:
-        group, author = ids(2)
-        message = new_message(group, author, body="said by mistake")
-        await one.log.append(message, GENEROUS)
-        deleted = tombstone(group, message.message_id, 1)
-        assert await one.log.revise(group, 1, deleted) is True
-        assert await _replica_window(one, group) == [deleted]
+        group, author, other = ids(3)
+        mine, theirs = new_message(group, author, body="said by mistake"), new_message(group, other)
+        for message in (mine, theirs):
+            await one.log.append(message, GENEROUS)
+        deleted = tombstone(group, theirs.message_id, 2)
+        assert await one.log.revise(group, 2, deleted) is True
+        assert (await _replica_window(one, group))[1] == deleted
         with pytest.raises(ServiceUnavailable, match="replicas"):
-            await two.log.revise(group, 1, deleted)
+            await two.log.revise(group, 2, deleted)
+
+        assert await one.log.erase_author(author, [group], erased_at()) == 1
+        assert await _replica_window(one, group) == [tombstone(group, mine.message_id, 1), deleted]
+        assert "may come back" not in caplog.text
+        assert await two.log.erase_author(other, [group], erased_at()) == 0  # not confirmed
+        assert "an erased author's frames may come back after a Redis failover" in caplog.text
     finally:
         await one.bus.stop()
         assert one.cleanup is not None

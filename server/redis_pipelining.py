@@ -8,34 +8,17 @@ event loop often starts several appends (and, on a cluster, several rate-limit c
 cluster one pipeline per node, run side by side, after which the callers resume in the same
 turn (so their next calls are pipelined together too). Each call keeps its own result or
 error; a call alone in its turn is sent as it is.
-
-On a cluster the calls go straight to the node that serves their first key's slot, as the
-client's slot map has it, on that node's own connections: redis-py's cluster client spends
-about twice a plain client's CPU on a pipeline and a quarter more on a lone command, and a
-message on a cluster takes two scripts (the author's rate limit lives in another slot). A
-call the node refuses (``MOVED``, ``ASK``, ``TRYAGAIN``, a cluster down), or that meets a
-connection error, is sent again through the cluster client, which follows redirects,
-refreshes its slot map and retries.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import RedisCluster
-from redis.asyncio.cluster import ClusterNode, PipelineCommand
-from redis.exceptions import (
-    AskError,
-    ClusterError,
-    NoScriptError,
-    RedisClusterException,
-    TryAgainError,
-)
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.redis_client import LIBRARY_RACES, RedisClient
@@ -46,11 +29,6 @@ lacks it (a restarted or promoted Redis), and a connection error gets the client
 (a cluster pipeline hands it back without them), as the call alone would have. So does
 redis-py's error for a connection it closed itself under the pipeline (a cluster's slot-map
 refresh disconnects every connection of a node, in use or not)."""
-
-REROUTE = (*RETRY_ALONE, AskError, TryAgainError, ClusterError, RedisClusterException)
-"""A call sent straight to a cluster node that failed so goes again through the cluster
-client: a redirect (``MOVED`` is an ``ASK`` in redis-py), a slot being migrated, a cluster
-in flux. The client follows the redirect, refreshes its slot map and retries."""
 
 
 @dataclass(slots=True)
@@ -102,15 +80,6 @@ class PipelinedScript:
             call.future.cancel()
 
     async def _send(self, calls: list[_Call]) -> None:
-        if isinstance(self._redis, RedisCluster):
-            routes = _by_node(self._redis, calls)
-            if len(routes) == 1:  # the usual case: no task per node
-                await self._send_to(*routes.popitem())
-            else:
-                await asyncio.gather(
-                    *(self._send_to(node, group) for node, group in routes.items())
-                )
-            return
         if len(calls) == 1:
             _settle(calls[0], await self._alone(calls[0]))
             return
@@ -121,35 +90,9 @@ class PipelinedScript:
             results = await pipe.execute(raise_on_error=False)
         except Exception as exc:  # the pipeline itself failed: every caller hears it
             results = [exc] * len(calls)
-        await self._settle_all(calls, results, RETRY_ALONE)
-
-    async def _send_to(self, node: ClusterNode | None, calls: list[_Call]) -> None:
-        """Send ``calls`` to ``node`` on its own connections (None: each through the client)."""
-        if node is None:
-            await self._settle_all(calls, [await self._alone(call) for call in calls], ())
-        else:
-            await self._settle_all(calls, await self._on_node(node, calls), REROUTE)
-
-    async def _settle_all(
-        self, calls: list[_Call], results: list[Any], again: tuple[type[Exception], ...]
-    ) -> None:
-        """Hand each call its result, sending one that failed with ``again`` once more alone."""
         for call, result in zip(calls, results, strict=True):
-            _settle(call, await self._alone(call) if isinstance(result, again) else result)
-
-    async def _on_node(self, node: ClusterNode, calls: list[_Call]) -> list[Any]:
-        """The calls' results or errors, as one pipeline on one of ``node``'s connections."""
-        commands = [
-            PipelineCommand(i, "EVALSHA", self.sha, len(c.keys), *c.keys, *c.args)
-            for i, c in enumerate(calls)
-        ]
-        try:
-            if len(commands) == 1:
-                return [await node.execute_command(*commands[0].args)]
-            await node.execute_pipeline(commands)
-        except Exception as exc:  # the write failed, or the lone command did
-            return [exc] * len(calls)
-        return [command.result for command in commands]
+            retry = isinstance(result, RETRY_ALONE)
+            _settle(call, await self._alone(call) if retry else result)
 
     async def _alone(self, call: _Call) -> Any:
         """One call on its own (redis-py loads the script if Redis lacks it); errors returned."""
@@ -157,21 +100,6 @@ class PipelinedScript:
             return await self._script(keys=call.keys, args=call.args)
         except Exception as exc:
             return exc
-
-
-def _by_node(cluster: RedisCluster, calls: list[_Call]) -> dict[ClusterNode | None, list[_Call]]:
-    """The calls by the primary of their first key's slot, as the client's map has it.
-
-    Without a map (none loaded yet) or an owner for the slot, they go through the client.
-    """
-    routes: dict[ClusterNode | None, list[_Call]] = {}
-    for call in calls:
-        node: ClusterNode | None = None
-        if call.keys and cluster.nodes_manager.slots_cache:
-            with contextlib.suppress(KeyError, RedisClusterException):
-                node = cluster.nodes_manager.get_node_from_slot(cluster.keyslot(call.keys[0]))
-        routes.setdefault(node, []).append(call)
-    return routes
 
 
 def _settle(call: _Call, outcome: Any) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
-from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -25,61 +24,22 @@ return redis.call('INCRBY', KEYS[1], ARGV[1])
 
 
 class Counted:
-    """How a script's calls went out (spies, not fakes).
+    """The client's ``pipeline``, counting how many pipelines were made (a spy, not a fake)."""
 
-    ``made``: pipelines the client made (one Redis). On a cluster the calls go straight to
-    the nodes: ``node_pipelines`` and ``node_lone`` count the pipelines and the lone
-    ``EVALSHA`` commands each node was sent.
-    """
-
-    def __init__(self, client: RedisClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.made = 0
-        self.node_pipelines = 0
-        self.node_lone = 0
         self._pipeline = client.pipeline
-        if isinstance(client, RedisCluster):
-            self._spy_on_nodes(monkeypatch)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.made += 1
         return self._pipeline(*args, **kwargs)
 
-    @property
-    def sends(self) -> int:
-        """Pipelines and lone commands sent, on either kind of Redis."""
-        return self.made + self.node_pipelines + self.node_lone
 
-    def _spy_on_nodes(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        pipeline, command = ClusterNode.execute_pipeline, ClusterNode.execute_command
-
-        async def execute_pipeline(node: ClusterNode, commands: list[Any]) -> bool:
-            self.node_pipelines += 1
-            return await pipeline(node, commands)
-
-        async def execute_command(node: ClusterNode, *args: Any, **kwargs: Any) -> Any:
-            self.node_lone += args[0] == "EVALSHA"
-            return await command(node, *args, **kwargs)
-
-        monkeypatch.setattr(ClusterNode, "execute_pipeline", execute_pipeline)
-        monkeypatch.setattr(ClusterNode, "execute_command", execute_command)
-
-
-def _counting(
-    redis: RedisClient, monkeypatch: pytest.MonkeyPatch
-) -> tuple[PipelinedScript, Counted]:
-    """The test script on ``redis``, and a count of how its calls go out from now."""
-    counted = Counted(redis, monkeypatch)
+def _counting(redis: RedisClient) -> tuple[PipelinedScript, Counted]:
+    """The test script on ``redis``, and a count of the pipelines the client makes from now."""
+    counted = Counted(redis)
     redis.pipeline = counted  # type: ignore[method-assign]
     return PipelinedScript(redis, ADD), counted
-
-
-def _servers(redis: RedisClient, keys: list[str]) -> int:
-    """How many servers hold ``keys`` (the primaries of their slots, on a cluster)."""
-    if isinstance(redis, RedisCluster):
-        return len(
-            {redis.nodes_manager.get_node_from_slot(redis.keyslot(key)).name for key in keys}
-        )
-    return 1
 
 
 @pytest.fixture(params=["one Redis", "cluster"])
@@ -89,7 +49,6 @@ async def redis(
     """A client of the shared test Redis, or of the shared local cluster."""
     if request.param == "cluster":
         client = create_redis(redis_cluster.url, cluster=True)
-        await client.initialize()  # the slot map, which sends straight to nodes go by
     else:
         client = create_redis(REDIS_URL)
     yield client
@@ -97,11 +56,10 @@ async def redis(
 
 
 async def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_results(
-    redis: RedisClient, own_prefix: str, monkeypatch: pytest.MonkeyPatch
+    redis: RedisClient, own_prefix: str
 ) -> None:
-    """Ten calls made together: one send per server; each its own answer, a refusal its own."""
-    await redis.script_load(ADD)  # on every primary: no call is sent again to load it
-    script, counted = _counting(redis, monkeypatch)
+    """Ten calls made together: one pipeline; each its own answer, a refusal only its own."""
+    script, counted = _counting(redis)
     keys = [f"{own_prefix}n{i}" for i in range(10)]
     results = await asyncio.gather(
         *(script(keys=[key], args=[i + 1]) for i, key in enumerate(keys)),
@@ -111,19 +69,19 @@ async def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_results(
     assert results[:10] == [i + 1 for i in range(10)]
     assert isinstance(results[10], ResponseError)
     assert "REFUSED on purpose" in str(results[10])
-    assert counted.sends == _servers(redis, [*keys, f"{own_prefix}refused"])
+    assert counted.made == 1
     stored = await asyncio.gather(*(redis.get(k) for k in keys))
     assert stored == [str(i + 1).encode() for i in range(10)]
 
 
 async def test_a_call_alone_in_its_turn_is_sent_as_it_is(
-    redis: RedisClient, own_prefix: str, monkeypatch: pytest.MonkeyPatch
+    redis: RedisClient, own_prefix: str
 ) -> None:
     """One call after another: no pipeline, each answered in order."""
-    script, counted = _counting(redis, monkeypatch)
+    script, counted = _counting(redis)
     assert await script(keys=[f"{own_prefix}n"], args=[2]) == 2
     assert await script(keys=[f"{own_prefix}n"], args=[3]) == 5
-    assert counted.made == counted.node_pipelines == 0
+    assert counted.made == 0
     with pytest.raises(ResponseError, match="REFUSED on purpose"):
         await script(keys=[f"{own_prefix}n"], args=["refuse"])
 
@@ -213,49 +171,6 @@ async def test_calls_whose_connections_the_client_closed_are_sent_again(
     else:
         await redis.connection_pool.disconnect()
     assert await asyncio.gather(*calls) == [2] * 6
-
-
-@pytest.mark.parametrize("together", [1, 4], ids=["alone", "pipelined"])
-async def test_calls_sent_to_a_node_that_no_longer_serves_their_slot_are_rerouted(
-    redis_cluster: LocalCluster, own_prefix: str, together: int
-) -> None:
-    """A slot map gone stale (a failover, a migration): MOVED, then the client's own routing.
-
-    The client's map is made to name another primary for the keys' slot, as after the slot
-    moved: the calls sent straight there are refused, go again through the cluster client,
-    which follows the redirect and mends its map; every caller gets its own answer.
-    """
-    client = create_redis(redis_cluster.url, cluster=True)
-    try:
-        await client.initialize()
-        assert isinstance(client, RedisCluster)
-        script = PipelinedScript(client, ADD)
-        keys = [f"{{{own_prefix}}}n{i}" for i in range(together)]  # one slot
-        slot = client.keyslot(keys[0])
-        owner = client.nodes_manager.get_node_from_slot(slot)
-        stranger = next(node for node in client.get_primaries() if node.name != owner.name)
-        client.nodes_manager.slots_cache[slot] = [stranger]
-        results = await asyncio.gather(*(script(keys=[key], args=[1]) for key in keys))
-        assert results == [1] * together
-        assert client.nodes_manager.get_node_from_slot(slot).name == owner.name
-    finally:
-        await client.aclose()
-
-
-async def test_calls_before_the_client_has_a_slot_map_go_through_it(
-    redis_cluster: LocalCluster, own_prefix: str
-) -> None:
-    """A cluster client that has sent nothing yet has no map: its first calls load one."""
-    client = create_redis(redis_cluster.url, cluster=True)
-    try:
-        assert isinstance(client, RedisCluster)
-        assert not client.nodes_manager.slots_cache
-        script = PipelinedScript(client, ADD)
-        keys = [f"{own_prefix}n{i}" for i in range(3)]
-        assert await asyncio.gather(*(script(keys=[key], args=[5]) for key in keys)) == [5] * 3
-        assert client.nodes_manager.slots_cache
-    finally:
-        await client.aclose()
 
 
 async def test_a_pipeline_that_cannot_be_sent_fails_every_call() -> None:

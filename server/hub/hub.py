@@ -43,6 +43,10 @@ from server.realtime.registry import Registry
 
 log = logging.getLogger(__name__)
 TYPING_INTERVAL_S = 2.0
+RELEASE_RETRIES_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+"""When a lease that could not be given back is tried again (16 s in all, within the lease's
+30 s): a lease left behind counts against the user's cap of sockets until it expires, so a
+client reconnecting through a Redis failover would be refused 4009."""
 
 
 class Hub:
@@ -157,7 +161,25 @@ class Hub:
                     await self._quietly(
                         self._bus.unsubscribe(user_channel(conn.user_id), self._on_user)
                     )
-        await self._quietly(self._registry.release(conn.user_id, conn.session_id))
+        await self._give_back(conn.user_id, conn.session_id)
+
+    async def _give_back(self, user_id: uuid.UUID, session_id: str) -> None:
+        """Give a socket's slot back; if Redis is in flux, keep trying in the background."""
+        try:
+            await self._registry.release(user_id, session_id)
+        except Exception:
+            self._spawn(self._give_back_later(user_id, session_id))
+
+    async def _give_back_later(self, user_id: uuid.UUID, session_id: str) -> None:
+        for delay in RELEASE_RETRIES_S:
+            await asyncio.sleep(delay)
+            try:
+                await self._registry.release(user_id, session_id)
+            except Exception as exc:
+                log.info("a socket's slot is not given back yet", extra={"error": repr(exc)})
+                continue
+            return
+        log.warning("a socket's slot was not given back; it expires with its lease")
 
     # -- subscriptions ----------------------------------------------------------------
 

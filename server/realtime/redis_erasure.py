@@ -26,9 +26,9 @@ from server.realtime.log import author_marker, tombstone
 from server.redis_client import RedisClient, glob_escape, unlink_matching
 
 log = logging.getLogger(__name__)
-Rewrite = Callable[[AsyncScript, str, list[str], list[Any]], Awaitable[Any]]
-"""Runs a script that rewrites a recovery window (script, its Lua, keys, args), waiting for
-the replicas when acks do.
+Rewrite = Callable[[AsyncScript, list[str], list[Any]], Awaitable[Any]]
+"""Runs a script that rewrites a recovery window (script, keys, args), waiting for the
+replicas when acks do.
 
 Raises:
     ServiceUnavailable: fewer replicas than acks wait for took the rewrite in time.
@@ -130,9 +130,8 @@ class RedisErasure:
         the erasure goes on: the window ages out within ``RECOVERY_WINDOW_S``.
         """
         window = self._partitions.owned(group_id, f"rec:{group_id}")
-        args: list[Any] = list(self._args(author_id, group_id))
         try:
-            return int(await self._rewrite(self._window, _WINDOW, [window], args))
+            return int(await self._rewrite(self._window, [window], self._args(author_id, group_id)))
         except ServiceUnavailable:
             log.warning(
                 "an erased author's frames may come back after a Redis failover",

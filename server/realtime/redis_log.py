@@ -29,6 +29,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.asyncio import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.typing import ScriptTextT
 
 from server.aio import cancel_and_wait
 from server.bus.partitions import Partitions
@@ -434,11 +435,9 @@ class RedisMessageLog:
             ServiceUnavailable: fewer than N replicas took the rewrite in time.
         """
         keys: list[str] = [self._key("rec", group_id)]
-        return bool(await self._rewrite(self._revise, _REVISE, keys, [f"{seq}-0", frame]))
+        return bool(await self._rewrite(self._revise, keys, [f"{seq}-0", frame]))
 
-    async def _rewrite(
-        self, script: AsyncScript, lua: str, keys: list[str], args: list[Any]
-    ) -> Any:
+    async def _rewrite(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         """Run a script that rewrites a recovery window; with replica acks, once on N replicas.
 
         Raises:
@@ -448,7 +447,7 @@ class RedisMessageLog:
             return await script(keys=keys, args=args)
         deadline = time.monotonic() + APPEND_DEADLINE_S
         result, replicas = await self._retrying(
-            lambda: self._waited(str(script.sha), lua, keys, args), deadline
+            lambda: self._waited(str(script.sha), script.script, keys, args), deadline
         )
         if replicas < self._min_replicas:
             raise ServiceUnavailable("The change did not reach enough Redis replicas in time")
@@ -508,7 +507,7 @@ class RedisMessageLog:
         return result
 
     async def _waited(
-        self, sha: str, lua: str, keys: list[str], args: list[Any]
+        self, sha: str, lua: ScriptTextT, keys: list[str], args: list[Any]
     ) -> tuple[Any, int]:
         """A script and ``WAIT N`` on one connection: its result, and how many replicas took it.
 

@@ -102,10 +102,25 @@ class User(IdMixin, TimestampMixin, Base):
     email_verified_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+REVOKED = text("revoked_at IS NOT NULL")
+USED = text("used_at IS NOT NULL")
+READ = text("read_at IS NOT NULL")
+FINISHED = text("status IN ('succeeded', 'dead')")
+"""Partial-index conditions: the rows the retention purge looks for (server/store/retention)."""
+
+
 class RefreshToken(IdMixin, Base):
     """One refresh token of a family; only its SHA-256 is stored."""
 
     __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        Index(
+            "ix_refresh_tokens_revoked_at",
+            "revoked_at",
+            postgresql_where=REVOKED,
+            sqlite_where=REVOKED,
+        ),
+    )
 
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
@@ -113,7 +128,7 @@ class RefreshToken(IdMixin, Base):
     family_id: Mapped[uuid.UUID] = mapped_column(index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=NOW)
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -272,6 +287,12 @@ class WebhookDelivery(IdMixin, TimestampMixin, Base):
             postgresql_where=STALLED,
             sqlite_where=STALLED,
         ),
+        Index(
+            "ix_webhook_deliveries_finished",
+            "updated_at",
+            postgresql_where=FINISHED,
+            sqlite_where=FINISHED,
+        ),
     )
 
     webhook_id: Mapped[uuid.UUID] = mapped_column(
@@ -289,6 +310,9 @@ class AccountToken(IdMixin, Base):
     """An emailed single-use token (verification or reset); only its SHA-256 is stored."""
 
     __tablename__ = "account_tokens"
+    __table_args__ = (
+        Index("ix_account_tokens_used_at", "used_at", postgresql_where=USED, sqlite_where=USED),
+    )
 
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
@@ -352,6 +376,7 @@ class Notification(IdMixin, Base):
             postgresql_where=EMAIL_PENDING,
             sqlite_where=EMAIL_PENDING,
         ),
+        Index("ix_notifications_read_at", "read_at", postgresql_where=READ, sqlite_where=READ),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

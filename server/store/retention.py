@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy import ColumnElement, Select, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.base import IdMixin
@@ -59,11 +60,21 @@ _FINISHED: dict[Kind, tuple[type[IdMixin], Finished]] = {
 finished, read) since before the cutoff."""
 
 
+def batch_of(kind: Kind, cutoff: datetime) -> Select[uuid.UUID]:
+    """The ids of at most :data:`BATCH` rows of ``kind`` done with before ``cutoff``.
+
+    Each kind's condition is served by an index (``ix_*`` in :mod:`server.store.models`).
+    """
+    model, finished = _FINISHED[kind]
+    return select(model.id).where(finished(cutoff)).limit(BATCH)
+
+
 async def purge_batch(session: AsyncSession, kind: Kind, cutoff: datetime) -> int:
     """Delete at most :data:`BATCH` rows of ``kind`` done with before ``cutoff``; how many."""
-    model, finished = _FINISHED[kind]
-    batch = select(model.id).where(finished(cutoff)).limit(BATCH)
+    model, _ = _FINISHED[kind]
     result = await session.execute(
-        delete(model).where(model.id.in_(batch)).execution_options(synchronize_session=False)
+        delete(model)
+        .where(model.id.in_(batch_of(kind, cutoff)))
+        .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

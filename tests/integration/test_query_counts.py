@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,7 @@ from server.store import groups as group_repo
 from server.store import messages as message_repo
 from server.store.listing import AnySelect, ListSpec, parse_list_query
 from server.store.models import Message, StudyGroup, User
+from server.store.retention import Kind, batch_of
 from tests.factories.groups import GROUPS, create_group, post_message
 from tests.factories.users import Account, account
 from tests.fixtures.server import RunningServer
@@ -205,6 +207,8 @@ async def _explain(database_url: str, statement: AnySelect, *, sorts: bool = Tru
 
 
 GROUP_IDS = select(StudyGroup.id)
+CUTOFF = datetime(2026, 1, 1, tzinfo=UTC)
+"""The retention purge's cutoff in its explained batches (any date will do)."""
 EXPLAINED = [
     pytest.param(
         _windowed(GROUP_IDS, GROUP_LIST, **{"filter[visibility]": "private"}),
@@ -291,6 +295,18 @@ EXPLAINED = [
         "ix_invites_invitee_id_status",
         id="invites-of-user",
     ),
+    *(
+        pytest.param(batch_of(kind, CUTOFF), index, id=f"retention-{kind.value}-{index}")
+        for kind, index in [
+            (Kind.SESSIONS, "ix_refresh_tokens_expires_at"),
+            (Kind.SESSIONS, "ix_refresh_tokens_revoked_at"),
+            (Kind.EMAIL_TOKENS, "ix_account_tokens_expires_at"),
+            (Kind.EMAIL_TOKENS, "ix_account_tokens_used_at"),
+            (Kind.WEBHOOK_DELIVERIES, "ix_webhook_deliveries_finished"),
+            (Kind.DEAD_LETTERS, "ix_dead_letters_created_at"),
+            (Kind.READ_NOTIFICATIONS, "ix_notifications_read_at"),
+        ]
+    ),
 ]
 
 
@@ -298,7 +314,7 @@ EXPLAINED = [
 async def test_list_sql_is_served_by_its_index(
     settings: Settings, node: RunningServer, statement: AnySelect, index: str
 ) -> None:
-    """With sequential scans off, the API's filter/sort SQL scans the index meant for it."""
+    """With sequential scans off, list and retention-purge SQL scans the index meant for it."""
     assert node.db.dialect == "postgresql"
     used = await _explain(settings.database_url, statement, sorts=index not in ORDER_INDEXES)
     assert index in used, f"{index} not used; plan scanned {sorted(used)}:\n{_sql(statement)}"

@@ -58,7 +58,7 @@ test: $(STAMP) $(LOAD_STAMP)
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
-	$(BIN)/coverage report --fail-under=100 --include='server/security/*,server/services/auth.py,server/services/users.py,server/store/users.py,server/store/accounts.py,server/api/auth.py,server/api/users.py,server/api/cookies.py,server/api/upload.py,server/services/account_recovery.py,server/api/account_recovery.py,server/store/account_tokens.py,protocol/*'
+	$(BIN)/coverage report --fail-under=100 --include='server/security/*,server/services/auth.py,server/services/users.py,server/services/erasures.py,server/store/users.py,server/store/accounts.py,server/api/auth.py,server/api/users.py,server/api/cookies.py,server/api/upload.py,server/services/account_recovery.py,server/api/account_recovery.py,server/store/account_tokens.py,protocol/*'
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -x -q $(PYTEST_ARGS)

@@ -46,6 +46,7 @@ from server.services.auth import AuthService
 from server.services.clock import Clock
 from server.services.dead_letters import DeadLetters
 from server.services.deliveries import DeliveryQueue, MessageEvents, WebhookDeliveries
+from server.services.erasures import ErasureFollowUp
 from server.services.groups import GroupService
 from server.services.invites import InviteService
 from server.services.mail import Composer, Postman
@@ -77,6 +78,7 @@ class Domain:
     clock: Clock
     auth: AuthService
     users: UserService
+    erasures: ErasureFollowUp
     access: GroupAccess
     groups: GroupService
     invites: InviteService
@@ -171,14 +173,17 @@ def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Doma
     groups = GroupService(db, access, notifier, deliveries, clock)
     rate = Rate(settings.ws_message_burst, settings.ws_message_burst / settings.ws_message_rate)
     pipeline = MessagePipeline(realtime.log, access, clock, rate=rate)
+    cache = _cache(resources)
+    copies = RealtimeCopies(realtime.log, resources.redis, settings.redis_prefix)
+    erasures = ErasureFollowUp(db, cache, notifier, copies, clock)
     users = UserService(
         db,
         auth,
-        _cache(resources),
+        cache,
         build_scanner(settings.clamd_url),
         notifier,
         clock,
-        RealtimeCopies(realtime.log, resources.redis, settings.redis_prefix),
+        erasures,
         media_dir=settings.media_dir,
         media_url_prefix=settings.media_url_prefix,
         cache_ttl_s=settings.profile_cache_ttl_s,
@@ -187,6 +192,7 @@ def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Doma
         clock=clock,
         auth=auth,
         users=users,
+        erasures=erasures,
         access=access,
         groups=groups,
         invites=InviteService(db, groups, notifier, deliveries, outbox, clock),

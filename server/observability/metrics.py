@@ -121,6 +121,11 @@ RETENTION_PURGED = Counter(
     "Rows deleted by the retention purge, by kind.",
     ["kind"],
 )
+ERASURE_FOLLOW_UPS = Counter(
+    "studybuddy_erasure_follow_ups_total",
+    "Attempts to reach an erased account's copies outside the database, by result (done, retry).",
+    ["result"],
+)
 TASK_RUNS = Counter(
     "studybuddy_task_runs_total",
     "Background job runs, by task and result (ok, retried, dead).",

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncGenerator, Iterable
-from datetime import datetime
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Protocol
 
 import msgspec
 from sqlalchemy import select
@@ -24,6 +22,7 @@ from server.security.scanner import Scanner
 from server.security.tokens import IssuedToken
 from server.services.auth import AuthService
 from server.services.clock import Clock
+from server.services.erasures import ErasureFollowUp
 from server.services.notify import Notifier
 from server.services.views import user_private, user_public
 from server.store import accounts
@@ -49,16 +48,6 @@ _public_codec = msgspec.json.Decoder(UserPublic)
 _encoder = msgspec.json.Encoder()
 
 
-class Copies(Protocol):
-    """Copies of an account's data outside the database (the message log, Redis keys)."""
-
-    async def erase(
-        self, user_id: uuid.UUID, group_ids: Iterable[uuid.UUID], deleted_at: datetime
-    ) -> None:
-        """Erase them all; the user's messages (in ``group_ids`` and beyond) become tombstones."""
-        ...
-
-
 class UserService:
     """What a user can do with their own account, and what others can see of it."""
 
@@ -70,7 +59,7 @@ class UserService:
         scanner: Scanner,
         notifier: Notifier,
         clock: Clock,
-        copies: Copies,
+        erasure: ErasureFollowUp,
         *,
         media_dir: str,
         media_url_prefix: str,
@@ -82,7 +71,7 @@ class UserService:
         self._scanner = scanner
         self._notifier = notifier
         self._clock = clock
-        self._copies = copies
+        self._erasure = erasure
         self._media = Path(media_dir)
         self._media_url = media_url_prefix.rstrip("/")
         self._ttl = cache_ttl_s
@@ -250,13 +239,10 @@ class UserService:
             groups += await accounts.erase_messages(session, user_id, now)
             await accounts.erase_snapshots(session, user_id)
             await accounts.delete_user(session, user_id)
-        self._remove_file(user.avatar_url)
-        await self._forget(user_id)
-        await self._notifier.disconnect_user(user_id, "account deleted")
-        await self._copies.erase(user_id, set(groups), now)
-        for group_id in dict.fromkeys(groups):  # access caches, nodes' windows of recent frames
-            await self._notifier.membership_changed(group_id, user_id)
+            accounts.stage_erasure(session, user_id, groups, now)
         audit(AuditEvent.ACCOUNT_ERASED, user_id)
+        self._remove_file(user.avatar_url)
+        await self._erasure.finish(user_id, groups, now)
 
     async def _get(self, user_id: uuid.UUID) -> User:
         async with self._db.session() as session:

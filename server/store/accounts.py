@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from server.store.models import (
     Notification,
     NotificationEvent,
     NotificationSettings,
+    PendingErasure,
     RefreshToken,
     Role,
     StudyGroup,
@@ -264,3 +265,32 @@ async def erase_snapshots(session: AsyncSession, user_id: uuid.UUID) -> int:
 async def delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
     """Delete the user row; sessions and received invites go with it (ON DELETE CASCADE)."""
     await session.execute(delete(User).where(User.id == user_id))
+
+
+def stage_erasure(
+    session: AsyncSession, user_id: uuid.UUID, group_ids: Iterable[uuid.UUID], now: datetime
+) -> PendingErasure:
+    """Record, in the erasure's transaction, the copies outside the database left to erase."""
+    pending = PendingErasure(
+        user_id=user_id, group_ids=[str(g) for g in dict.fromkeys(group_ids)], deleted_at=now
+    )
+    session.add(pending)
+    return pending
+
+
+async def pending_erasures(
+    session: AsyncSession, staged_before: datetime, limit: int
+) -> list[PendingErasure]:
+    """Erasures staged before ``staged_before`` whose copies are not all erased, oldest first."""
+    rows = await session.scalars(
+        select(PendingErasure)
+        .where(PendingErasure.created_at < staged_before)
+        .order_by(PendingErasure.created_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def erasure_done(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Every copy of the erased account is gone: forget the erasure."""
+    await session.execute(delete(PendingErasure).where(PendingErasure.user_id == user_id))

@@ -429,3 +429,21 @@ class DeadLetter(IdMixin, Base):
     last_error: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=NOW, index=True)
     replayed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class PendingErasure(Base):
+    """An erased account's copies outside the database, until they are erased too.
+
+    Written in the erasure's transaction; deleted once the Redis keys, the message log's
+    recovery windows and the nodes' caches have been reached. A row left behind (Redis was
+    away) is retried by the ``accounts.finish_erasures`` sweep.
+    """
+
+    __tablename__ = "pending_erasures"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    """The erased account (no foreign key: its row is gone)."""
+    group_ids: Mapped[list[str]] = mapped_column(JSON)
+    """Groups the user was in or wrote in: their windows and access caches to reach."""
+    deleted_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=NOW, index=True)

@@ -95,6 +95,11 @@ async def remind_due_soon(domain: Dom) -> int:
     return await domain.reminders.remind_due_soon()
 
 
+async def finish_erasures(domain: Dom) -> int:
+    """Reach the copies outside the database that an account's erasure could not (Redis away)."""
+    return await domain.erasures.sweep()
+
+
 JOBS: dict[str, Callable[..., Awaitable[Any]]] = {
     RETENTION_JOB: purge_retention,
     "sessions.purge_expired": purge_retention,  # its name in earlier releases (queued ones)
@@ -106,6 +111,7 @@ JOBS: dict[str, Callable[..., Awaitable[Any]]] = {
     FAN_OUT_JOB: fan_out,
     "notifications.requeue_stalled": requeue_stalled_notifications,
     "reminders.due_soon": remind_due_soon,
+    "accounts.finish_erasures": finish_erasures,
 }
 
 

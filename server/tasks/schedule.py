@@ -30,12 +30,13 @@ class Periodic:
 
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
-    """Reminders and the sweeps every tick; the retention purge hourly."""
+    """Reminders and the sweeps (deliveries, notifications, erasures) each tick; purge hourly."""
     tick = settings.scheduler_tick_s
     return [
         Periodic("reminders.due_soon", tick),
         Periodic("webhooks.requeue_stalled", tick),
         Periodic("notifications.requeue_stalled", tick),
+        Periodic("accounts.finish_erasures", tick),
         Periodic("retention.purge", max(tick, PURGE_EVERY_S)),
     ]
 

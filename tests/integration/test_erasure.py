@@ -12,19 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import select
+from prometheus_client import REGISTRY
+from sqlalchemy import Connection, event, select, update
 
 from server.security.crypto import SecretBox
-from server.store.models import Message, Webhook, WebhookDelivery
+from server.store.base import utcnow
+from server.store.models import Message, PendingErasure, Webhook, WebhookDelivery
 from tests.factories.groups import public_group
 from tests.factories.users import Account, account
+from tests.fixtures.redis_server import OwnRedis
+from tests.fixtures.server import RunningServer, serve
+from tests.fixtures.settings import make_settings
 from tests.fixtures.wsclient import Socket, socket
 from tests.integration.conftest import Realtime
 
 TEXTS = ["first secret of mine", "second secret of mine", "third secret of mine"]
+
+
+def metric(name: str, labels: dict[str, str]) -> float:
+    """A counter's value in this process (the nodes under test run in it)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def replayed(ws: Socket, group: str, since_seq: int) -> tuple[list[dict[str, Any]], str]:
@@ -82,9 +95,9 @@ async def payloads(rt: Realtime, hook_id: uuid.UUID) -> list[dict[str, Any]]:
         return list(rows)
 
 
-async def keys_naming(rt: Realtime, user_id: str) -> list[bytes]:
+async def keys_naming(node: RunningServer, user_id: str) -> list[bytes]:
     """Redis keys of the node's prefix that name the user (none in process)."""
-    redis, prefix = rt.node.node.resources.redis, rt.node.node.settings.redis_prefix
+    redis, prefix = node.node.resources.redis, node.node.settings.redis_prefix
     if redis is None:
         return []
     return [key async for key in redis.scan_iter(match=f"{prefix}*{user_id}*", count=1000)]
@@ -133,4 +146,81 @@ async def test_erasure_leaves_tombstones_in_every_copy(rt: Realtime) -> None:
     assert records and all(p["body"] == "" and p["author_id"] is None for p in records)
     cached = await rt.http.get(f"/api/v1/users/{author.id}", headers=member.headers)
     assert cached.status_code == 404
-    assert await keys_naming(rt, author.id) == []
+    assert await keys_naming(rt.node, author.id) == []
+    assert await pending(rt.node, author.id) == []
+
+
+async def pending(node: RunningServer, user_id: str) -> list[PendingErasure]:
+    """The user's erasure, while its copies outside the database are not all reached."""
+    async with node.db.session() as session:
+        return list(
+            await session.scalars(
+                select(PendingErasure).where(PendingErasure.user_id == uuid.UUID(user_id))
+            )
+        )
+
+
+def kill_redis_once_the_erasure_commits(node: RunningServer, redis: OwnRedis) -> None:
+    """Redis dies the moment the transaction that deletes a user row commits."""
+    engine = node.db.engine.sync_engine
+
+    def statement(conn: Connection, _cursor: Any, sql: str, *_: Any) -> None:
+        if sql.lstrip().upper().startswith("DELETE FROM USERS"):
+            conn.info["deletes_user"] = True
+
+    def commit(conn: Connection) -> None:
+        if conn.info.pop("deletes_user", False):
+            redis.kill()
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+
+
+async def test_an_erasure_that_loses_redis_after_its_commit_is_finished_by_the_sweep(
+    pg_url: str, owned_redis: OwnRedis, tmp_path: Path
+) -> None:
+    """Redis dies between the erasure's commit and its Redis part: 204 all the same.
+
+    The account is gone, so a 503 would ask for a retry that cannot succeed. The copies stay
+    staged until the sweep, with Redis back, erases them.
+    """
+    settings = make_settings(pg_url, owned_redis.url, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path)
+    async with (
+        serve(settings) as node,
+        httpx.AsyncClient(base_url=node.base_url, timeout=20) as http,
+    ):
+        author, member = await account(http), await account(http)
+        group = await public_group(http, author, member)
+        profile = await http.get(f"/api/v1/users/{author.id}", headers=member.headers)
+        assert profile.status_code == 200  # now cached in Redis
+        async with socket(f"{node.ws_url}/api/v1/ws", author.token) as ws:
+            await ws.send_message(group, TEXTS[0], "c-0")  # a rate-limit bucket, a lease
+        assert await keys_naming(node, author.id)
+        retries = metric("studybuddy_erasure_follow_ups_total", {"result": "retry"})
+        kill_redis_once_the_erasure_commits(node, owned_redis)
+
+        gone = await http.request(
+            "DELETE", "/api/v1/users/me", headers=author.headers, json={"password": author.password}
+        )
+
+        assert gone.status_code == 204
+        assert metric("studybuddy_erasure_follow_ups_total", {"result": "retry"}) == retries + 1
+        [staged] = await pending(node, author.id)
+        assert str(staged.user_id) == author.id and staged.group_ids == [group]
+        await owned_redis.astart()  # AOF on: the keys come back with it
+        assert await keys_naming(node, author.id)
+        await node.domain.erasures.sweep()
+        assert await pending(node, author.id)  # staged just now: its request may be on it still
+        async with node.db.session() as session, session.begin():
+            await session.execute(
+                update(PendingErasure)
+                .where(PendingErasure.user_id == staged.user_id)
+                .values(created_at=utcnow() - timedelta(minutes=2))
+            )
+
+        assert await node.domain.erasures.sweep() >= 1  # others staged long ago may go too
+
+        assert await keys_naming(node, author.id) == []
+        assert await pending(node, author.id) == []
+        cached = await http.get(f"/api/v1/users/{author.id}", headers=member.headers)
+        assert cached.status_code == 404

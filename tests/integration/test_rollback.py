@@ -89,6 +89,7 @@ VALUES: dict[str, dict[str, Any]] = {
         "kwargs": {},
         "attempts": 3,
     },
+    "pending_erasures": {"group_ids": ["00000000-0000-0000-0000-000000000002"]},
 }
 Schema = dict[str, Any]
 Rows = dict[str, dict[str, list[str]]]

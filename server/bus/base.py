@@ -10,6 +10,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
 """Called with ``(channel, payload)`` on the event loop; must not block or raise."""
+Resync = Callable[[frozenset[str]], None]
+"""Told, after a reconnect, the channels whose messages may have been missed meanwhile."""
 
 
 class BusUnavailable(ConnectionError):
@@ -58,8 +60,8 @@ class Bus(Protocol):
         """Stop delivering ``channel`` to ``handler``."""
         ...
 
-    def on_resync(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` after a reconnect: messages may have been missed meanwhile."""
+    def on_resync(self, callback: Resync) -> None:
+        """Call ``callback`` after a reconnect with the channels that may have missed messages."""
         ...
 
 

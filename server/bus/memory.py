@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from server.bus.base import Handler, dispatch
+from server.bus.base import Handler, Resync, dispatch
 
 
 class MemoryBus:
@@ -45,5 +43,5 @@ class MemoryBus:
         if not handlers:
             self._handlers.pop(channel, None)
 
-    def on_resync(self, callback: Callable[[], None]) -> None:
+    def on_resync(self, callback: Resync) -> None:
         """An in-process bus never loses messages; nothing to register."""

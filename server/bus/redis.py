@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from server.aio import cancel_and_wait
-from server.bus.base import BusUnavailable, Handler, dispatch
+from server.bus.base import BusUnavailable, Handler, Resync, dispatch
 from server.bus.partitions import Partitions
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class _Shard:
             try:
                 pubsub = await self._connect(refresh=not first)
                 if not first:
-                    self.bus.signal_resync()
+                    self.bus.signal_resync(self.names)
                 first, backoff = False, 0.1
                 await self._read(pubsub)
             except asyncio.CancelledError:
@@ -242,7 +242,7 @@ class RedisBus:
         self._physical: dict[str, str] = {}
         self._logical: dict[str, str] = {}
         self._shards: dict[int, _Shard] = {}
-        self._resync: list[Callable[[], None]] = []
+        self._resync: list[Resync] = []
         self._started = False
 
     @property
@@ -328,9 +328,14 @@ class RedisBus:
             if shard is not None and name is not None:
                 await shard.drop(name)
 
-    def on_resync(self, callback: Callable[[], None]) -> None:
-        """Register a callback run after every reconnect."""
+    def on_resync(self, callback: Resync) -> None:
+        """Register a callback run after every reconnect, with the channels it concerns."""
         self._resync.append(callback)
+
+    @property
+    def client_name(self) -> str:
+        """The subscriber connections' name in ``CLIENT LIST``: the prefix, then ``bus``."""
+        return "".join("_" if c.isspace() else c for c in self.partitions.prefix) + "bus"
 
     def channels(self) -> list[str]:
         """Channels this process is subscribed to."""
@@ -342,6 +347,7 @@ class RedisBus:
             "retry": Retry(NoBackoff(), 0),
             "socket_connect_timeout": 2,
             "socket_keepalive": True,
+            "client_name": self.client_name,
         }
         publisher = self._publisher
         if not isinstance(publisher, RedisCluster):
@@ -359,11 +365,16 @@ class RedisBus:
         if channel is not None:
             dispatch(self._handlers.get(channel, ()), channel, payload)
 
-    def signal_resync(self) -> None:
-        """A shard reconnected: messages may have been missed meanwhile."""
+    def signal_resync(self, names: Iterable[str]) -> None:
+        """A shard reconnected: messages on its channels (physical ``names``) may be missed.
+
+        Only that shard's channels are named: on a cluster, a failover reconnects the shards
+        of one primary, and the groups of the others lost nothing.
+        """
+        channels = frozenset(c for c in map(self._logical.get, names) if c is not None)
         for callback in self._resync:
             try:
-                callback()
+                callback(channels)
             except Exception:
                 log.exception("resync callback failed")
 

@@ -90,7 +90,7 @@ class Hub:
 
     def start(self) -> None:
         """Start lease refreshing and presence sweeping; listen for bus reconnects."""
-        self._bus.on_resync(self._resync_all)
+        self._bus.on_resync(self._resync)
         self._maintenance = asyncio.create_task(self._maintain(), name="hub-maintenance")
 
     async def stop(self) -> None:
@@ -385,13 +385,18 @@ class Hub:
         if window is not None:
             window.clear()
 
-    def _resync_all(self) -> None:
-        """After a bus reconnect: look for messages and presence changes missed meanwhile."""
-        self._spawn(self._presence.reload())
-        for window in self._recent.values():
-            window.clear()
-        for group_id, members in self._groups.items():
-            for conn in tuple(members):
+    def _resync(self, channels: frozenset[str]) -> None:
+        """After a bus reconnect: look for what the groups of ``channels`` missed meanwhile.
+
+        Messages come back by seq from the log, presence from the registry; the groups'
+        windows of recent frames may lack what was missed, so they are dropped.
+        """
+        found = map(self._channel_ids.get, channels)
+        groups = [g for g in found if g is not None and g in self._groups]
+        self._spawn(self._presence.reload(groups))
+        for group_id in groups:
+            self._forget_recent(group_id)
+            for conn in tuple(self._groups[group_id]):
                 cursor = conn.groups.get(group_id)
                 if cursor is not None and cursor.hold():
                     self._catchup.fill(conn, group_id, cursor.delivered)

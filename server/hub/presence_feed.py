@@ -84,9 +84,10 @@ class PresenceFeed:
                 for item in each:
                     conn.offer(item)
 
-    async def reload(self) -> None:
-        """After a bus reconnect: diffs may have been missed; load every view again."""
-        for group_id in self._book.groups():
+    async def reload(self, group_ids: Iterable[uuid.UUID]) -> None:
+        """After a bus reconnect: diffs may have been missed; load the groups' views again."""
+        watched = set(self._book.groups())
+        for group_id in (g for g in group_ids if g in watched):
             try:
                 self._book.load(group_id, await self._registry.online(group_id))
             except Exception as exc:

@@ -189,7 +189,7 @@ async def test_leaving_and_coming_back_at_once_keeps_the_channel(bus: Bus) -> No
     be taken for one, or the bus reconnects and every socket is told to resubscribe.)
     """
     channel, resyncs = room(), []
-    bus.on_resync(lambda: resyncs.append(1))
+    bus.on_resync(lambda _channels: resyncs.append(1))
     for turn in range(20):
         inbox = Inbox()
         await bus.subscribe(channel, inbox)
@@ -299,8 +299,8 @@ async def owned(owned_redis: OwnRedis) -> AsyncIterator[OwnedBus]:
 async def test_redis_restart_reconnects_resubscribes_and_signals_resync(owned: OwnedBus) -> None:
     """Redis SIGKILLed, down ~0.7 s, restarted: the bus re-subscribes, resyncs, delivers again."""
     bus = owned.bus
-    resyncs: list[float] = []
-    bus.on_resync(lambda: resyncs.append(time.monotonic()))
+    resyncs: list[frozenset[str]] = []
+    bus.on_resync(resyncs.append)
     channels = [room() for _ in range(3)]
     inboxes = [Inbox() for _ in channels]
     for channel, inbox in zip(channels, inboxes, strict=True):
@@ -330,7 +330,7 @@ async def test_redis_restart_reconnects_resubscribes_and_signals_resync(owned: O
         await inbox.wait_for(1)
     assert inboxes[0].payloads == [b"before", b"after"]
     assert all(inbox.payloads == [b"after"] for inbox in inboxes[1:])
-    assert len(resyncs) == 1
+    assert resyncs == [frozenset(channels)]  # one Redis, one shard: every channel
 
 
 async def test_subscribe_while_redis_is_down_raises_bus_unavailable(owned: OwnedBus) -> None:
@@ -409,3 +409,53 @@ async def test_stop_returns_promptly_while_redis_is_down(owned_redis: OwnRedis) 
         assert time.monotonic() - started < 1.0
     finally:
         await subject.publisher.aclose()
+
+
+async def test_a_cluster_primary_dropping_its_subscribers_resyncs_only_its_channels(
+    redis_cluster: LocalCluster,
+) -> None:
+    """One primary ends our subscriber connections: the resync names its partitions' channels.
+
+    The groups of the other primaries lost nothing; resyncing them too would replay every
+    subscribed group of the node for each shard that reconnects in a failover.
+    """
+    prefix = f"sbtest:{uuid.uuid4().hex[:8]}:"
+    publisher = await create_redis(redis_cluster.url, cluster=True).initialize()
+    partitions = Partitions(prefix, 4, sharded=True)
+    route = channel_route(partitions)
+    bus = RedisBus(publisher, redis_cluster.url, partitions=partitions, route=route)
+    resyncs: list[frozenset[str]] = []
+    bus.on_resync(resyncs.append)
+    by_partition: dict[int, str] = {}
+    while len(by_partition) < partitions.count:
+        channel = f"g:{uuid.uuid4()}"  # a group's channel lives in the group's partition
+        by_partition.setdefault(route(channel), channel)
+    try:
+        await bus.start()
+        for channel in by_partition.values():
+            await bus.subscribe(channel, Inbox())
+        node_of = {
+            c: publisher.get_node_from_key(partitions.channel(p, c)).name
+            for p, c in by_partition.items()
+        }
+        victim = node_of[by_partition[0]]
+        on_victim = frozenset(c for c, node in node_of.items() if node == victim)
+        assert 0 < len(on_victim) < partitions.count  # the partitions span primaries
+        primary = publisher.get_node(node_name=victim)
+        clients = await publisher.execute_command("CLIENT LIST", target_nodes=primary)
+        ours = [c["id"] for c in clients if c.get("name") == bus.client_name]
+        assert ours
+        for client_id in ours:
+            await publisher.execute_command("CLIENT KILL", "ID", client_id, target_nodes=primary)
+
+        await eventually(lambda: len(resyncs) == len(ours) and bus.connected, timeout=10)
+        await asyncio.sleep(0.5)  # no other shard follows
+        assert frozenset().union(*resyncs) == on_victim
+        for channel in by_partition.values():
+            inbox = Inbox()
+            await bus.subscribe(channel, inbox)
+            await bus.publish(channel, b"after")
+            await inbox.wait_for(1)
+    finally:
+        await bus.stop()
+        await publisher.aclose()

@@ -21,7 +21,13 @@ async def test_silent_connection_is_replaced_and_resync_signalled(own_prefix: st
     publisher = Redis.from_url(REDIS_URL)
     bus = RedisBus(publisher, url, own_prefix, silence_limit_s=1.5)
     resynced = asyncio.Event()
-    bus.on_resync(resynced.set)
+    told: list[frozenset[str]] = []
+
+    def resync(channels: frozenset[str]) -> None:
+        told.append(channels)
+        resynced.set()
+
+    bus.on_resync(resync)
     received: list[bytes] = []
     try:
         await bus.start()
@@ -36,6 +42,7 @@ async def test_silent_connection_is_replaced_and_resync_signalled(own_prefix: st
         proxy.freeze(False)
         proxy.restore()
         await asyncio.wait_for(resynced.wait(), 10)
+        assert told == [frozenset({"g:x"})]
         await bus.publish("g:x", b"after")
         for _ in range(50):
             if received:

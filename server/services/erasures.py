@@ -65,15 +65,15 @@ class ErasureFollowUp:
             await self._copies.erase(user_id, groups, deleted_at)
             for group_id in groups:  # access caches, nodes' windows of recent frames
                 await self._notifier.membership_changed(group_id, user_id)
-        except Exception as exc:  # Redis away: the row stays for the sweep
+            async with self._db.session() as session, session.begin():
+                await accounts.erasure_done(session, user_id)
+        except Exception as exc:  # Redis (or the database) away: the row stays for the sweep
             ERASURE_FOLLOW_UPS.labels(result="retry").inc()
             log.warning(
                 "an erased account's copies outside the database wait for the sweep",
                 extra={"account": str(user_id), "error": repr(exc)},
             )
             return False
-        async with self._db.session() as session, session.begin():
-            await accounts.erasure_done(session, user_id)
         ERASURE_FOLLOW_UPS.labels(result="done").inc()
         return True
 

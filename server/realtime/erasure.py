@@ -1,6 +1,6 @@
 """An account's erasure outside the database: the message log and every Redis key of the user.
 
-The services see it as their ``Copies`` port (:mod:`server.services.users`); the container
+The services see it as their ``Copies`` port (:mod:`server.services.erasures`); the container
 hands them this one.
 """
 

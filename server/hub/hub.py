@@ -393,7 +393,8 @@ class Hub:
         """
         found = map(self._channel_ids.get, channels)
         groups = [g for g in found if g is not None and g in self._groups]
-        self._spawn(self._presence.reload(groups))
+        if groups:
+            self._spawn(self._presence.reload(groups))
         for group_id in groups:
             self._forget_recent(group_id)
             for conn in tuple(self._groups[group_id]):

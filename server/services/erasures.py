@@ -22,6 +22,7 @@ from server.cache import Cache
 from server.observability.metrics import ERASURE_FOLLOW_UPS
 from server.services.clock import Clock
 from server.services.notify import Notifier
+from server.services.views import profile_key
 from server.store import accounts
 from server.store.db import Database
 
@@ -60,7 +61,7 @@ class ErasureFollowUp:
         """Reach every copy, then forget the staged erasure; False (logged) to retry later."""
         groups = list(dict.fromkeys(group_ids))
         try:
-            await self._cache.delete(f"user:{user_id}")
+            await self._cache.delete(profile_key(user_id))
             await self._notifier.disconnect_user(user_id, "account deleted")
             await self._copies.erase(user_id, groups, deleted_at)
             for group_id in groups:  # access caches, nodes' windows of recent frames

@@ -24,7 +24,7 @@ from server.services.auth import AuthService
 from server.services.clock import Clock
 from server.services.erasures import ErasureFollowUp
 from server.services.notify import Notifier
-from server.services.views import user_private, user_public
+from server.services.views import profile_key, user_private, user_public
 from server.store import accounts
 from server.store import users as repo
 from server.store.db import Database
@@ -88,7 +88,7 @@ class UserService:
         Raises:
             NotFound: no such user.
         """
-        key = f"user:{user_id}"
+        key = profile_key(user_id)
         cached = await self._cache.get(key)
         if cached is not None:
             return _public_codec.decode(cached)
@@ -256,7 +256,7 @@ class UserService:
         return user
 
     async def _forget(self, user_id: uuid.UUID) -> None:
-        await self._cache.delete(f"user:{user_id}")
+        await self._cache.delete(profile_key(user_id))
 
     def _remove_file(self, url: str | None) -> None:
         if url and url.startswith(f"{self._media_url}/avatars/"):

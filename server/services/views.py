@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import msgspec
@@ -11,6 +12,11 @@ from protocol.codec import JSON
 from protocol.frames import MessageCreated
 from server.realtime.log import tombstone
 from server.store import models
+
+
+def profile_key(user_id: uuid.UUID) -> str:
+    """The cache key of a user's public profile (:func:`user_public`, encoded)."""
+    return f"user:{user_id}"
 
 
 def user_public(user: models.User) -> objects.UserPublic:

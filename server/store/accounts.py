@@ -269,13 +269,10 @@ async def delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
 
 def stage_erasure(
     session: AsyncSession, user_id: uuid.UUID, group_ids: Iterable[uuid.UUID], now: datetime
-) -> PendingErasure:
+) -> None:
     """Record, in the erasure's transaction, the copies outside the database left to erase."""
-    pending = PendingErasure(
-        user_id=user_id, group_ids=[str(g) for g in dict.fromkeys(group_ids)], deleted_at=now
-    )
-    session.add(pending)
-    return pending
+    groups = [str(g) for g in dict.fromkeys(group_ids)]
+    session.add(PendingErasure(user_id=user_id, group_ids=groups, deleted_at=now))
 
 
 async def pending_erasures(

@@ -74,7 +74,7 @@ class Gate:
     def client_ip(self, request: Request) -> str:
         """The caller's address, honouring ``TRUSTED_PROXIES``."""
         peer = request.client.host if request.client else None
-        return client_ip(peer, request.headers.get("x-forwarded-for"), self._trusted)
+        return client_ip(peer, request.headers.getlist("x-forwarded-for"), self._trusted)
 
     async def admit(
         self, request: Request, op: Operation[Any]

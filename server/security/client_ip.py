@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -25,16 +25,32 @@ def _in_any(address: str, networks: tuple[Network, ...]) -> bool:
     return any(ip in network for network in networks)
 
 
-def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:
+def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: tuple[Network, ...]) -> str:
     """Resolve the client address.
 
     ``X-Forwarded-For`` is read right to left, skipping trusted proxies, and only when the
-    socket peer itself is trusted; otherwise a client could spoof it.
+    socket peer itself is trusted; otherwise a client could spoof it. Its header lines are
+    one list (RFC 9110, section 5.3): a client's own line comes before the one its proxy
+    adds, so it cannot win. A first untrusted hop that is not an address was not written
+    by a proxy we trust: the peer is reported instead.
+
+    Args:
+        peer: The socket peer's address, if any.
+        forwarded_for: Every ``X-Forwarded-For`` header line, in the order received.
+        trusted: The networks of ``TRUSTED_PROXIES``.
     """
     address = peer or "unknown"
     if not forwarded_for or not trusted or not _in_any(address, trusted):
         return address
-    for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
+    hops = [part.strip() for line in forwarded_for for part in line.split(",")]
+    for hop in reversed(hops):
         if hop and not _in_any(hop, trusted):
-            return hop
+            return _normalised(hop) or address
     return address
+
+
+def _normalised(hop: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(hop))
+    except ValueError:
+        return None

@@ -72,3 +72,23 @@ async def test_trusted_proxy_header_selects_the_client(
         two = await http.get("/api/v1/users/me", headers={"X-Forwarded-For": "203.0.113.2"})
         again = await http.get("/api/v1/users/me", headers={"X-Forwarded-For": "203.0.113.1"})
         assert [one.status_code, two.status_code, again.status_code] == [401, 401, 429]
+
+
+async def test_a_clients_own_forwarded_line_does_not_pick_its_bucket(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
+    """A proxy that adds its own X-Forwarded-For line names the client, whatever came first."""
+    settings = make_settings(
+        pg_url,
+        REDIS_URL,
+        own_prefix,
+        tmp_path,
+        rate_limit_anon="1/60",
+        trusted_proxies=["127.0.0.1"],
+    )
+    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+        codes = []
+        for spoof in ("198.51.100.1", "198.51.100.2"):
+            lines = [("X-Forwarded-For", spoof), ("X-Forwarded-For", "203.0.113.7")]
+            codes.append((await http.get("/api/v1/users/me", headers=lines)).status_code)
+        assert codes == [401, 429]

@@ -61,10 +61,17 @@ class WebhookService:
     ) -> objects.Webhook:
         """Subscribe ``url`` to a group's ``events``; the secret is shown only now.
 
+        The caller's right is checked before the URL is resolved, so a caller who may not
+        manage the group cannot use the answer to learn which host names resolve, or where.
+
         Raises:
+            NotFound: no such group, or a private one the caller is not in.
+            Forbidden: the caller may not manage the group's webhooks.
             ValidationFailed: the URL is not http(s) or does not resolve to public addresses.
         """
-        await self._deliveries.check_url(url)
+        async with self._db.session() as session:
+            await authorize(session, group_id, actor_id, Action.MANAGE_WEBHOOKS)
+        await self._deliveries.check_url(url)  # no transaction held while it resolves
         secret = signing.new_secret()
         async with self._db.session() as session, session.begin():
             await authorize(session, group_id, actor_id, Action.MANAGE_WEBHOOKS)

@@ -162,6 +162,27 @@ async def test_who_may_create_and_read(http: httpx.AsyncClient, receiver: Receiv
     assert anonymous.status_code == 401
 
 
+@pytest.mark.parametrize("url", ["http://no-such-host.invalid/hooks", "http://10.0.0.7/hooks"])
+async def test_the_right_is_checked_before_the_url_is_resolved(
+    http: httpx.AsyncClient, url: str
+) -> None:
+    """Whoever may not manage a group learns nothing of how a host name resolves."""
+    owner, member, stranger = [await account(http) for _ in range(3)]
+    group = await create_group(http, owner, visibility="private")
+    await add_member(http, owner, group["id"], member)
+    body = {"url": url, "events": ["member.joined"], "group_id": group["id"]}
+    answers = [
+        await http.post(HOOKS, headers=member.headers, json=body),
+        await http.post(HOOKS, headers=stranger.headers, json=body),
+        await http.post(
+            HOOKS, headers=stranger.headers, json={**body, "group_id": str(uuid.uuid4())}
+        ),
+    ]
+    assert [answer.status_code for answer in answers] == [403, 404, 404]
+    refused = await http.post(HOOKS, headers=owner.headers, json=body)
+    assert refused.status_code == 400  # the owner may, so the URL is what is wrong
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -249,18 +249,16 @@ class SocketRun:
         return (conn, principal) if await self.hub.admit(conn) else None
 
     async def _loop(self, conn: Connection) -> None:
-        while True:
+        while self.session.phase is not Phase.CLOSED:
             message = await self.receive()
             if message["type"] == "websocket.disconnect":
                 return
             frame = await self._decode(message, first=False)
-            if frame is None:
-                if self.session.phase is Phase.CLOSED:
-                    return
-                continue
-            FRAMES.add("in", str(frame.__struct_config__.tag))
-            for effect in self.session.handle(frame, time.monotonic()):
-                await self._carry_out(conn, effect)
+            if frame is not None:
+                FRAMES.add("in", str(frame.__struct_config__.tag))
+                for effect in self.session.handle(frame, time.monotonic()):
+                    await self._carry_out(conn, effect)
+        await conn.closed.wait()  # the session closed it: the close frame goes out first
 
     async def _decode(self, message: Message, *, first: bool) -> ClientFrames | None:
         if message["type"] != "websocket.receive":

@@ -197,10 +197,14 @@ class Session:
         ]
 
     def invalid(self, problem: InvalidFrame, now: float) -> list[Effect]:
-        """A well-formed frame with bad content: an error, and a strike."""
-        return self._strike(now) or [
-            self.error(ErrorCode.VALIDATION_ERROR, problem.message, problem.ref)
-        ]
+        """A well-formed frame with bad content: ``VALIDATION_ERROR``, the socket kept open.
+
+        It spends the frame budget as any frame does, so a flood of them is rate-limited
+        and, persisting, closed with 4008.
+        """
+        if not self.budget.take(now):
+            return self.rate_limited(problem.ref, now)
+        return [self.error(ErrorCode.VALIDATION_ERROR, problem.message, problem.ref)]
 
     def rate_limited(self, ref: Ref | None, now: float) -> list[Effect]:
         """Over a rate: ``RATE_LIMITED``; persisting means flooding and ends with 4008."""

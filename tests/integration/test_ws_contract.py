@@ -383,6 +383,27 @@ async def test_flooding_after_rate_limited_closes_with_4008(rt: Realtime) -> Non
         assert await ws.closed_with() == 4008
 
 
+async def test_invalid_frames_keep_the_socket_open(rt: Realtime) -> None:
+    """VALIDATION_ERROR keeps the socket open: a dozen bad frames, then a ping is answered."""
+    alice = await account(rt.http)
+    async with socket(rt.ws, alice.token) as ws:
+        for i in range(12):
+            await ws.send({"type": "subscribe", "group_id": "not-a-uuid", "ref": f"bad-{i}"})
+            assert (await ws.expect("error", code="VALIDATION_ERROR"))["ref"] == f"bad-{i}"
+        await ws.send({"type": "ping", "ref": "still-here"})
+        assert (await ws.expect("pong"))["ref"] == "still-here"
+
+
+async def test_a_flood_of_invalid_frames_is_closed_with_4008(rt: Realtime) -> None:
+    """Bad frames spend the frame budget: past it RATE_LIMITED, then a real 4008 close frame."""
+    alice = await account(rt.http)
+    async with socket(rt.ws, alice.token) as ws:
+        for _ in range(200):
+            await ws.send({"type": "no-such-type"})
+        assert (await ws.expect("error", code="RATE_LIMITED"))["message"]
+        assert await ws.closed_with() == 4008
+
+
 async def test_presence_can_be_asked_for_as_batched_diffs_or_not_at_all(rt: Realtime) -> None:
     """'diff' subscribers get presence_diff batches; 'none' subscribers get no presence."""
     alice, bob, carol = await account(rt.http), await account(rt.http), await account(rt.http)

@@ -286,11 +286,19 @@ def test_invalid_frame_without_ref_has_no_ref() -> None:
     assert error.ref is msgspec.UNSET
 
 
-def test_repeated_invalid_frames_count_as_flooding() -> None:
-    """Invalid frames are strikes too: persisting closes with 4008."""
+def test_invalid_frames_within_the_frame_rate_keep_the_socket_open() -> None:
+    """``VALIDATION_ERROR`` keeps the socket open (contract section 4), however many come."""
     session = ready_session(max_strikes=2, strike_window_s=10.0)
-    for i in range(2):
-        error_of(session.invalid(InvalidFrame("bad", ref=i), NOW + i))
-    assert session.invalid(InvalidFrame("bad", ref=9), NOW + 2) == [
+    for i in range(50):
+        assert error_of(session.invalid(InvalidFrame("bad", ref=i), NOW + i * 0.1)).ref == i
+    assert session.phase is Phase.READY
+
+
+def test_a_flood_of_invalid_frames_is_rate_limited_then_closed() -> None:
+    """Invalid frames spend the frame budget: past it, RATE_LIMITED, then 4008."""
+    session = ready_session(budget=FrameBudget(1.0, 2), max_strikes=2)
+    codes = [error_of(session.invalid(InvalidFrame("bad", ref=i), NOW)).code for i in range(4)]
+    assert codes == [ErrorCode.VALIDATION_ERROR] * 2 + [ErrorCode.RATE_LIMITED] * 2
+    assert session.invalid(InvalidFrame("bad", ref=9), NOW) == [
         Close(CloseCode.FLOODING, "flooding")
     ]

@@ -203,7 +203,7 @@ class Hub:
         try:
             await self._attach(conn, group_id)
             last = await self._recovery.last_seq(group_id)
-            missed = await self._missed(group_id, since_seq, last) if since_seq is not None else []
+            missed = await self._missed(group_id, since_seq, last)
             await self._presence.watch(group_id)
             if not renewing and await self._registry.join(group_id, conn.user_id, conn.session_id):
                 self._presence.changed(group_id, conn.user_id, online=True)
@@ -212,7 +212,7 @@ class Hub:
             raise
         set_mode(conn, group_id, presence)
         online = self._presence.online(group_id)
-        recovered = since_seq is not None and missed is not None
+        recovered = missed is not None
         cursor.delivered = since_seq if recovered and since_seq is not None else last
         replayed = await self._catchup.replay(conn, cursor, missed or [], last)
         if not replayed or conn.groups.get(group_id) is not cursor:  # stalled, or unsubscribed
@@ -224,12 +224,22 @@ class Hub:
         self._catchup.apply(conn, group_id, cursor.release())
         return subscribed
 
-    async def _missed(self, group_id: uuid.UUID, since: int, last: int) -> list[Outgoing] | None:
-        """What a resubscribing socket missed; None when more than the window holds.
+    async def _missed(
+        self, group_id: uuid.UUID, since: int | None, last: int
+    ) -> list[Outgoing] | None:
+        """What a resubscribing socket missed; None when it cannot be recovered.
 
         From this node's memory when it holds all of it (and it is young enough), else from
-        the log.
+        the log. None for a first subscription, for more than the window holds, and for a
+        ``since`` past the group's last seq: a client that saw what the group no longer holds
+        (a restore from backup) or an off-by-one. Its cursor starts at the last seq, so it
+        misses nothing that comes next, and ``recovered: false`` tells it to reload.
         """
+        if since is None:
+            return None
+        if since > last:
+            log.info("a client resubscribed ahead of the group's log", extra={"seq": since})
+            return None
         window = self._recent.get(group_id)
         local = window.covering(since, last) if window is not None else None
         if local is not None and (not local or local[0].created >= time.time() - self._window_s):

@@ -278,6 +278,22 @@ async def test_recovery_from_a_later_point_and_when_up_to_date(rt: Realtime) -> 
         assert (await a.expect("subscribed"))["recovered"] is True
 
 
+@pytest.mark.parametrize("ahead", [1, 4, 2**63 - 1])
+async def test_a_since_seq_past_the_last_seq_loses_nothing_that_follows(
+    rt: Realtime, ahead: int
+) -> None:
+    """A client ahead of the log (an off-by-one, a restore) gets recovered: false, then all."""
+    alice, bob = await account(rt.http), await account(rt.http)
+    group = await public_group(rt.http, alice, bob)
+    async with socket(rt.ws, alice.token) as a, socket(rt.ws, bob.token) as b:
+        await a.send_message(group, "before", "m0")
+        sub = await b.subscribe(group, since_seq=1 + ahead)
+        assert (sub["recovered"], sub["last_seq"]) == (False, 1)
+        for i in range(1, 6):
+            await a.send_message(group, f"after {i}", f"m{i}")
+        assert [m["seq"] for m in await b.collect("message", 5)] == [2, 3, 4, 5, 6]
+
+
 async def test_kicked_member_stops_receiving_at_once(rt: Realtime) -> None:
     """After a kick the member's socket gets unsubscribed and nothing more of the group."""
     owner, member = await account(rt.http), await account(rt.http)

@@ -86,7 +86,7 @@ class InviteService:
         """
         now = self._clock.now()
         async with self._db.session() as session, session.begin():
-            await authorize(session, group_id, inviter_id, Action.INVITE)
+            await authorize(session, group_id, inviter_id, Action.INVITE, lock=True)
             if await user_repo.get_user(session, invitee_id) is None:
                 raise NotFound("No such user")
             if await repo.get_membership(session, group_id, invitee_id) is not None:

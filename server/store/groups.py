@@ -9,6 +9,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.listing import AnySelect
+from server.store.locks import for_update
 from server.store.models import (
     Assignment,
     Invite,
@@ -37,10 +38,10 @@ def groups_visible_to(viewer: uuid.UUID) -> AnySelect:
 async def get_group(
     session: AsyncSession, group_id: uuid.UUID, *, lock: bool = False
 ) -> StudyGroup | None:
-    """A live (not soft-deleted) group; ``lock`` takes a row lock on PostgreSQL."""
+    """A live (not soft-deleted) group; ``lock`` locks it until the transaction ends."""
     statement = select(StudyGroup).where(StudyGroup.id == group_id, StudyGroup.deleted_at.is_(None))
     if lock:
-        statement = statement.with_for_update()
+        statement = await for_update(session, statement)
     return await session.scalar(statement)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.bulk import insert_skipping_conflicts
 from server.store.listing import AnySelect
+from server.store.locks import for_update
 from server.store.models import Message, StudyGroup, User
 
 
@@ -54,9 +55,8 @@ async def max_seq(session: AsyncSession, group_id: uuid.UUID) -> int:
 
 async def lock_seq_ceiling(session: AsyncSession, group_id: uuid.UUID) -> int:
     """A group's seq ceiling, row-locked until the transaction ends (0 for no such group)."""
-    value = await session.scalar(
-        select(StudyGroup.seq_ceiling).where(StudyGroup.id == group_id).with_for_update()
-    )
+    statement = select(StudyGroup.seq_ceiling).where(StudyGroup.id == group_id)
+    value = await session.scalar(await for_update(session, statement))
     return int(value or 0)
 
 

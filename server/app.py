@@ -12,7 +12,6 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
@@ -38,6 +37,7 @@ from server.api.ops import ops_routes
 from server.api.responses import error_response
 from server.api.routing import build_routes
 from server.api.webapp import webapp_routes
+from server.middleware.cors import ContractCORSMiddleware
 from server.middleware.request_context import RequestContextMiddleware
 from server.middleware.security_headers import SecurityHeadersMiddleware
 from server.node import Node
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(RequestContextMiddleware),
             Middleware(SecurityHeadersMiddleware, hsts=not settings.is_dev),
             Middleware(
-                CORSMiddleware,
+                ContractCORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_credentials=True,
                 allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

@@ -141,3 +141,8 @@ async def test_cors_preflight_allows_only_configured_origins(node: RunningServer
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
         )
     assert "access-control-allow-origin" not in response.headers
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR" and "origin" in error["message"]
+    assert response.headers["x-request-id"]

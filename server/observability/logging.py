@@ -48,6 +48,25 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(out).decode()
 
 
+class ClientFaultFilter(logging.Filter):
+    """Reports by uvicorn of a client's own fault: INFO without a traceback, not ERROR.
+
+    uvicorn logs a text frame of invalid UTF-8 with ``logger.exception``, although the client
+    is told (close 1007) and the server is fine: any client could fill the error log, and
+    Sentry, at will.
+    """
+
+    MESSAGES: ClassVar[frozenset[str]] = frozenset({"Invalid UTF-8 sequence received from client."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote a known client fault; keep it only where INFO is logged."""
+        if record.msg not in self.MESSAGES or record.levelno < logging.ERROR:
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info = record.exc_text = None
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
 def configure_logging(level: str) -> None:
     """Send every logger (uvicorn's included) to stdout as JSON lines."""
     handler = logging.StreamHandler(sys.stdout)
@@ -60,3 +79,6 @@ def configure_logging(level: str) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(each, ClientFaultFilter) for each in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(ClientFaultFilter())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
@@ -157,13 +158,16 @@ async def test_fatal_frames_close_with_their_code(
         assert await ws.closed_with() == code
 
 
-async def test_invalid_utf8_closes_with_1007(rt: Realtime) -> None:
-    """A text frame that is not UTF-8 closes with 1007."""
+async def test_invalid_utf8_closes_with_1007(
+    rt: Realtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A text frame that is not UTF-8 closes with 1007; the node logs no error for it."""
     alice = await account(rt.http)
     async with socket(rt.ws, alice.token) as ws:
         ws.ws.protocol.send_text(b"\xff\xfe")
         ws.ws.send_data()
         assert await ws.closed_with() == 1007
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 async def test_msgpack_subprotocol(rt: Realtime) -> None:

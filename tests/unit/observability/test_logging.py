@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from server.observability.context import request_id_var, user_id_var
-from server.observability.logging import JsonFormatter, configure_logging
+from server.observability.logging import ClientFaultFilter, JsonFormatter, configure_logging
 from server.observability.redaction import REDACTED
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2lnbmF0dXJlLWJ5dGVz"
@@ -138,7 +138,9 @@ def restore_logging() -> Iterator[None]:
         for name in names
     }
     access_disabled = logging.getLogger("uvicorn.access").disabled
+    filters = logging.getLogger("uvicorn.error").filters[:]
     yield
+    logging.getLogger("uvicorn.error").filters[:] = filters
     root.handlers[:], level = saved_root
     root.setLevel(level)
     for name, (handlers, propagate) in saved.items():
@@ -171,3 +173,24 @@ def test_configure_logging_sends_json_lines_to_stdout(capsys: pytest.CaptureFixt
         "WARNING",
         "port 8000 busy",
     )
+
+
+@pytest.mark.parametrize(("level", "shown"), [("info", True), ("warning", False)])
+@pytest.mark.usefixtures("restore_logging")
+def test_a_clients_invalid_utf8_is_not_a_server_error(
+    capsys: pytest.CaptureFixture[str], level: str, *, shown: bool
+) -> None:
+    """A client's bad UTF-8, which uvicorn logs as an exception, is INFO with no traceback."""
+    configure_logging(level)
+    configure_logging(level)  # a second app in the process adds no second filter
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    try:
+        b"\xff".decode()
+    except UnicodeDecodeError:
+        uvicorn_error.exception("Invalid UTF-8 sequence received from client.")
+    uvicorn_error.error("a real error stays one")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = [("INFO", False)] if shown else []
+    assert [(line["level"], "exception" in line) for line in lines[:-1]] == expected
+    assert lines[-1]["level"] == "ERROR"
+    assert sum(isinstance(f, ClientFaultFilter) for f in uvicorn_error.filters) == 1

@@ -154,9 +154,10 @@ OPERATIONS: list[Operation[Any]] = [
         body=MessageCreate,
         response=Message,
         status=201,
-        errors=MEMBER,
+        errors=(*MEMBER, ErrorCode.CONFLICT),
         description="A repeated client_msg_id (from you, in this group, over REST or the "
-        "socket) answers 200 with the first message and sends nothing new.",
+        "socket) answers 200 with the first message and sends nothing new; 409 when that "
+        "message has since been deleted (a deleted message is never shown again).",
         also={200: "A repeated client_msg_id: the first message, nothing sent"},
     ),
     Operation(

@@ -19,7 +19,7 @@ from protocol.frames import (
 )
 from protocol.objects import Message as MessageObject
 from protocol.objects import UnreadCount
-from server.errors import Forbidden, NotFound, ServiceUnavailable
+from server.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from server.realtime.log import Accepted, MessageLog, NewMessage
 from server.security.ratelimit import Rate
 from server.security.sanitize import clean_text
@@ -319,9 +319,16 @@ class MessageService:
         ]
 
     async def _first(self, group_id: uuid.UUID, accepted: Accepted) -> MessageObject:
-        """The first copy of a repeated send: stored, or still in the recovery window."""
+        """The first copy of a repeated send: stored, or still in the recovery window.
+
+        Raises:
+            Conflict: it has been deleted since (its text is not shown again).
+            ServiceUnavailable: neither copy can be read now.
+        """
         async with self._db.session() as session:
             found = await repo.get_message_by_id(session, group_id, accepted.message_id)
+        if found is not None and found.deleted_at is not None:
+            raise Conflict("The message sent with this client_msg_id has been deleted")
         if found is not None:
             return message_view(found)
         for recent in await self._log.recent(group_id, accepted.seq - 1, 1):

@@ -114,6 +114,20 @@ async def test_repeated_client_msg_id_returns_the_first_message(client: httpx.As
     assert seqs(await history(client, alice, gid, sort="seq")) == [1, 2]
 
 
+async def test_a_repeat_of_a_deleted_message_shows_nothing_of_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """Retrying a send whose message was deleted since: 409, and its text is not shown."""
+    gid, alice, _ = await pair(client)
+    first = (await send(client, alice, gid, "regrettable", "retry-me")).json()["data"]
+    deleted = await client.delete(f"{GROUPS}/{gid}/messages/{first['id']}", headers=alice.headers)
+    assert deleted.status_code == 204
+    again = await send(client, alice, gid, "regrettable", "retry-me")
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "CONFLICT" and "regrettable" not in again.text
+    assert seqs(await history(client, alice, gid, sort="seq")) == []
+
+
 async def test_body_and_client_msg_id_limits(client: httpx.AsyncClient) -> None:
     """4,000 characters are accepted; 4,001, empty, whitespace-only and bad ids are 400."""
     gid, alice, _ = await pair(client)

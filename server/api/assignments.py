@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from protocol.errors import ErrorCode
 from protocol.objects import Assignment
+from server.api.body import given
 from server.api.operation import Call, Operation
 from server.api.responses import Pagination, created, no_content, ok, page
 from server.api.text import text_meta
@@ -65,26 +66,24 @@ class AssignmentCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 class AssignmentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Fields to change."""
+    """Fields to change; omitted ones stay (``null`` is refused: 400)."""
 
-    title: Title | None = None
-    due_at: Due | None = None
-    description: Text | None = None
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    due_at: Due | msgspec.UnsetType = msgspec.UNSET
+    description: Text | msgspec.UnsetType = msgspec.UNSET
 
 
 def _fields(body: AssignmentCreate | AssignmentPatch) -> AssignmentFields:
-    title = (
-        clean_text(body.title, field="title", min_length=1, max_length=200, not_blank=True)
-        if body.title is not None
-        else None
+    title, description, due_at = given(body.title), given(body.description), given(body.due_at)
+    return AssignmentFields(
+        title=None
+        if title is None
+        else clean_text(title, field="title", min_length=1, max_length=200, not_blank=True),
+        description=None
+        if description is None
+        else clean_text(description, field="description", max_length=5000),
+        due_at=None if due_at is None else _due(due_at),
     )
-    text = (
-        clean_text(body.description, field="description", max_length=5000)
-        if body.description is not None
-        else None
-    )
-    due = _due(body.due_at) if body.due_at is not None else None
-    return AssignmentFields(title=title, description=text, due_at=due)
 
 
 def _due(text: str) -> datetime:

@@ -18,6 +18,11 @@ _any_decoder = msgspec.json.Decoder()
 _MALFORMED = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
+def given(value: T | msgspec.UnsetType) -> T | None:
+    """A PATCH field's value; None when the body left it out."""
+    return None if isinstance(value, msgspec.UnsetType) else value
+
+
 class BodyDecoder(Generic[T]):
     """Decode request bodies into ``model``; reports every bad field, not just the first.
 

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from protocol.errors import ErrorCode
 from protocol.objects import Group, Member
+from server.api.body import given
 from server.api.operation import Call, Operation
 from server.api.responses import Pagination, created, no_content, ok, page
 from server.api.text import text_meta
@@ -44,12 +45,12 @@ class GroupCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class GroupPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Fields to change."""
+    """Fields to change; omitted ones stay. ``null`` only for ``max_members`` (others: 400)."""
 
-    name: Name | None = None
-    description: Description | None = None
-    subject: Subject | None = None
-    visibility: VisibilityIn | None = None
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    subject: Subject | msgspec.UnsetType = msgspec.UNSET
+    visibility: VisibilityIn | msgspec.UnsetType = msgspec.UNSET
     max_members: MaxMembers | msgspec.UnsetType | None = msgspec.UNSET
     """``null`` removes the cap; omitted leaves it."""
 
@@ -61,7 +62,8 @@ class RoleChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 def _fields(body: GroupCreate | GroupPatch) -> GroupFields:
-    def text(value: str | None, field: str, low: int, high: int) -> str | None:
+    def text(value: str | msgspec.UnsetType | None, field: str, low: int, high: int) -> str | None:
+        value = given(value)
         if value is None:
             return None
         return clean_text(value, field=field, min_length=low, max_length=high, not_blank=low > 0)
@@ -70,7 +72,7 @@ def _fields(body: GroupCreate | GroupPatch) -> GroupFields:
         name=text(body.name, "name", 3, 100),
         description=text(body.description, "description", 0, 2000),
         subject=text(body.subject, "subject", 0, 100),
-        visibility=body.visibility,
+        visibility=given(body.visibility),
         max_members=body.max_members if isinstance(body.max_members, int) else None,
         clear_max_members=isinstance(body, GroupPatch) and body.max_members is None,
     )

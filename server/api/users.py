@@ -13,6 +13,7 @@ from protocol.errors import ErrorCode
 from protocol.export import AccountExport
 from protocol.objects import UserPrivate, UserPublic
 from server.api.auth import AnyPassword, DisplayName, NewPassword, TokenResult, TotpCode
+from server.api.body import given
 from server.api.cookies import clear_session_cookies
 from server.api.operation import Call, Operation
 from server.api.responses import Pagination, no_content, ok, page
@@ -23,10 +24,13 @@ from server.store.listing import parse_list_query
 
 
 class ProfilePatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Fields to change; omitted ones stay."""
+    """Fields to change; omitted ones stay (``null`` is refused: 400)."""
 
-    display_name: DisplayName | None = None
-    bio: Annotated[str, text_meta("bio", max_length=1000, example="Maths, mostly.")] | None = None
+    display_name: DisplayName | msgspec.UnsetType = msgspec.UNSET
+    bio: (
+        Annotated[str, text_meta("bio", max_length=1000, example="Maths, mostly.")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class PasswordChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -52,7 +56,7 @@ async def get_me(call: Call[None]) -> Response:
 async def update_me(call: Call[ProfilePatch]) -> Response:
     """Change display name or bio."""
     user = await call.domain.users.update_profile(
-        call.user_id, display_name=call.body.display_name, bio=call.body.bio
+        call.user_id, display_name=given(call.body.display_name), bio=given(call.body.bio)
     )
     return ok(user)
 

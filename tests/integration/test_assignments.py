@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.factories.groups import GROUPS, add_member, assignment_payload, create_group, set_role
 from tests.factories.users import Account, account
@@ -220,6 +221,18 @@ async def test_update_assignment(client: httpx.AsyncClient) -> None:
         f"{url}/{uuid.uuid4()}", headers=owner.headers, json={"title": "x"}
     )
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("field", ["title", "due_at", "description"])
+async def test_update_assignment_refuses_null(client: httpx.AsyncClient, field: str) -> None:
+    """``null`` is 400 naming the field, and nothing changes."""
+    url, owner, _, _ = await team(client)
+    item = await make(client, url, owner)
+    refused = await client.patch(f"{url}/{item['id']}", headers=owner.headers, json={field: None})
+    assert refused.status_code == 400
+    assert [p["field"] for p in refused.json()["error"]["details"]["fields"]] == [field]
+    shown = await client.get(f"{url}/{item['id']}", headers=owner.headers)
+    assert shown.json()["data"][field] == item[field]
 
 
 async def test_delete_assignment_is_soft_and_final(client: httpx.AsyncClient) -> None:

@@ -490,6 +490,20 @@ async def test_update_group_validates_and_guards_max_members(client: httpx.Async
     )
 
 
+async def test_update_group_refuses_null_except_to_lift_the_cap(client: httpx.AsyncClient) -> None:
+    """``null`` for a field that cannot be empty is 400; for max_members it lifts the cap."""
+    alice = await account(client)
+    group = await create_group(client, alice, max_members=10)
+    url = f"{GROUPS}/{group['id']}"
+    for field in ("name", "description", "subject", "visibility"):
+        refused = await client.patch(url, headers=alice.headers, json={field: None})
+        assert field in bad_fields(refused), refused.text
+    lifted = await client.patch(url, headers=alice.headers, json={"max_members": None})
+    assert lifted.status_code == 200 and lifted.json()["data"]["max_members"] is None
+    kept = lifted.json()["data"]
+    assert (kept["name"], kept["visibility"]) == (group["name"], group["visibility"])
+
+
 async def test_only_the_owner_deletes_a_group(client: httpx.AsyncClient) -> None:
     """DELETE by an admin or a member is 403; by the owner 204, then the group is 404."""
     alice, bob, carol = await account(client), await account(client), await account(client)

@@ -7,6 +7,7 @@ import uuid
 import zlib
 
 import httpx
+import pytest
 
 from server.security.scanner import EICAR
 from tests.factories.mfa import TotpDevice
@@ -66,6 +67,15 @@ async def test_profile_update_rejects_blank_and_unknown_fields(client: httpx.Asy
     unknown = await client.patch("/api/v1/users/me", headers=alice.headers, json={"email": "x@y.z"})
     assert unknown.status_code == 400
     assert unknown.json()["error"]["details"]["fields"][0]["field"] == "email"
+
+
+@pytest.mark.parametrize("field", ["display_name", "bio"])
+async def test_profile_update_refuses_null(client: httpx.AsyncClient, field: str) -> None:
+    """``null`` is 400 naming the field (send "" for an empty bio)."""
+    alice = await account(client)
+    refused = await client.patch("/api/v1/users/me", headers=alice.headers, json={field: None})
+    assert refused.status_code == 400
+    assert [p["field"] for p in refused.json()["error"]["details"]["fields"]] == [field]
 
 
 async def test_unknown_user_is_404(client: httpx.AsyncClient) -> None:

@@ -412,10 +412,19 @@ async def an_assignment_arrives(page: Page, admin: Page) -> None:
     await admin.click("#assignments-button")
     await admin.fill("#assignment-title", "Problem set 6")
     await admin.fill("#assignment-due", "2031-05-04T17:30")
+    await admin.fill("#assignment-description", "Chapters 3 and 4")
     await admin.press("#assignment-title", "Enter")
     listed = page.locator("#assignment-list li")
     await expect(listed).to_contain_text("Problem set 6", timeout=WAIT_MS)
+    await expect(listed).to_contain_text("Chapters 3 and 4", timeout=WAIT_MS)
     await expect(listed.locator("time")).to_have_attribute("datetime", "2031-05-04T17:30:00Z")
+    # The admin empties the description: the edit reaches the member without it.
+    await admin.click("button[aria-label='Edit assignment Problem set 6']")
+    await admin.fill("#assignment-title", "Problem set 6b")
+    await admin.fill("#assignment-description", "")
+    await admin.press("#assignment-title", "Enter")
+    await expect(listed).to_contain_text("Problem set 6b", timeout=WAIT_MS)
+    await expect(listed).not_to_contain_text("Chapters 3 and 4")
 
 
 async def invite(node: str, inviter: Account, username: str) -> None:

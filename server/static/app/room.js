@@ -447,7 +447,7 @@ export class Room {
   async saveAssignment(fields) {
     const due = fromLocalInput(fields.get('due_at'));
     if (!due) throw Object.assign(new Error('Pick a due date and time.'), { fields: [{ field: 'due_at', message: 'required' }] });
-    const body = { title: fields.get('title'), due_at: due, description: fields.get('description') || null };
+    const body = { title: fields.get('title'), due_at: due, description: fields.get('description') || '' };
     const id = fields.get('id');
     const result = id
       ? await this.app.api.patch(`/study-groups/${this.id}/assignments/${id}`, body)

@@ -22,7 +22,7 @@ from server.observability.metrics import (
     PERSISTER_OLDEST_AGE,
     PERSISTER_PENDING,
 )
-from server.realtime.envelope import CREDENTIALS_CHANNEL
+from server.realtime.envelope import CREDENTIALS_CHANNEL, ROSTERS_CHANNEL
 from server.resources import Resources
 from server.security.tokens import Principal
 from server.services.clock import Clock
@@ -70,6 +70,7 @@ class Node:
         """
         await self.resources.db.warm()
         await self.resources.bus.listen(CREDENTIALS_CHANNEL, self._credentials_changed)
+        await self.resources.bus.listen(ROSTERS_CHANNEL, self._roster_changed)
         await self.realtime.watch.start()
         self.persister.start()
         self.hub.start()
@@ -103,6 +104,14 @@ class Node:
             log.warning("dropped a malformed credentials notice")
             return
         self.domain.auth.forget(user_id)
+
+    def _roster_changed(self, _channel: str, payload: bytes) -> None:
+        try:
+            group_id = uuid.UUID(payload.decode("ascii"))
+        except ValueError:
+            log.warning("dropped a malformed roster notice")
+            return
+        self.domain.access.forget(group_id)
 
     async def readiness(self) -> dict[str, str]:
         """``ok`` or ``down`` for each dependency (and ``draining`` during shutdown)."""

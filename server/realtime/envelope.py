@@ -85,6 +85,13 @@ def unpack(payload: bytes) -> Envelope:
 CREDENTIALS_CHANNEL = "credentials"
 """Every node listens here: a user id whose password changed or whose account went."""
 
+ROSTERS_CHANNEL = "rosters"
+"""Every node listens here: a group id whose members, roles or visibility changed.
+
+A group's own channel reaches only nodes with a subscriber of it; a node serving a member's
+unsubscribed socket (sends need no subscription) or REST calls caches the group's members too.
+"""
+
 
 def group_channel(group_id: uuid.UUID | str) -> str:
     """The bus channel of a group."""

@@ -13,6 +13,7 @@ from protocol.frames import ServerFrame
 from server.bus.base import Bus
 from server.realtime.envelope import (
     CREDENTIALS_CHANNEL,
+    ROSTERS_CHANNEL,
     Kind,
     group_channel,
     pack,
@@ -51,8 +52,17 @@ class BusNotifier:
         await self._publish(CREDENTIALS_CHANNEL, str(user_id).encode())
 
     async def membership_changed(self, group_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
-        """Make every node re-check ``user_id``'s membership of ``group_id``."""
+        """Make every node re-check ``user_id``'s membership of ``group_id``.
+
+        On the group's channel, in order with its messages, for the nodes delivering them;
+        on the rosters channel for every node.
+        """
         await self._publish(group_channel(group_id), pack(Kind.RECHECK, subject=user_id))
+        await self.roster_changed(group_id)
+
+    async def roster_changed(self, group_id: uuid.UUID) -> None:
+        """Make every node drop what it cached of the group's members."""
+        await self._publish(ROSTERS_CHANNEL, str(group_id).encode())
 
     async def _publish(self, channel: str, payload: bytes) -> None:
         try:

@@ -56,6 +56,8 @@ class GroupAccess:
         self._max = max_members
         self._rosters: dict[uuid.UUID, _Roster] = {}
         self._cached_members = 0
+        self._forgotten = 0
+        """How many times anything was forgotten: a read that saw it change is not cached."""
         self._loading: SingleFlight[uuid.UUID, _Roster] = SingleFlight()
 
     async def require(self, group_id: uuid.UUID, user_id: uuid.UUID, action: Action) -> None:
@@ -80,6 +82,7 @@ class GroupAccess:
 
     def forget(self, group_id: uuid.UUID, user_id: uuid.UUID | None = None) -> None:
         """Drop what is cached of the group (one member changed, or the group itself)."""
+        self._forgotten += 1
         roster = self._rosters.pop(group_id, None)
         if roster is not None:
             self._cached_members -= len(roster.roles)
@@ -91,6 +94,7 @@ class GroupAccess:
         return await self._loading.do(group_id, lambda: self._load(group_id))
 
     async def _load(self, group_id: uuid.UUID) -> _Roster:
+        forgotten = self._forgotten
         async with self._db.session() as session:
             found = await repo.get_standings(session, group_id)
         until = self._clock() + self._ttl
@@ -98,6 +102,8 @@ class GroupAccess:
         if found is not None:
             roles = {user: Role(role) for user, role in found[1].items()}
             roster = _Roster(until, Visibility(found[0]), roles)
+        if forgotten != self._forgotten:  # a change was announced while reading: use, not keep
+            return roster
         self.forget(group_id)
         if self._cached_members + len(roster.roles) > self._max:
             self._rosters.clear()

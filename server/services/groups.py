@@ -149,6 +149,9 @@ class GroupService:
                     setattr(group, name, value)
             if fields.clear_max_members:
                 group.max_members = None
+        if fields.visibility is not None:
+            self._access.forget(group_id)
+            await self._notifier.roster_changed(group_id)
         return group_view(group, loaded.role)
 
     async def delete(self, viewer: uuid.UUID, group_id: uuid.UUID) -> None:
@@ -257,8 +260,8 @@ class GroupService:
                 loaded.group.owner_id = target_id
             target.role = role.value
             member = await self._member(session, target)
-        for user in (actor_id, target_id):
-            self._access.forget(group_id, user)
+        if role is Role.OWNER:  # the old owner is an admin now: members hear of it too
+            await self._announce(group_id, actor_id, "role_changed", Role.ADMIN)
         await self._announce(group_id, target_id, "role_changed", role)
         return member
 
@@ -286,6 +289,7 @@ class GroupService:
         self, group_id: uuid.UUID, user_id: uuid.UUID, action: str, role: Role
     ) -> None:
         self._access.forget(group_id, user_id)
+        await self._notifier.roster_changed(group_id)
         frame = MemberNotice(group_id=group_id, user_id=user_id, action=action, role=role.value)  # type: ignore[arg-type]
         await self.notify_members(group_id, frame)
 

@@ -31,5 +31,13 @@ class Notifier(Protocol):
         ...
 
     async def membership_changed(self, group_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
-        """Drop cached membership (of one user, or everyone when None) so it is re-checked."""
+        """A membership ended (one user's, or everyone's when None: the group went).
+
+        Every node stops delivering to the affected sockets and drops the group's cached
+        members.
+        """
+        ...
+
+    async def roster_changed(self, group_id: uuid.UUID) -> None:
+        """Make every node drop the group's cached members (a join, a role, its visibility)."""
         ...

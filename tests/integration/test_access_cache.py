@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -33,3 +34,24 @@ async def test_members_outsiders_and_missing_groups(
     access.forget(uuid.UUID(public), uuid.UUID(member.id))
     await access.may_post(uuid.UUID(public), uuid.UUID(owner.id))
     await access.may_read(uuid.UUID(private), uuid.UUID(owner.id))
+
+
+async def test_a_change_announced_during_a_read_is_not_cached_over(
+    client: httpx.AsyncClient, node: RunningServer
+) -> None:
+    """A roster read while a change is announced answers once, and is read again next time."""
+    owner, member = await account(client), await account(client)
+    group = await public_group(client, owner, member)
+    access = GroupAccess(node.db, lambda: 0.0)
+    reading = asyncio.ensure_future(
+        access.require(uuid.UUID(group), uuid.UUID(member.id), Action.POST_MESSAGE)
+    )
+    await asyncio.sleep(0)  # the read has started
+    access.forget(uuid.UUID(group))  # a change is announced meanwhile
+    await reading
+    kicked = await client.delete(
+        f"/api/v1/study-groups/{group}/members/{member.id}", headers=owner.headers
+    )
+    assert kicked.status_code == 204
+    with pytest.raises(Forbidden):  # re-read, not the roster read before the change
+        await access.require(uuid.UUID(group), uuid.UUID(member.id), Action.POST_MESSAGE)

@@ -298,6 +298,24 @@ async def test_a_since_seq_past_the_last_seq_loses_nothing_that_follows(
         assert [m["seq"] for m in await b.collect("message", 5)] == [2, 3, 4, 5, 6]
 
 
+async def test_a_handover_tells_the_members_of_both_roles(rt: Realtime) -> None:
+    """Handing the group over: a member hears the new owner and the old owner, now admin."""
+    alice, bob, carol = await account(rt.http), await account(rt.http), await account(rt.http)
+    group = await public_group(rt.http, alice, bob, carol)
+    async with socket(rt.ws, carol.token) as watcher:
+        handed = await rt.http.patch(
+            f"/api/v1/study-groups/{group}/members/{bob.id}",
+            headers=alice.headers,
+            json={"role": "owner"},
+        )
+        assert handed.status_code == 200
+        notices = [await watcher.expect("member", action="role_changed") for _ in range(2)]
+        assert {(n["user_id"], n["role"]) for n in notices} == {
+            (alice.id, "admin"),
+            (bob.id, "owner"),
+        }
+
+
 async def test_kicked_member_stops_receiving_at_once(rt: Realtime) -> None:
     """After a kick the member's socket gets unsubscribed and nothing more of the group."""
     owner, member = await account(rt.http), await account(rt.http)

@@ -77,7 +77,6 @@ class Hub:
         self._users: dict[uuid.UUID, set[Connection]] = {}
         self._groups: dict[uuid.UUID, set[Connection]] = {}
         self._channel_ids: dict[str, uuid.UUID] = {}
-        self._typing: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._presence = PresenceFeed(bus, registry)
@@ -254,19 +253,15 @@ class Hub:
         await self._leave(conn, group_id)
         return True
 
-    async def typing(self, conn: Connection, group_id: uuid.UUID, now: float) -> None:
+    async def typing(self, conn: Connection, group_id: uuid.UUID) -> None:
         """Tell the group's other subscribers; at most once per 2 s per user and group.
 
         Raises:
             NotFound: not a member.
         """
         await self._access.may_post(group_id, conn.user_id)
-        key = (group_id, conn.user_id)
-        if now - self._typing.get(key, 0.0) < TYPING_INTERVAL_S:
-            return
-        if len(self._typing) > 50_000:  # noqa: PLR2004 - keep the throttle table bounded
-            self._typing.clear()
-        self._typing[key] = now
+        if not await self._registry.claim_typing(group_id, conn.user_id, TYPING_INTERVAL_S):
+            return  # announced within the interval, from this node or another
         frame = TypingNotice(group_id=group_id, user_id=conn.user_id)
         await self._bus.publish(
             group_channel(group_id), pack(Kind.EPHEMERAL, frame, exclude=conn.session_id)

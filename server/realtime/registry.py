@@ -57,6 +57,12 @@ class Registry(Protocol):
         """Drop expired presence; return users who went offline (each reported once)."""
         ...
 
+    async def claim_typing(
+        self, group_id: uuid.UUID, user_id: uuid.UUID, interval_s: float
+    ) -> bool:
+        """True, at most once per ``interval_s`` per user and group over every node."""
+        ...
+
 
 _NOW = """
 local t = redis.call('TIME')
@@ -180,6 +186,8 @@ return 1
 """
 )
 REFRESH_BATCH = 250
+MAX_TYPING_CLAIMS = 50_000
+"""How many typing claims one process keeps before dropping the lapsed ones."""
 """Sockets refreshed per script call; the node's event loop runs other work in between."""
 
 
@@ -265,6 +273,13 @@ class RedisRegistry:
         gone: Any = await self._sweep(keys=[self._presence(group_id)])
         return [uuid.UUID(g.decode() if isinstance(g, bytes) else str(g)) for g in gone]
 
+    async def claim_typing(
+        self, group_id: uuid.UUID, user_id: uuid.UUID, interval_s: float
+    ) -> bool:
+        """A key of the user's that lives ``interval_s``: whoever sets it announces."""
+        key = self._partitions.owned(user_id, f"typing:{user_id}:{group_id}")
+        return bool(await self._redis.set(key, b"1", nx=True, px=max(1, int(interval_s * 1000))))
+
     def _conns(self, user_id: uuid.UUID) -> str:
         return self._partitions.owned(user_id, f"conns:{user_id}")
 
@@ -282,6 +297,7 @@ class MemoryRegistry:
         self._clock = clock
         self._conns: dict[uuid.UUID, set[str]] = {}
         self._presence: dict[uuid.UUID, dict[str, uuid.UUID]] = {}
+        self._typing: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
 
     async def acquire(self, user_id: uuid.UUID, session_id: str, limit: int) -> bool:
         """Take a slot if fewer than ``limit`` are held."""
@@ -329,3 +345,15 @@ class MemoryRegistry:
     async def sweep(self, group_id: uuid.UUID) -> list[uuid.UUID]:
         """Nothing expires in process."""
         return []
+
+    async def claim_typing(
+        self, group_id: uuid.UUID, user_id: uuid.UUID, interval_s: float
+    ) -> bool:
+        """The last announcement per user and group, by this process's clock."""
+        now, key = self._clock(), (group_id, user_id)
+        if now - self._typing.get(key, float("-inf")) < interval_s:
+            return False
+        if len(self._typing) >= MAX_TYPING_CLAIMS:  # bounded: an old claim has lapsed anyway
+            self._typing = {k: t for k, t in self._typing.items() if now - t < interval_s}
+        self._typing[key] = now
+        return True

@@ -324,7 +324,7 @@ class SocketRun:
                         ]
                     )
             case DoTyping(group_id=group):
-                await self.hub.typing(conn, group, time.monotonic())
+                await self.hub.typing(conn, group)
             case DoRead(group_id=group, seq=seq):
                 await self.domain.messages.mark_read(
                     conn.user_id, group, seq, exclude=conn.session_id

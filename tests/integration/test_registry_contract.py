@@ -274,3 +274,17 @@ async def test_join_after_expiry_announces_online_again(short_lived: RedisRegist
     assert await short_lived.join(group, user, "s1")
     await asyncio.sleep(0.7)
     assert await short_lived.join(group, user, "s2")
+
+
+# --- typing -------------------------------------------------------------------------------
+
+
+async def test_typing_is_claimed_once_per_interval_per_user_and_group(registry: Registry) -> None:
+    """One claim per interval; another user or group is its own; a lapsed claim is renewed."""
+    user, other_user, group, other_group = ids(4)
+    assert await registry.claim_typing(group, user, 0.3)
+    assert not await registry.claim_typing(group, user, 0.3)
+    assert await registry.claim_typing(group, other_user, 0.3)
+    assert await registry.claim_typing(other_group, user, 0.3)
+    await asyncio.sleep(0.4)
+    assert await registry.claim_typing(group, user, 0.3)

@@ -1,8 +1,9 @@
-"""A membership change reaches every node's cache, not only nodes delivering the group.
+"""Two nodes agree on what the contract keeps per group: its members, and who is typing.
 
 A member's socket need not subscribe to send, so a node may cache a group's members without
-receiving the group's channel. Two nodes on one Redis (and on the Redis Cluster): node B
-serves the member, node A takes the change.
+receiving the group's channel: a membership change must reach every node's cache. And the
+typing throttle (one per 2 s per user and group) holds for a user typing on two nodes. Two
+nodes on one Redis (and on the Redis Cluster).
 """
 
 from __future__ import annotations
@@ -126,3 +127,24 @@ async def test_who_joins_on_one_node_may_subscribe_on_the_other(
                     await asyncio.sleep(0.1)
                     reply = await _answer(ws, {"type": "subscribe", "group_id": group})
                 assert reply["type"] == "subscribed", reply
+
+
+async def test_typing_from_two_nodes_is_announced_once_per_interval(
+    nodes: tuple[RunningServer, RunningServer],
+) -> None:
+    """A user typing on sockets on both nodes reaches a watcher once per 2 s, not per node."""
+    a, b = nodes
+    async with httpx.AsyncClient(base_url=a.base_url, timeout=10) as http:
+        typist, watcher = await account(http), await account(http)
+        group = await public_group(http, typist, watcher)
+        async with (
+            socket(f"{a.ws_url}/api/v1/ws", typist.token) as on_a,
+            socket(f"{b.ws_url}/api/v1/ws", typist.token) as on_b,
+            socket(f"{a.ws_url}/api/v1/ws", watcher.token) as seen,
+        ):
+            await seen.subscribe(group)
+            for ws in (on_a, on_b, on_a, on_b, on_a, on_b):
+                await ws.send({"type": "typing", "group_id": group})
+                await asyncio.sleep(0.1)
+            assert (await seen.expect("typing"))["user_id"] == typist.id
+            assert await seen.silent("typing", 1.0)

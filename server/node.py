@@ -97,21 +97,15 @@ class Node:
         await self.realtime.watch.stop()
         await cancel_and_wait([self._replica_watch])
 
-    def _credentials_changed(self, _channel: str, payload: bytes) -> None:
-        try:
-            user_id = uuid.UUID(payload.decode("ascii"))
-        except ValueError:
-            log.warning("dropped a malformed credentials notice")
-            return
-        self.domain.auth.forget(user_id)
+    def _credentials_changed(self, channel: str, payload: bytes) -> None:
+        user_id = _notice_id(channel, payload)
+        if user_id is not None:
+            self.domain.auth.forget(user_id)
 
-    def _roster_changed(self, _channel: str, payload: bytes) -> None:
-        try:
-            group_id = uuid.UUID(payload.decode("ascii"))
-        except ValueError:
-            log.warning("dropped a malformed roster notice")
-            return
-        self.domain.access.forget(group_id)
+    def _roster_changed(self, channel: str, payload: bytes) -> None:
+        group_id = _notice_id(channel, payload)
+        if group_id is not None:
+            self.domain.access.forget(group_id)
 
     async def readiness(self) -> dict[str, str]:
         """``ok`` or ``down`` for each dependency (and ``draining`` during shutdown)."""
@@ -179,3 +173,12 @@ async def _probe(check: Check) -> str:
     except Exception:
         return "down"
     return "ok"
+
+
+def _notice_id(channel: str, payload: bytes) -> uuid.UUID | None:
+    """The id a node-wide notice names; None (logged) for a malformed one."""
+    try:
+        return uuid.UUID(payload.decode("ascii"))
+    except ValueError:
+        log.warning("dropped a malformed notice", extra={"channel": channel})
+        return None

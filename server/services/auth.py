@@ -29,9 +29,10 @@ from server.services.clock import Clock
 from server.services.events import VERIFY_EMAIL_JOB, Jobs
 from server.services.views import user_private
 from server.singleflight import SingleFlight
+from server.store import account_tokens
 from server.store import users as repo
 from server.store.db import Database
-from server.store.models import RefreshToken, User
+from server.store.models import RefreshToken, TokenPurpose, User
 
 INVALID_LOGIN = "Invalid email or password"
 log = logging.getLogger(__name__)
@@ -308,6 +309,9 @@ class AuthService:
     ) -> IssuedToken:
         """Store a new password, revoke other sessions and earlier access tokens.
 
+        Reset links sent before are voided too: whoever reads an old email of the user's can
+        no longer set a password the user did not choose.
+
         Returns:
             A fresh access token for the caller's session.
         """
@@ -318,6 +322,8 @@ class AuthService:
             user = await self._user(session, user_id)
             user.password_hash, user.password_changed_at = hashed, now
             await repo.revoke_user_families(session, user_id, now, keep=keep_session)
+            reset = TokenPurpose.RESET_PASSWORD.value
+            await account_tokens.void_tokens(session, user_id, reset, now)
         self.forget(user_id)
         return self._tokens.issue(user_id, keep_session)
 

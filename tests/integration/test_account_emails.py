@@ -138,6 +138,21 @@ async def test_a_newer_reset_request_voids_the_older_link(stack: Stack) -> None:
     assert (await _reset(stack.http, second)).status_code == 200
 
 
+async def test_a_password_change_voids_a_reset_link_sent_before(stack: Stack) -> None:
+    """A reset link in an old email cannot set a password after the user changed it."""
+    user = await account(stack.http)
+    await _forgot(stack.http, user.email)
+    token = token_of((await stack.smtp.wait_for(user.email, 2))[1])
+    changed = await stack.http.put(
+        "/api/v1/users/me/password",
+        headers=user.headers,
+        json={"current_password": user.password, "new_password": "a-newly-chosen-passphrase"},
+    )
+    assert changed.status_code == 200, changed.text
+    assert _token_field(await _reset(stack.http, token)) == ["token"]
+    assert (await login(stack.http, user.email, "a-newly-chosen-passphrase")).status_code == 200
+
+
 async def test_an_expired_reset_token_fails(stack: Stack) -> None:
     """Past its 30 minutes the link is a 400 naming token."""
     user = await account(stack.http)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from protocol.errors import ErrorCode
-from server.errors import Unauthorized
+from server.errors import FieldProblem, Unauthorized, ValidationFailed
 
 if TYPE_CHECKING:
     from server.container import Domain
@@ -74,8 +74,20 @@ class Call(Generic[B]):
 
     @property
     def query(self) -> Mapping[str, str]:
-        """The query string as a mapping (last value wins)."""
-        return self.request.query_params
+        """The query string as a mapping.
+
+        Raises:
+            ValidationFailed: a parameter is given more than once (which one should count
+                is anybody's guess, so none does).
+        """
+        params = self.request.query_params
+        if len(params) < len(params.multi_items()):
+            repeated = sorted({key for key in params if len(params.getlist(key)) > 1})
+            problems = [
+                FieldProblem(key, "Given more than once", "Give it once") for key in repeated
+            ]
+            raise ValidationFailed("Invalid query parameters", problems)
+        return params
 
 
 Handler = Callable[[Call[B]], Awaitable[Response]]

@@ -225,6 +225,14 @@ async def test_list_rejects_unknown_filters_values_and_sorts(client: httpx.Async
         assert field in bad_fields(response), (params, response.text)
 
 
+async def test_list_refuses_a_parameter_given_twice(client: httpx.AsyncClient) -> None:
+    """filter[visibility]=public&filter[visibility]=private is a 400 naming it, not a guess."""
+    alice = await account(client)
+    params = [("filter[visibility]", "public"), ("filter[visibility]", "private"), ("page", "1")]
+    response = await client.get(GROUPS, headers=alice.headers, params=params)
+    assert bad_fields(response) == ["filter[visibility]"]
+
+
 async def test_list_sorts_by_member_count_name_and_created_at(client: httpx.AsyncClient) -> None:
     """sort=-member_count, sort=name and the default (newest first) order the groups."""
     alice, bob, carol = await account(client), await account(client), await account(client)

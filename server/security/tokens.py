@@ -23,6 +23,8 @@ from server.errors import Unauthorized
 from server.settings import Settings
 
 REQUIRED_CLAIMS = ("sub", "iat", "nbf", "exp", "iss", "aud", "jti")
+LEEWAY_S = 5
+"""Clock skew between nodes tolerated on ``exp``, ``nbf`` and ``iat``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,11 @@ class Principal:
     issued_at: float
     expires_at: float
     session_id: uuid.UUID | None = None
+
+    @property
+    def accepted_until(self) -> float:
+        """The last moment the token is accepted: its ``exp`` plus the leeway."""
+        return self.expires_at + LEEWAY_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +156,7 @@ class TokenCodec:
                 audience=self._audience,
                 issuer=self._issuer,
                 options={"require": list(REQUIRED_CLAIMS)},
-                leeway=5,
+                leeway=LEEWAY_S,
             )
             sid = claims.get("sid")
             return Principal(

@@ -224,7 +224,7 @@ class SocketRun:
         self.conn = conn
         user_id_var.set(str(principal.user_id))
         self._run(self.session.authenticated(principal.user_id, principal.expires_at, effect.ref))
-        self._arm_expiry(principal.expires_at)
+        self._arm_expiry(principal.accepted_until)
         return conn
 
     async def _admit(self, token: str) -> tuple[Connection, Principal] | None:
@@ -339,7 +339,7 @@ class SocketRun:
             await self._close(CloseCode.UNAUTHORIZED, "invalid refresh token")
             return
         self._run(self.session.authenticated(principal.user_id, principal.expires_at, ref))  # type: ignore[arg-type]
-        self._arm_expiry(principal.expires_at)
+        self._arm_expiry(principal.accepted_until)
 
     def _run(self, effects: list[Effect]) -> None:
         """Carry out effects that need no service: replies and closes."""

@@ -79,17 +79,25 @@ async def test_slow_consumer_is_closed_with_4010_and_others_keep_up(
 async def test_socket_closes_when_its_token_expires(
     pg_url: str, tmp_path: Path, own_prefix: str
 ) -> None:
-    """An unrefreshed token ends the socket with 4001 at its expiry."""
+    """An unrefreshed token ends the socket with 4001 when REST stops accepting it too.
+
+    That is its expiry plus the 5 s leeway for clock skew: a token just past its ``exp``
+    gets ``ready`` and a few seconds to refresh, not ``ready`` and a close at once.
+    """
     settings = make_settings(pg_url, REDIS_URL, own_prefix, tmp_path, access_token_ttl_s=2)
     async with (
         serve(settings) as node,
         httpx.AsyncClient(base_url=node.base_url, timeout=20) as http,
     ):
         user = await account(http)
+        await asyncio.sleep(3)  # past the token's exp, within the leeway
+        assert (await http.get("/api/v1/users/me", headers=user.headers)).status_code == 200
         async with socket(f"{node.ws_url}/api/v1/ws", user.token) as ws:
+            assert ws.ready["type"] == "ready"
             started = time.monotonic()
             assert await ws.closed_with(timeout=10) == 4001
-            assert time.monotonic() - started < 5
+            assert 2.5 < time.monotonic() - started < 6
+        assert (await http.get("/api/v1/users/me", headers=user.headers)).status_code == 401
 
 
 async def test_no_auth_frame_within_the_deadline_closes_4001(

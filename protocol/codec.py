@@ -6,6 +6,8 @@ same fields (UUIDs and times as strings in both).
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import msgspec
@@ -23,6 +25,8 @@ from protocol.frames import (
 JSON_SUBPROTOCOL = "studybuddy.v1.json"
 MSGPACK_SUBPROTOCOL = "studybuddy.v1.msgpack"
 SUBPROTOCOLS = (JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_TEXT = re.compile("[\ud800-\udfff]")
 
 
 class FrameError(Exception):
@@ -62,8 +66,8 @@ class Codec:
         self._probe = module.Decoder(_RefProbe)
         self._encoder = module.Encoder()
 
-    def decode(self, data: bytes) -> ClientFrames:
-        """Decode one client frame.
+    def decode(self, data: bytes | str) -> ClientFrames:
+        """Decode one client frame (a text frame may come as ``str``).
 
         Raises:
             InvalidFrame: valid data that is not a valid frame (unknown type, bad fields).
@@ -78,6 +82,11 @@ class Codec:
         except UnicodeDecodeError:
             raise FatalFrame(CloseCode.INVALID_PAYLOAD, "invalid UTF-8") from None
         except (msgspec.DecodeError, RecursionError):
+            if not self.binary and (parsed := _with_lone_surrogates(data)) is not None:
+                raise InvalidFrame(
+                    "text must be Unicode: a \\ud800-\\udfff escape is half of a pair",
+                    _ref_of(parsed),
+                ) from None
             raise FatalFrame(CloseCode.UNPARSEABLE, "unparseable frame") from None
         return frame
 
@@ -87,12 +96,45 @@ class Codec:
             return self._encoder.encode(msgspec.to_builtins(frame))  # type: ignore[no-any-return]
         return self._encoder.encode(frame)  # type: ignore[no-any-return]
 
-    def _ref(self, data: bytes) -> Ref | None:
+    def _ref(self, data: bytes | str) -> Ref | None:
         try:
             probe: _RefProbe = self._probe.decode(data)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return None
         return probe.ref
+
+
+def _with_lone_surrogates(data: bytes | str) -> Any:
+    """JSON that parses but holds a lone surrogate escape (msgspec refuses it); else None.
+
+    JavaScript's ``JSON.stringify`` writes one for a string cut inside a pair (an emoji
+    truncated by code units): valid JSON, but not text. It is the frame's content that is
+    wrong, so it is answered ``VALIDATION_ERROR``, not closed as unparseable.
+    """
+    try:
+        text = data.decode() if isinstance(data, bytes) else data
+        if not _SURROGATE_ESCAPE.search(text):
+            return None
+        parsed = json.loads(text, parse_constant=_not_json)
+        json.dumps(parsed, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return parsed  # it parsed, and only a lone surrogate keeps it from being text
+    except (ValueError, RecursionError):
+        pass
+    return None
+
+
+def _not_json(constant: str) -> Any:
+    """``NaN`` and ``Infinity`` are Python's extensions, not JSON."""
+    raise ValueError(constant)
+
+
+def _ref_of(parsed: Any) -> Ref | None:
+    """The frame's ``ref`` when it can be echoed (a ref that is itself half a pair cannot)."""
+    ref = parsed.get("ref") if isinstance(parsed, dict) else None
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        return ref
+    return ref if isinstance(ref, str) and not _SURROGATE_TEXT.search(ref) else None
 
 
 class ClientCodec:

@@ -276,6 +276,9 @@ class SocketRun:
                 await self._close(CloseCode.UNAUTHORIZED, "the first frame must be auth")
             else:
                 self._run(self.session.invalid(exc, time.monotonic()))
+        except Exception:  # a bug: logged, and the socket closed with a reason, not cut
+            log.exception("a client frame could not be decoded")
+            await self._close(CloseCode.INTERNAL_ERROR, INTERNAL_MESSAGE)
         return None
 
     async def _carry_out(self, conn: Connection, effect: Effect) -> None:

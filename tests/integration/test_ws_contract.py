@@ -158,6 +158,19 @@ async def test_fatal_frames_close_with_their_code(
         assert await ws.closed_with() == code
 
 
+async def test_a_cut_emoji_is_a_validation_error_not_a_close(rt: Realtime) -> None:
+    """A body ending in half a surrogate pair (valid JSON, not text): VALIDATION_ERROR."""
+    alice = await account(rt.http)
+    group = await public_group(rt.http, alice)
+    async with socket(rt.ws, alice.token) as ws:
+        frame = '"type":"send","body":"cut \\ud83d","client_msg_id":"c1","ref":"s"'
+        await ws.ws.send(f'{{{frame},"group_id":"{group}"}}')
+        error = await ws.expect("error", ref="s")
+        assert error["code"] == "VALIDATION_ERROR"
+        await ws.send({"type": "ping", "ref": "alive"})
+        assert (await ws.expect("pong"))["ref"] == "alive"
+
+
 async def test_invalid_utf8_closes_with_1007(
     rt: Realtime, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -153,6 +153,33 @@ def test_malformed_json_is_fatal_4000(data: bytes) -> None:
     assert caught.value.reason == "unparseable frame"
 
 
+@pytest.mark.parametrize(
+    ("data", "ref"),
+    [
+        (b'{"type":"send","group_id":"%s","body":"cut \\ud83d","client_msg_id":"c","ref":7}', 7),
+        (b'{"type":"send","group_id":"%s","body":"\\udc00","client_msg_id":"c","ref":"r"}', "r"),
+        (b'{"type":"ping","ref":"\\ud800"}', None),
+    ],
+)
+def test_a_lone_surrogate_is_invalid_not_fatal(data: bytes, ref: str | int | None) -> None:
+    """Valid JSON holding half a surrogate pair (a cut emoji): VALIDATION_ERROR, socket kept."""
+    with pytest.raises(InvalidFrame) as caught:
+        JSON.decode(data.replace(b"%s", str(GROUP).encode()))
+    assert "half of a pair" in caught.value.message
+    assert caught.value.ref == ref
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'{"type":"ping","x":NaN,"y":"\\ud83d\\ude00"}', b'{"type":"ping","y":"\\ud800"'],
+)
+def test_unparseable_json_with_surrogate_escapes_stays_fatal(data: bytes) -> None:
+    """NaN is not JSON, nor is a truncated frame: 4000, whatever escapes they hold."""
+    with pytest.raises(FatalFrame) as caught:
+        JSON.decode(data)
+    assert caught.value.close_code is CloseCode.UNPARSEABLE
+
+
 @pytest.mark.parametrize("data", [b"\xc1", b"\x82\xa4type", b""])
 def test_malformed_msgpack_is_fatal_4000(data: bytes) -> None:
     """Unparseable MessagePack ends the connection with 4000."""

@@ -39,6 +39,7 @@ class WebhookClient:
     """Resolves receivers' host names and posts deliveries to them."""
 
     def __init__(self, timeout_s: float, *, verify_tls: bool = True) -> None:
+        self._timeout_s = timeout_s
         self._timeout = httpx.Timeout(timeout_s)
         self._verify = verify_tls
 
@@ -55,21 +56,29 @@ class WebhookClient:
     async def post(
         self, target: WebhookTarget, address: IPAddress, body: bytes, headers: dict[str, str]
     ) -> PostResult:
-        """POST ``body`` to ``target`` at ``address``; never raises for network trouble."""
+        """POST ``body`` to ``target`` at ``address``; never raises for network trouble.
+
+        Only the status counts: the receiver's body is never read (a huge or endless one
+        cannot fill the node's memory), and the whole attempt has one deadline (a receiver
+        trickling bytes cannot hold it past the timeout).
+        """
         literal = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
         default_port = 443 if target.scheme == "https" else 80
         authority = target.host if target.port == default_port else f"{target.host}:{target.port}"
         request_headers = {**headers, "Host": authority, "Content-Type": "application/json"}
         url = f"{target.scheme}://{literal}:{target.port}{target.target}"
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        client = httpx.AsyncClient(
+            timeout=self._timeout, verify=self._verify, follow_redirects=False, trust_env=False
+        )
         try:
-            async with httpx.AsyncClient(
-                timeout=self._timeout, verify=self._verify, follow_redirects=False, trust_env=False
-            ) as http:
-                response = await http.post(
-                    url, content=body, headers=request_headers, extensions=extensions
+            async with asyncio.timeout(self._timeout_s), client:
+                request = client.build_request(
+                    "POST", url, content=body, headers=request_headers, extensions=extensions
                 )
-        except httpx.TimeoutException:
+                response = await client.send(request, stream=True)
+                await response.aclose()  # the status is all we need: the body stays unread
+        except (httpx.TimeoutException, TimeoutError):
             return PostResult(None, "timed out")
         except httpx.HTTPError as exc:
             return PostResult(None, (f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS])

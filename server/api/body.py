@@ -79,6 +79,8 @@ class BodyDecoder(Generic[T]):
             value = _any_decoder.decode(raw)
         except _MALFORMED:
             return None
+        if _depth(value) > MAX_DEPTH:  # _integral recurses: _diagnose refuses it instead
+            return None
         changed = _integral(value)
         if changed is value:
             return None

@@ -35,6 +35,7 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATE_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
+MAX_INT_DIGITS = 18
 _DIGITS = re.compile(r"[0-9]+")
 
 ClauseBuilder = Callable[[str, uuid.UUID | None], ColumnElement[bool]]
@@ -207,7 +208,8 @@ def _int_param(
     if raw is None:
         return default
     bounds = f"{low}..{high}" if high else f">= {low}"
-    value = int(raw) if _DIGITS.fullmatch(raw) else low - 1
+    # a bound has at most 10 digits; int() of thousands of digits raises (and costs)
+    value = int(raw) if len(raw) <= MAX_INT_DIGITS and _DIGITS.fullmatch(raw) else low - 1
     if value < low or (high is not None and value > high):
         problems.append(FieldProblem(name, f"{name} must be an integer {bounds}", f"Use {bounds}"))
         return default

@@ -279,6 +279,21 @@ def test_deep_unknown_field_is_refused_by_depth() -> None:
     assert caught.value.message == f"JSON nesting deeper than {MAX_DEPTH} levels"
 
 
+@pytest.mark.parametrize(
+    ("depth", "message"),
+    [
+        (500, f"JSON nesting deeper than {MAX_DEPTH} levels"),  # past Python's recursion limit
+        (2000, "Malformed JSON: nesting too deep"),  # past msgspec's too
+    ],
+)
+def test_hundreds_of_levels_in_a_field_are_a_400_not_a_crash(depth: int, message: str) -> None:
+    """Nesting that Python's recursion limit stops (not msgspec's) is still a 400."""
+    raw = b'{"name":' + b"[" * depth + b"]" * depth + b"}"
+    with pytest.raises(ValidationFailed) as caught:
+        BodyDecoder(GroupBody).decode(raw, JSON_TYPE)
+    assert caught.value.message == message
+
+
 def _nested_body(depth: int) -> bytes:
     """A body whose deepest value sits ``depth`` levels down (the body object is level 1)."""
     nested: Any = 1

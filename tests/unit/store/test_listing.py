@@ -106,6 +106,8 @@ def test_page_size_bounds_are_inclusive() -> None:
         ({"page_size": "abc"}, "page_size", "page_size must be an integer 1..100"),
         ({"page_size": ""}, "page_size", "page_size must be an integer 1..100"),
         ({"page_size": "2.5"}, "page_size", "page_size must be an integer 1..100"),
+        ({"page": "9" * 5000}, "page", "page must be an integer 1..1000000000"),
+        ({"page_size": "0" * 5000 + "1"}, "page_size", "page_size must be an integer 1..100"),
     ],
 )
 def test_bad_page_values_are_field_problems(

@@ -35,11 +35,14 @@ from server.security.webhook_urls import (
 )
 from server.services.clock import Clock
 from server.services.events import EventItem
+from server.services.policy import ALLOWED, Action
 from server.store import webhooks as repo
 from server.store.db import Database
 from server.store.models import DeliveryStatus, Webhook, WebhookDelivery
 
 log = logging.getLogger(__name__)
+WEBHOOK_MANAGERS = tuple(role.value for role in ALLOWED[Action.MANAGE_WEBHOOKS])
+"""Roles that may manage a group's webhooks, and whose webhooks receive its events."""
 MAX_ATTEMPTS = 3
 FINAL = frozenset({DeliveryStatus.SUCCEEDED.value, DeliveryStatus.DEAD.value})
 USER_AGENT = "StudyBuddy-Webhooks/1"
@@ -101,7 +104,8 @@ class WebhookDeliveries:
         self, session: AsyncSession, items: Sequence[EventItem], event: str
     ) -> list[uuid.UUID]:
         """Add deliveries of ``event`` for ``(group_id, key, data)`` items in ``session``."""
-        hooks = await repo.subscribers(session, {group for group, _, _ in items}, event)
+        groups = {group for group, _, _ in items}
+        hooks = await repo.subscribers(session, groups, event, WEBHOOK_MANAGERS)
         if not hooks:
             return []
         now = self._clock.now()

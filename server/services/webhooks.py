@@ -16,15 +16,14 @@ from server.security import signing
 from server.security.crypto import SecretBox
 from server.services.access import authorize
 from server.services.clock import Clock
-from server.services.deliveries import WebhookDeliveries
-from server.services.policy import ALLOWED, Action
+from server.services.deliveries import WEBHOOK_MANAGERS, WebhookDeliveries
+from server.services.policy import Action
 from server.services.views import delivery_view, webhook_view
 from server.store import webhooks as repo
 from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, choice_filter, fetch_page
 from server.store.models import DeliveryStatus, Webhook, WebhookDelivery
 
-MANAGERS = tuple(role.value for role in ALLOWED[Action.MANAGE_WEBHOOKS])
 """Roles whose holders see and manage a group's webhooks (the policy's rule)."""
 
 WEBHOOK_LIST = ListSpec(
@@ -92,7 +91,7 @@ class WebhookService:
         """Webhooks of the groups the caller owns or administers."""
         async with self._db.session() as session:
             rows, total = await fetch_page(
-                session, repo.webhooks_managed_by(actor_id, MANAGERS), query
+                session, repo.webhooks_managed_by(actor_id, WEBHOOK_MANAGERS), query
             )
         return [webhook_view(row[0]) for row in rows], total
 
@@ -116,7 +115,7 @@ class WebhookService:
     async def _managed(
         session: AsyncSession, webhook_id: uuid.UUID, actor_id: uuid.UUID
     ) -> Webhook:
-        hook = await repo.get_managed_webhook(session, webhook_id, actor_id, MANAGERS)
+        hook = await repo.get_managed_webhook(session, webhook_id, actor_id, WEBHOOK_MANAGERS)
         if hook is None:
             raise NotFound("Webhook not found")
         return hook

@@ -54,17 +54,26 @@ def deliveries_of(webhook_id: uuid.UUID) -> AnySelect:
 
 
 async def subscribers(
-    session: AsyncSession, group_ids: Collection[uuid.UUID], event: str
+    session: AsyncSession, group_ids: Collection[uuid.UUID], event: str, managers: Collection[str]
 ) -> list[Webhook]:
-    """Live, active webhooks of these groups that asked for ``event``."""
+    """Live, active webhooks of these groups that asked for ``event``.
+
+    Only those whose creator still manages the group (has one of ``managers``): a member
+    kicked, demoted or erased takes their webhooks' feed of the group with them.
+    """
     rows = await session.scalars(
         select(Webhook)
         .join(StudyGroup, StudyGroup.id == Webhook.group_id)
+        .join(
+            Membership,
+            (Membership.group_id == Webhook.group_id) & (Membership.user_id == Webhook.created_by),
+        )
         .where(
             Webhook.group_id.in_(group_ids),
             Webhook.deleted_at.is_(None),
             Webhook.active.is_(True),
             StudyGroup.deleted_at.is_(None),
+            Membership.role.in_(managers),
         )
     )
     return [hook for hook in rows if event in hook.events]

@@ -355,6 +355,30 @@ async def test_three_failures_make_a_delivery_dead(
     assert len(receiver.received) == 3
 
 
+@pytest.mark.parametrize("loss", ["demoted", "kicked"])
+async def test_a_webhook_stops_with_its_creators_right_to_manage(
+    http: httpx.AsyncClient, receiver: Receiver, loss: str
+) -> None:
+    """An admin demoted or kicked: their webhook gets the group's events no more."""
+    owner, admin, joiner = await account(http), await account(http), await account(http)
+    group = await create_group(http, owner, visibility="public")
+    await add_member(http, owner, group["id"], admin)
+    await set_role(http, owner, group["id"], admin, "admin")
+    theirs = await subscribe(http, admin, group["id"], receiver.url("/admin"), ["member.joined"])
+    ours = await subscribe(http, owner, group["id"], receiver.url("/owner"), ["member.joined"])
+    members = f"{GROUPS}/{group['id']}/members/{admin.id}"
+    if loss == "demoted":
+        changed = await http.patch(members, headers=owner.headers, json={"role": "member"})
+    else:
+        changed = await http.delete(members, headers=owner.headers)
+    assert changed.status_code in (200, 204)
+    await http.post(f"{GROUPS}/{group['id']}/join", headers=joiner.headers)
+    [delivery] = await settled(http, owner, ours["id"])
+    assert delivery["status"] == "succeeded"
+    assert await deliveries(http, owner, theirs["id"]) == []
+    assert [r.path for r in receiver.received] == ["/owner"]
+
+
 async def test_a_timeout_counts_as_a_failed_attempt(
     http: httpx.AsyncClient, receiver: Receiver
 ) -> None:

@@ -14,7 +14,8 @@ _SENSITIVE_KEY = re.compile(
 )
 _JWT = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[\w.~+/=-]+")
-_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+_CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
+"""13 to 19 digits, spaced or dashed, standing alone: not the digit-only groups of a UUID."""
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 
 

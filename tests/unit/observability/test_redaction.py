@@ -64,6 +64,15 @@ def test_short_numbers_are_kept() -> None:
     assert redact_text("user 12345 on port 8080 in 2024") == "user 12345 on port 8080 in 2024"
 
 
+@pytest.mark.parametrize(
+    "uuid_text",
+    ["12345678-1234-4234-a63e-9f09d9d7abd7", "0e4f7a9b-1c2d-4e3f-8123-456789012345"],
+)
+def test_uuids_whose_groups_are_digits_are_kept(uuid_text: str) -> None:
+    """A user id is not a card number, though its first or last groups be all digits."""
+    assert redact_text(f"user {uuid_text} signed in") == f"user {uuid_text} signed in"
+
+
 def test_email_addresses_are_masked() -> None:
     """Email addresses are PII."""
     assert redact_text("login failed for jane.doe+x@example.co.uk") == (

@@ -35,7 +35,7 @@ from server.realtime.registry import MemoryRegistry, RedisRegistry, Registry
 from server.resources import Resources
 from server.security.crypto import SecretBox
 from server.security.passwords import PasswordHasher
-from server.security.ratelimit import Rate, RedisRateLimiter
+from server.security.ratelimit import Rate, RedisRateLimiter, shared_limiter
 from server.security.scanner import build_scanner
 from server.security.tokens import TokenCodec
 from server.security.webhook_urls import AllowList
@@ -153,6 +153,8 @@ def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Doma
         clock,
         settings.refresh_token_ttl_s,
         jobs,
+        limiter=shared_limiter(resources.redis, settings.redis_prefix),
+        reauth_rate=Rate.parse(settings.rate_limit_auth),
     )
     postman = Postman(
         Composer(settings.mail_from, settings.public_web_url, clock),

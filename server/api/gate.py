@@ -15,10 +15,9 @@ from server.redis_client import RedisClient
 from server.security.client_ip import Network, client_ip, parse_networks
 from server.security.ratelimit import (
     Decision,
-    MemoryRateLimiter,
     Rate,
     RateLimiter,
-    RedisRateLimiter,
+    shared_limiter,
 )
 from server.security.tokens import Principal
 from server.settings import Settings
@@ -121,9 +120,7 @@ class Gate:
 
 def build_gate(settings: Settings, redis: RedisClient | None, authenticate: Authenticate) -> Gate:
     """The REST gate: rate limits in Redis (shared by every node) or in process."""
-    limiter: RateLimiter = (
-        RedisRateLimiter(redis, settings.redis_prefix) if redis else MemoryRateLimiter()
-    )
+    limiter = shared_limiter(redis, settings.redis_prefix)
     rates = Rates(
         Rate.parse(settings.rate_limit_auth),
         Rate.parse(settings.rate_limit_user),

@@ -163,3 +163,8 @@ class RedisRateLimiter:
         _, tat, now = await self._script(keys=[self._prefix + key], args=[period_ms, rate.limit])
         decision, _ = _decide(float(tat), float(now), rate)
         return decision
+
+
+def shared_limiter(redis: RedisClient | None, prefix: str) -> RateLimiter:
+    """Limits shared by every node (Redis), or by this process on the embedded default."""
+    return RedisRateLimiter(redis, prefix) if redis is not None else MemoryRateLimiter()

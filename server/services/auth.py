@@ -16,6 +16,7 @@ from server.errors import (
     FieldProblem,
     Forbidden,
     MfaRequired,
+    RateLimited,
     Unauthorized,
     ValidationFailed,
 )
@@ -23,6 +24,7 @@ from server.observability.audit import AuditEvent, audit
 from server.security import mfa
 from server.security.crypto import SecretBox
 from server.security.passwords import PasswordHasher, check_password_policy
+from server.security.ratelimit import Rate, RateLimiter
 from server.security.sanitize import clean_email, clean_text, clean_username
 from server.security.tokens import IssuedToken, Principal, TokenCodec, hash_token, new_opaque_token
 from server.services.clock import Clock
@@ -71,8 +73,13 @@ class AuthService:
         clock: Clock,
         refresh_ttl_s: int,
         jobs: Jobs,
+        *,
+        limiter: RateLimiter,
+        reauth_rate: Rate,
     ) -> None:
         self._db = db
+        self._limiter = limiter
+        self._reauth_rate = reauth_rate
         self._jobs = jobs
         self._hasher = hasher
         self._tokens = tokens
@@ -277,11 +284,17 @@ class AuthService:
         return user_private(user)
 
     async def verify_password(self, user: User, password: str) -> None:
-        """Re-authentication for sensitive operations.
+        """Re-authentication for sensitive operations, limited per user as sign-in is.
+
+        A stolen access token must not make these a password oracle at the general rate.
 
         Raises:
+            RateLimited: over the user's re-authentication rate (no hash is computed).
             Forbidden: wrong password.
         """
+        decision = await self._limiter.hit(f"reauth:{user.id}", self._reauth_rate)
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after, "Too many password attempts; wait a minute")
         if not await self._hasher.verify(password, user.password_hash):
             raise Forbidden("Wrong password")
 

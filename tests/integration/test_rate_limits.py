@@ -92,3 +92,30 @@ async def test_a_clients_own_forwarded_line_does_not_pick_its_bucket(
             lines = [("X-Forwarded-For", spoof), ("X-Forwarded-For", "203.0.113.7")]
             codes.append((await http.get("/api/v1/users/me", headers=lines)).status_code)
         assert codes == [401, 429]
+
+
+async def test_password_checks_of_a_signed_in_user_are_limited_as_sign_in_is(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
+    """A stolen access token is no password oracle: re-authentication is 3/min here, per user.
+
+    Wrong guesses on change-password and account deletion share one bucket; past it, even
+    the right password waits (429), and no hash is computed.
+    """
+    settings = make_settings(pg_url, REDIS_URL, own_prefix, tmp_path, rate_limit_auth="3/60")
+    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+        user = await account(http)  # register and login: 2 of the address's 3
+        wrong = {"current_password": "not-the-password-1", "new_password": "a-new-passphrase-2"}
+        guesses = [
+            await http.put("/api/v1/users/me/password", headers=user.headers, json=wrong),
+            await http.put("/api/v1/users/me/password", headers=user.headers, json=wrong),
+            await http.request(
+                "DELETE", "/api/v1/users/me", headers=user.headers, json={"password": "nope"}
+            ),
+        ]
+        assert [g.status_code for g in guesses] == [403, 403, 403]
+        right = {"current_password": user.password, "new_password": "a-new-passphrase-2"}
+        limited = await http.put("/api/v1/users/me/password", headers=user.headers, json=right)
+        assert limited.status_code == 429, limited.text
+        assert limited.json()["error"]["code"] == "RATE_LIMITED"
+        assert int(limited.headers["retry-after"]) >= 1

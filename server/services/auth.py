@@ -162,7 +162,9 @@ class AuthService:
         now = self._clock.now()
         async with self._db.session() as session, session.begin():
             row = await repo.get_refresh_token(session, hash_token(refresh_token))
-            if row is None or row.revoked_at is not None or row.expires_at <= now:
+            if row is None or row.expires_at <= now or row.revoked_at is not None:
+                raise Unauthorized("Invalid or expired refresh token")
+            if await repo.family_revoked(session, row.family_id):  # a revocation raced its rotation
                 raise Unauthorized("Invalid or expired refresh token")
             if not await repo.mark_refresh_used(session, row.id, now):
                 await repo.revoke_family(session, row.family_id, now)

@@ -74,6 +74,19 @@ async def mark_refresh_used(session: AsyncSession, token_id: uuid.UUID, now: dat
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def family_revoked(session: AsyncSession, family_id: uuid.UUID) -> bool:
+    """Whether any token of the family was revoked (so every token of it is dead).
+
+    A rotation stores its new token after marking the old one used; a revocation racing it
+    may mark the family's tokens before the new one exists. Asking for the family, not the
+    token, refuses that one too.
+    """
+    revoked = select(RefreshToken.id).where(
+        RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_not(None)
+    )
+    return bool(await session.scalar(select(revoked.exists())))
+
+
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> None:
     """Revoke every token of a family."""
     await session.execute(

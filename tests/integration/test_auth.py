@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -211,6 +212,28 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(client: httpx.AsyncC
     assert replay.status_code == 401
     after = await client.post("/api/v1/auth/refresh", headers=cookie_header(second))
     assert after.status_code == 401
+
+
+async def test_a_reuse_racing_a_rotation_revokes_what_the_rotation_issued(
+    client: httpx.AsyncClient,
+) -> None:
+    """Two refreshes of one token at once: one rotates, one is a reuse; nothing survives.
+
+    The rotation's new token is stored after the reuse revoked the family's tokens at times;
+    a token of a family with any revoked token is refused all the same.
+    """
+    payload = await register(client)
+    for _ in range(10):
+        token = await _refresh_cookie(client, payload)
+        client.cookies.clear()
+        answers = await asyncio.gather(
+            *(client.post("/api/v1/auth/refresh", headers=cookie_header(token)) for _ in range(2))
+        )
+        client.cookies.clear()
+        assert sorted(a.status_code for a in answers) == [200, 401]
+        issued = next(a for a in answers if a.status_code == 200).cookies["refresh_token"]
+        late = await client.post("/api/v1/auth/refresh", headers=cookie_header(issued))
+        assert late.status_code == 401
 
 
 async def test_other_families_survive_a_reuse(client: httpx.AsyncClient) -> None:

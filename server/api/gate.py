@@ -12,7 +12,7 @@ from server.api.operation import Bucket, Operation
 from server.errors import AppError, RateLimited, Unauthorized
 from server.observability.context import user_id_var
 from server.redis_client import RedisClient
-from server.security.client_ip import Network, client_ip, parse_networks
+from server.security.client_ip import Network, client_ip, parse_networks, rate_key
 from server.security.ratelimit import (
     Decision,
     Rate,
@@ -90,7 +90,7 @@ class Gate:
         Raises:
             Rejected: unauthenticated or over a limit.
         """
-        ip = self.client_ip(request)
+        ip = rate_key(self.client_ip(request))
         headers: dict[str, str] = {}
         if op.bucket is Bucket.AUTH:
             headers = self._enforce(await self._limiter.hit(f"auth:{ip}", self._rates.auth))

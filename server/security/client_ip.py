@@ -54,3 +54,19 @@ def _normalised(hop: str) -> str | None:
         return str(ipaddress.ip_address(hop))
     except ValueError:
         return None
+
+
+def rate_key(address: str) -> str:
+    """The rate-limit bucket of an address: itself, or for IPv6 its /64.
+
+    One IPv6 host commonly holds a whole /64, so a limit per address would be no limit.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

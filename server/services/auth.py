@@ -294,26 +294,40 @@ class AuthService:
             RateLimited: over the user's re-authentication rate (no hash is computed).
             Forbidden: wrong password.
         """
-        decision = await self._limiter.hit(f"reauth:{user.id}", self._reauth_rate)
-        if not decision.allowed:
-            raise RateLimited(decision.retry_after, "Too many password attempts; wait a minute")
+        await self._limit(f"reauth:{user.id}", "Too many password attempts; wait a minute")
         if not await self._hasher.verify(password, user.password_hash):
             raise Forbidden("Wrong password")
 
     async def require_second_factor(self, user: User, code: str | None) -> None:
         """When MFA is on, accept ``code`` once.
 
+        Codes tried are limited per user (sign-in, a reset link, disabling MFA), so guesses
+        spread over many addresses get no further than guesses from one.
+
         Raises:
+            RateLimited: over the user's rate of codes tried.
             MfaRequired: missing, wrong or replayed code.
         """
         if not user.mfa_enabled or user.mfa_secret is None:
             return
+        if code:
+            await self._limit(f"mfa:{user.id}", "Too many codes tried; wait a minute")
         step = mfa.match_step(
             self._box.open(user.mfa_secret), code, self._clock.time(), user.mfa_last_step
         )
         if step is None or not await self._claim_step(user.id, step):
             raise MfaRequired
         user.mfa_last_step = step
+
+    async def _limit(self, key: str, message: str) -> None:
+        """Count one attempt on the user's ``key`` at the auth rate.
+
+        Raises:
+            RateLimited: over it.
+        """
+        decision = await self._limiter.hit(key, self._reauth_rate)
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after, message)
 
     async def _claim_step(self, user_id: uuid.UUID, step: int) -> bool:
         async with self._db.session() as session, session.begin():

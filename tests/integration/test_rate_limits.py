@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.factories.mfa import TotpDevice
 from tests.factories.users import account
 from tests.fixtures.server import serve
 from tests.fixtures.services import REDIS_URL
@@ -119,3 +120,58 @@ async def test_password_checks_of_a_signed_in_user_are_limited_as_sign_in_is(
         assert limited.status_code == 429, limited.text
         assert limited.json()["error"]["code"] == "RATE_LIMITED"
         assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_codes_tried_from_many_addresses_are_limited_per_user(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
+    """MFA codes are counted per user: guesses spread over addresses hit the same wall."""
+    settings = make_settings(
+        pg_url,
+        REDIS_URL,
+        own_prefix,
+        tmp_path,
+        rate_limit_auth="3/60",
+        trusted_proxies=["127.0.0.1"],
+    )
+    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+        address = iter(f"203.0.113.{n}" for n in range(1, 200))
+
+        def fresh() -> dict[str, str]:  # every call from another address: no address limit
+            return {"X-Forwarded-For": next(address)}
+
+        http.headers.update(fresh())
+        user = await account(http)
+        setup = await http.post("/api/v1/auth/mfa/setup", headers={**user.headers, **fresh()})
+        device = TotpDevice(setup.json()["data"]["secret"])
+        enable = {"code": device.next_code()}
+        enabled = await http.post(
+            "/api/v1/auth/mfa/enable", headers={**user.headers, **fresh()}, json=enable
+        )
+        assert enabled.status_code == 200, enabled.text
+        body = {"email": user.email, "password": user.password, "totp_code": "000000"}
+        codes = [
+            (await http.post("/api/v1/auth/login", json=body, headers=fresh())).status_code
+            for _ in range(4)
+        ]
+        assert codes == [401, 401, 401, 429]
+
+
+async def test_addresses_of_one_ipv6_slash_64_share_a_bucket(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
+    """An IPv6 client cannot take a fresh bucket per address of its /64."""
+    settings = make_settings(
+        pg_url,
+        REDIS_URL,
+        own_prefix,
+        tmp_path,
+        rate_limit_anon="1/60",
+        trusted_proxies=["127.0.0.1"],
+    )
+    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+        codes = [
+            (await http.get("/api/v1/users/me", headers={"X-Forwarded-For": address})).status_code
+            for address in ("2001:db8:7:7::1", "2001:db8:7:7:ffff::2", "2001:db8:7:8::1")
+        ]
+        assert codes == [401, 429, 401]

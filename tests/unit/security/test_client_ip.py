@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from server.security.client_ip import client_ip, parse_networks
+from server.security.client_ip import client_ip, parse_networks, rate_key
 
 PROXIES = parse_networks(["10.0.0.0/8", "127.0.0.1", "::1"])
 
@@ -104,3 +104,18 @@ def test_unknown_peer() -> None:
 def test_peer_that_is_not_an_address_is_not_trusted() -> None:
     """A peer such as a unix socket path is reported as is."""
     assert client_ip("/run/app.sock", ["203.0.113.9"], PROXIES) == "/run/app.sock"
+
+
+@pytest.mark.parametrize(
+    ("address", "bucket"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::77", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_rate_buckets_are_addresses_and_ipv6_slash_64s(address: str, bucket: str) -> None:
+    """An IPv6 host holds a /64: its addresses share one bucket; IPv4 stays per address."""
+    assert rate_key(address) == bucket

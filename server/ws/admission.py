@@ -6,15 +6,22 @@ exhausts the database and Redis pools and slows everyone. So at most
 ``WS_ADMISSION_CONCURRENCY`` sockets are being admitted at a time and the others wait their
 turn; past ``WS_ADMISSION_QUEUE`` waiting, a handshake is answered HTTP 503 with
 ``Retry-After`` (clients back off with jitter and come back).
+
+A socket that has not sent its first frame yet is silent, not waiting for work: a client
+sends ``auth`` as soon as it connects. When the node is full, the oldest silent socket makes
+room for a new handshake (it is closed 1013, try again later). So sockets opened and left
+silent, by a broken client or on purpose, cannot lock everybody else out for the 5 s of the
+auth deadline; a storm of real clients, all talking, is queued and refused as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from protocol.errors import ErrorCode
+from protocol.errors import CloseCode, ErrorCode
 
 if TYPE_CHECKING:
     from starlette.types import Scope, Send
@@ -32,17 +39,34 @@ class Admission:
         """Held while a socket is authenticated and leased."""
         self._limit = concurrency + queue
         self._pending = 0
+        self._silent: dict[object, Callable[[], None]] = {}
+        """Counted-in sockets with no frame yet, oldest first, and how to evict each."""
 
     def enter(self) -> bool:
-        """Count a new handshake in; False when the node is too busy to take it."""
+        """Count a new handshake in; False when the node is too busy to take it.
+
+        A full node evicts its oldest silent socket for it; with none, it refuses.
+        """
         if self._pending >= self._limit:
-            return False
+            if not self._silent:
+                return False
+            oldest = next(iter(self._silent))
+            self._silent.pop(oldest)()  # it leaves once its close is sent
         self._pending += 1
         return True
 
-    def leave(self) -> None:
+    def silent(self, socket: object, evict: Callable[[], None]) -> None:
+        """``socket`` is counted in and has sent nothing yet; ``evict`` ends it."""
+        self._silent[socket] = evict
+
+    def spoke(self, socket: object) -> None:
+        """``socket`` sent its first frame: it is waiting for work, never evicted."""
+        self._silent.pop(socket, None)
+
+    def leave(self, socket: object = None) -> None:
         """The socket is ready, or gone."""
         self._pending -= 1
+        self._silent.pop(socket, None)
 
 
 async def refuse_busy(scope: Scope, send: Send) -> None:
@@ -52,7 +76,13 @@ async def refuse_busy(scope: Scope, send: Send) -> None:
     """
     if DENIAL not in (scope.get("extensions") or {}):
         await send({"type": "websocket.accept"})
-        await send({"type": "websocket.close", "code": 1013, "reason": "busy; retry shortly"})
+        await send(
+            {
+                "type": "websocket.close",
+                "code": CloseCode.TRY_AGAIN_LATER,
+                "reason": "busy; retry shortly",
+            }
+        )
         return
     body = json.dumps(
         {

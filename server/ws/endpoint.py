@@ -96,7 +96,9 @@ class SocketEndpoint:
             admission.leave()
             raise
         writer = (scope.get("extensions") or {}).get(FRAMES_EXTENSION)
-        await SocketRun(node, admission, codec, receive, send, writer).serve()
+        run = SocketRun(node, admission, codec, receive, send, writer)
+        admission.silent(run, run.evict)
+        await run.serve()
 
 
 class SocketShortcutMiddleware:
@@ -127,6 +129,7 @@ class SocketRun:
         "codec",
         "conn",
         "domain",
+        "evicted",
         "expiry",
         "hub",
         "node",
@@ -164,6 +167,7 @@ class SocketRun:
         self.conn: Connection | None = None
         self.expiry: asyncio.TimerHandle | None = None
         self.task = asyncio.current_task()
+        self.evicted = False
 
     async def serve(self) -> None:
         """Authenticate, then run the frame loop until either side closes."""
@@ -173,16 +177,24 @@ class SocketRun:
             if conn is not None:
                 await self._loop(conn)
         except asyncio.CancelledError:
-            if self.conn is None or self.conn.close_code is None:
+            if self.evicted:
+                await self._close_now(CloseCode.TRY_AGAIN_LATER, "busy; retry shortly")
+            elif self.conn is None or self.conn.close_code is None:
                 raise
         finally:
             self._admitted()
             await self._cleanup()
 
+    def evict(self) -> None:
+        """Make room on a full node: a socket that said nothing yet is closed 1013."""
+        self.evicted = True
+        if self.task is not None:
+            self.task.cancel()
+
     def _admitted(self) -> None:
         """The socket left admission (ready, refused or gone): count it out, once."""
         if self.admission is not None:
-            self.admission.leave()
+            self.admission.leave(self)
             self.admission = None
 
     async def _authenticate_first(self) -> Connection | None:
@@ -192,6 +204,8 @@ class SocketRun:
         except TimeoutError:
             await self._close_now(CloseCode.UNAUTHORIZED, f"no auth frame within {timeout:g} s")
             return None
+        if self.admission is not None:
+            self.admission.spoke(self)
         frame = await self._decode(message, first=True)
         if frame is None:
             return None

@@ -45,6 +45,7 @@ def test_close_codes_match_the_contract() -> None:
         "MESSAGE_TOO_BIG": 1009,
         "INTERNAL_ERROR": 1011,
         "SERVICE_RESTART": 1012,
+        "TRY_AGAIN_LATER": 1013,
         "UNPARSEABLE": 4000,
         "UNAUTHORIZED": 4001,
         "FLOODING": 4008,

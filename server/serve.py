@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 
+from server.http_protocol import with_head_deadline
 from server.settings import Settings
 from server.ws.uvicorn_protocol import FrameWriterProtocol
 
@@ -45,6 +46,7 @@ def config(settings: Settings, host: str, port: int) -> uvicorn.Config:
         host=host,
         port=port,
         ws=FrameWriterProtocol,
+        http=with_head_deadline(settings.http_head_timeout_s),
         loop="auto",  # uvloop where installed (ADR 0011), else asyncio
         ws_max_size=65536,
         ws_per_message_deflate=False,

@@ -83,6 +83,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_frame_burst: int = 100
     ws_heartbeat_s: float = 20.0
     ws_auth_timeout_s: float = 5.0
+    http_head_timeout_s: float = 10.0
     ws_max_sockets_per_user: int = 3
     ws_lease_ttl_s: float = 30.0
     ws_queue_max_frames: int = 1000
@@ -196,6 +197,8 @@ def _everywhere(settings: Settings) -> list[str]:
         problems.append("REMINDER_LEAD_S and SCHEDULER_TICK_S must be at least 1")
     if min(settings.retention_days.values()) < 0:
         problems.append("RETENTION_*_DAYS must be at least 0")
+    if settings.http_head_timeout_s <= 0:
+        problems.append("HTTP_HEAD_TIMEOUT_S must be above 0")
     return problems
 
 

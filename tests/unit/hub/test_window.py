@@ -10,6 +10,7 @@ from server.hub.window import RecentWindow
 @dataclass(frozen=True)
 class Item:
     seq: int
+    size: int = 100
 
 
 def filled(*seqs: int, size: int = 5) -> RecentWindow[Item]:
@@ -45,3 +46,18 @@ def test_duplicates_are_ignored_and_a_gap_starts_again() -> None:
     assert [i.seq for i in window.covering(4, 5) or []] == [5]
     window.clear()
     assert window.covering(4, 5) is None
+
+
+def test_the_window_is_bounded_in_bytes_too() -> None:
+    """Three items of 400 bytes in a 1,000-byte window: the oldest goes."""
+    window: RecentWindow[Item] = RecentWindow(10, max_bytes=1000)
+    for seq in (1, 2, 3):
+        window.add(Item(seq, size=400))
+    assert window.covering(0, 3) is None
+    assert [i.seq for i in window.covering(1, 3) or []] == [2, 3]
+    window.add(Item(4, size=5000))  # over the bound alone: kept, as the newest
+    assert [i.seq for i in window.covering(3, 4) or []] == [4]
+    window.clear()
+    for seq in (10, 11):
+        window.add(Item(seq, size=400))
+    assert [i.seq for i in window.covering(9, 11) or []] == [10, 11]

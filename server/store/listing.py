@@ -260,8 +260,21 @@ def _date_range(
 
 def _order_by(raw: str, spec: ListSpec, problems: list[FieldProblem]) -> list[Column]:
     order: list[Column] = []
-    for part in raw.split(","):
+    parts = raw.split(",")
+    if len(parts) > len(spec.sorts):
+        problems.append(
+            FieldProblem("sort", f"At most {len(spec.sorts)} sort fields", "Name each field once")
+        )
+        return order
+    seen: set[str] = set()
+    for part in parts:
         name = part.removeprefix("-")
+        if name in seen:
+            problems.append(
+                FieldProblem("sort", f"'{name}' is given twice", "Name each field once")
+            )
+            continue
+        seen.add(name)
         column = spec.sorts.get(name)
         if column is None:
             allowed = ", ".join(sorted(spec.sorts))

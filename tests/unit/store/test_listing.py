@@ -332,6 +332,20 @@ def test_unknown_sort_lists_the_allowed_fields() -> None:
 
 
 @pytest.mark.parametrize(
+    ("sort", "message"),
+    [
+        ("name,-name", "'name' is given twice"),
+        (",".join(["name"] * 5000), "At most 3 sort fields"),
+    ],
+)
+def test_a_sort_field_counts_once(sort: str, message: str) -> None:
+    """A field twice, or more fields than there are: one problem, not thousands of clauses."""
+    with pytest.raises(ValidationFailed) as caught:
+        parse_list_query({"sort": sort}, SPEC)
+    assert [problem["message"] for problem in _problems(caught.value)] == [message]
+
+
+@pytest.mark.parametrize(
     ("text", "moment"),
     [
         ("2024-01-31", datetime(2024, 1, 31, tzinfo=UTC)),

@@ -156,7 +156,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             SettingsError: with every problem found.
         """
         self._check_replicas()
-        problems = _everywhere(self) + self._redis_problems()
+        problems = _everywhere(self) + _previous_key_problems(self) + self._redis_problems()
         if not self.is_dev:
             problems += _outside_dev(self)
         if problems:
@@ -199,6 +199,21 @@ def _everywhere(settings: Settings) -> list[str]:
         problems.append("RETENTION_*_DAYS must be at least 0")
     if settings.http_head_timeout_s <= 0:
         problems.append("HTTP_HEAD_TIMEOUT_S must be above 0")
+    return problems
+
+
+def _previous_key_problems(settings: Settings) -> list[str]:
+    """``JWT_PREVIOUS_KEYS``: ``kid:secret`` pairs, real secrets, never the current key id."""
+    problems = []
+    for entry in settings.jwt_previous_keys:
+        kid, _, secret = entry.partition(":")
+        if not kid or len(secret) < MIN_SECRET_LENGTH:
+            problems.append(
+                f"JWT_PREVIOUS_KEYS entries must be kid:secret with a secret of at least "
+                f"{MIN_SECRET_LENGTH} characters (not so: {kid or '(no kid)'})"
+            )
+        elif kid == settings.jwt_key_id:
+            problems.append(f"JWT_PREVIOUS_KEYS must not reuse the current JWT_KEY_ID ({kid})")
     return problems
 
 

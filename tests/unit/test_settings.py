@@ -67,12 +67,12 @@ def test_lists_are_comma_separated_and_trimmed() -> None:
         {
             "CORS_ORIGINS": " https://a.example ,https://b.example,, ",
             "TRUSTED_PROXIES": "10.0.0.0/8",
-            "JWT_PREVIOUS_KEYS": "old:one,older:two",
+            "JWT_PREVIOUS_KEYS": f"old:{'1' * 32}, older:{'2' * 32}",
         }
     )
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.trusted_proxies == ("10.0.0.0/8",)
-    assert settings.jwt_previous_keys == ("old:one", "older:two")
+    assert settings.jwt_previous_keys == (f"old:{'1' * 32}", f"older:{'2' * 32}")
 
 
 def test_empty_values_mean_unset() -> None:
@@ -235,6 +235,11 @@ def test_mail_settings_have_working_defaults() -> None:
         ({"PUBLIC_WEB_URL": "ftp://app.example.com"}, "PUBLIC_WEB_URL must be an http(s) URL"),
         ({"REMINDER_LEAD_S": "0"}, "REMINDER_LEAD_S and SCHEDULER_TICK_S must be at least 1"),
         ({"SCHEDULER_TICK_S": "0"}, "REMINDER_LEAD_S and SCHEDULER_TICK_S must be at least 1"),
+        ({"HTTP_HEAD_TIMEOUT_S": "0"}, "HTTP_HEAD_TIMEOUT_S must be above 0"),
+        ({"JWT_PREVIOUS_KEYS": "old:"}, "JWT_PREVIOUS_KEYS entries must be kid:secret"),
+        ({"JWT_PREVIOUS_KEYS": "old:short"}, "JWT_PREVIOUS_KEYS entries must be kid:secret"),
+        ({"JWT_PREVIOUS_KEYS": f":{'x' * 32}"}, "JWT_PREVIOUS_KEYS entries must be kid:secret"),
+        ({"JWT_PREVIOUS_KEYS": f"k1:{'x' * 32}"}, "must not reuse the current JWT_KEY_ID"),
     ],
 )
 def test_mail_values_that_cannot_work_are_refused_everywhere(

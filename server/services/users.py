@@ -238,6 +238,7 @@ class UserService:
             groups = await accounts.leave_all_groups(session, user_id)
             groups += await accounts.erase_messages(session, user_id, now)
             await accounts.erase_snapshots(session, user_id)
+            await accounts.forget_dead_letters(session, user.email)
             await accounts.delete_user(session, user_id)
             accounts.stage_erasure(session, user_id, groups, now)
         audit(AuditEvent.ACCOUNT_ERASED, user_id)

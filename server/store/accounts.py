@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Text, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.listing import AnySelect
 from server.store.models import (
     AccountToken,
     Assignment,
+    DeadLetter,
     Invite,
     Membership,
     Message,
@@ -260,6 +261,15 @@ async def erase_snapshots(session: AsyncSession, user_id: uuid.UUID) -> int:
                 setattr(row, attribute, {**getattr(row, attribute), **blanks})
                 changed += 1
     return changed
+
+
+async def forget_dead_letters(session: AsyncSession, email: str) -> None:
+    """Failed jobs called with the user's address (a reset email's) go: it is personal data.
+
+    Other failed jobs keep only ids, and stay for an operator to replay.
+    """
+    mentions = func.lower(cast(DeadLetter.args, Text)).contains(email.lower(), autoescape=True)
+    await session.execute(delete(DeadLetter).where(mentions))
 
 
 async def delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:

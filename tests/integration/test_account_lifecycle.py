@@ -10,9 +10,11 @@ import httpx
 import jwt
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import select
 
 from server.errors import Unauthorized
 from server.settings import Settings
+from server.store.models import DeadLetter
 from tests.factories.groups import public_group
 from tests.factories.users import account, register, user_payload
 from tests.fixtures.server import RunningServer
@@ -201,3 +203,29 @@ async def test_the_avatar_service_keeps_its_size_limit(node: RunningServer) -> N
 
     with pytest.raises(PayloadTooLarge):
         await node.domain.users.set_avatar(uuid.uuid4(), b"\0" * (2 * 1024 * 1024 + 1))
+
+
+async def test_erasure_drops_failed_jobs_that_carry_the_address(
+    client: httpx.AsyncClient, node: RunningServer
+) -> None:
+    """A reset email that failed every attempt kept the address; the erasure drops it."""
+    user, other = await account(client), await account(client)
+    async with node.db.session() as session, session.begin():
+        for email in (user.email.upper(), other.email):
+            session.add(
+                DeadLetter(
+                    task="accounts.send_reset_email",
+                    args=[email],
+                    kwargs={},
+                    attempts=3,
+                    last_error="SMTP down",
+                )
+            )
+    gone = await client.request(
+        "DELETE", "/api/v1/users/me", headers=user.headers, json={"password": user.password}
+    )
+    assert gone.status_code == 204
+    async with node.db.session() as session:
+        kept = (await session.scalars(select(DeadLetter.args))).all()
+    flat = [arg for args in kept for arg in args]
+    assert user.email.upper() not in flat and other.email in flat

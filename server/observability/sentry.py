@@ -6,7 +6,7 @@ from typing import Any
 
 import sentry_sdk
 
-from server.observability.redaction import redact
+from server.observability.redaction import redact, redact_text
 
 
 def scrub_event(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +24,23 @@ def scrub_event(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
     for key in ("extra", "contexts"):
         if isinstance(event.get(key), dict):
             event[key] = redact(event[key])
+    _scrub_texts(event)
     return event
+
+
+def _scrub_texts(event: dict[str, Any]) -> None:
+    """Mask tokens and addresses in exception values, log messages and breadcrumbs."""
+    for exception in (event.get("exception") or {}).get("values") or []:
+        if isinstance(exception, dict) and isinstance(exception.get("value"), str):
+            exception["value"] = redact_text(exception["value"])
+    entry = event.get("logentry")
+    if isinstance(entry, dict):
+        event["logentry"] = redact(entry)
+    crumbs = event.get("breadcrumbs")
+    values = crumbs.get("values") if isinstance(crumbs, dict) else crumbs
+    for crumb in values if isinstance(values, list) else []:
+        if isinstance(crumb, dict):
+            crumb.update(redact({k: crumb[k] for k in ("message", "data") if k in crumb}))
 
 
 def init_sentry(dsn: str | None, environment: str, release: str | None = None) -> bool:

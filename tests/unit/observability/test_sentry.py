@@ -63,6 +63,27 @@ def test_extra_and_contexts_are_redacted() -> None:
     assert scrubbed["contexts"] == {"auth": {"token": REDACTED, "scheme": "jwt"}}
 
 
+def test_exception_values_log_entries_and_breadcrumbs_are_masked() -> None:
+    """An address or a token in an error's text, its log line or a breadcrumb is masked."""
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2lnbmF0dXJl"
+    event: dict[str, Any] = {
+        "exception": {"values": [{"type": "ValueError", "value": "bad ada@example.com"}]},
+        "logentry": {"message": "login %s", "formatted": "login ada@example.com"},
+        "breadcrumbs": {
+            "values": [
+                {"message": f"Bearer {token}", "category": "log"},
+                {"data": {"password": "hunter2", "url": "/x"}, "category": "http"},
+            ]
+        },
+    }
+    scrubbed = scrub_event(event, {})
+    assert scrubbed["exception"]["values"][0]["value"] == f"bad {REDACTED}"
+    assert scrubbed["logentry"]["formatted"] == f"login {REDACTED}"
+    crumbs = scrubbed["breadcrumbs"]["values"]
+    assert token not in crumbs[0]["message"] and crumbs[0]["category"] == "log"
+    assert crumbs[1]["data"] == {"password": REDACTED, "url": "/x"}
+
+
 def test_event_without_personal_parts_is_unchanged() -> None:
     """An event with no request, user, extra or contexts passes as it is."""
     event: dict[str, Any] = {"message": "boom", "level": "error", "user": None, "extra": "x"}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -11,6 +14,16 @@ from tests.factories.users import account
 from tests.fixtures.server import serve
 from tests.fixtures.services import REDIS_URL
 from tests.fixtures.settings import make_settings
+
+
+@asynccontextmanager
+async def _node(
+    pg_url: str, tmp_path: Path, prefix: str, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A node with these settings, and an HTTP client of it."""
+    settings = make_settings(pg_url, REDIS_URL, prefix, tmp_path, **overrides)
+    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+        yield http
 
 
 async def test_auth_bucket_is_shared_by_two_nodes(
@@ -37,9 +50,7 @@ async def test_auth_bucket_is_shared_by_two_nodes(
 
 async def test_user_bucket_and_headers(pg_url: str, tmp_path: Path, own_prefix: str) -> None:
     """Authenticated calls count per user and report X-RateLimit-* headers."""
-    prefix = own_prefix
-    settings = make_settings(pg_url, REDIS_URL, prefix, tmp_path, rate_limit_user="3/60")
-    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+    async with _node(pg_url, tmp_path, own_prefix, rate_limit_user="3/60") as http:
         user = await account(http)
         seen = [await http.get("/api/v1/users/me", headers=user.headers) for _ in range(4)]
         assert [r.status_code for r in seen] == [200, 200, 200, 429]
@@ -53,9 +64,7 @@ async def test_failed_authentication_counts_against_the_address(
     pg_url: str, tmp_path: Path, own_prefix: str
 ) -> None:
     """401 answers draw from the per-address anonymous bucket."""
-    prefix = own_prefix
-    settings = make_settings(pg_url, REDIS_URL, prefix, tmp_path, rate_limit_anon="2/60")
-    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+    async with _node(pg_url, tmp_path, own_prefix, rate_limit_anon="2/60") as http:
         codes = [(await http.get("/api/v1/users/me")).status_code for _ in range(3)]
         assert codes == [401, 401, 429]
 
@@ -64,11 +73,9 @@ async def test_trusted_proxy_header_selects_the_client(
     pg_url: str, tmp_path: Path, own_prefix: str
 ) -> None:
     """Behind a trusted proxy, X-Forwarded-For names the client; otherwise it is ignored."""
-    prefix = own_prefix
-    settings = make_settings(
-        pg_url, REDIS_URL, prefix, tmp_path, rate_limit_anon="1/60", trusted_proxies=["127.0.0.1"]
-    )
-    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+    async with _node(
+        pg_url, tmp_path, own_prefix, rate_limit_anon="1/60", trusted_proxies=["127.0.0.1"]
+    ) as http:
         one = await http.get("/api/v1/users/me", headers={"X-Forwarded-For": "203.0.113.1"})
         two = await http.get("/api/v1/users/me", headers={"X-Forwarded-For": "203.0.113.2"})
         again = await http.get("/api/v1/users/me", headers={"X-Forwarded-For": "203.0.113.1"})
@@ -79,15 +86,9 @@ async def test_a_clients_own_forwarded_line_does_not_pick_its_bucket(
     pg_url: str, tmp_path: Path, own_prefix: str
 ) -> None:
     """A proxy that adds its own X-Forwarded-For line names the client, whatever came first."""
-    settings = make_settings(
-        pg_url,
-        REDIS_URL,
-        own_prefix,
-        tmp_path,
-        rate_limit_anon="1/60",
-        trusted_proxies=["127.0.0.1"],
-    )
-    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+    async with _node(
+        pg_url, tmp_path, own_prefix, rate_limit_anon="1/60", trusted_proxies=["127.0.0.1"]
+    ) as http:
         codes = []
         for spoof in ("198.51.100.1", "198.51.100.2"):
             lines = [("X-Forwarded-For", spoof), ("X-Forwarded-For", "203.0.113.7")]
@@ -103,8 +104,7 @@ async def test_password_checks_of_a_signed_in_user_are_limited_as_sign_in_is(
     Wrong guesses on change-password and account deletion share one bucket; past it, even
     the right password waits (429), and no hash is computed.
     """
-    settings = make_settings(pg_url, REDIS_URL, own_prefix, tmp_path, rate_limit_auth="3/60")
-    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+    async with _node(pg_url, tmp_path, own_prefix, rate_limit_auth="3/60") as http:
         user = await account(http)  # register and login: 2 of the address's 3
         wrong = {"current_password": "not-the-password-1", "new_password": "a-new-passphrase-2"}
         guesses = [
@@ -126,15 +126,9 @@ async def test_codes_tried_from_many_addresses_are_limited_per_user(
     pg_url: str, tmp_path: Path, own_prefix: str
 ) -> None:
     """MFA codes are counted per user: guesses spread over addresses hit the same wall."""
-    settings = make_settings(
-        pg_url,
-        REDIS_URL,
-        own_prefix,
-        tmp_path,
-        rate_limit_auth="3/60",
-        trusted_proxies=["127.0.0.1"],
-    )
-    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+    async with _node(
+        pg_url, tmp_path, own_prefix, rate_limit_auth="3/60", trusted_proxies=["127.0.0.1"]
+    ) as http:
         address = iter(f"203.0.113.{n}" for n in range(1, 200))
 
         def fresh() -> dict[str, str]:  # every call from another address: no address limit
@@ -161,15 +155,9 @@ async def test_addresses_of_one_ipv6_slash_64_share_a_bucket(
     pg_url: str, tmp_path: Path, own_prefix: str
 ) -> None:
     """An IPv6 client cannot take a fresh bucket per address of its /64."""
-    settings = make_settings(
-        pg_url,
-        REDIS_URL,
-        own_prefix,
-        tmp_path,
-        rate_limit_anon="1/60",
-        trusted_proxies=["127.0.0.1"],
-    )
-    async with serve(settings) as node, httpx.AsyncClient(base_url=node.base_url) as http:
+    async with _node(
+        pg_url, tmp_path, own_prefix, rate_limit_anon="1/60", trusted_proxies=["127.0.0.1"]
+    ) as http:
         codes = [
             (await http.get("/api/v1/users/me", headers={"X-Forwarded-For": address})).status_code
             for address in ("2001:db8:7:7::1", "2001:db8:7:7:ffff::2", "2001:db8:7:8::1")

@@ -246,7 +246,6 @@ OPERATIONS: list[Operation[Any]] = [
         "auth",
         status=204,
         auth=False,
-        bucket=Bucket.AUTH,
         csrf=True,
     ),
     Operation(

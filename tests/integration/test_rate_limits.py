@@ -163,3 +163,15 @@ async def test_addresses_of_one_ipv6_slash_64_share_a_bucket(
             for address in ("2001:db8:7:7::1", "2001:db8:7:7:ffff::2", "2001:db8:7:8::1")
         ]
         assert codes == [401, 429, 401]
+
+
+async def test_logout_is_not_in_the_sign_in_bucket(
+    pg_url: str, tmp_path: Path, own_prefix: str
+) -> None:
+    """Whoever used up the sign-in bucket can still sign out (the contract lists no logout)."""
+    async with _node(pg_url, tmp_path, own_prefix, rate_limit_auth="2/60") as http:
+        await account(http)  # register and login: the address's 2
+        assert (await http.post("/api/v1/auth/login", json={})).status_code == 429
+        csrf = http.cookies["csrf_token"]
+        out = await http.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf})
+        assert out.status_code == 204, out.text

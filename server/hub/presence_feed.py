@@ -73,16 +73,18 @@ class PresenceFeed:
             return
         self._book.apply(Diff(group_id, diff.online, diff.offline))
         whole = Outgoing.from_json(Kind.EPHEMERAL, 0, frame, "presence_diff")
-        each = [_presence(group_id, user, "online") for user in diff.online]
-        each += [_presence(group_id, user, "offline") for user in diff.offline]
+        each = [(user, _presence(group_id, user, "online")) for user in diff.online]
+        each += [(user, _presence(group_id, user, "offline")) for user in diff.offline]
         crowded = self._book.count(group_id) > EACH_LIMIT
         for conn in tuple(members):
             mode = conn.presence.get(group_id, "each") if conn.presence else "each"
             if mode == "diff":
                 conn.offer(whole)
             elif mode == "each" and not crowded:
-                for item in each:
-                    conn.offer(item)
+                # Not the socket's own user: their first socket's subscribed already says it.
+                for user, item in each:
+                    if user != conn.user_id:
+                        conn.offer(item)
 
     async def reload(self, group_ids: Iterable[uuid.UUID]) -> None:
         """After a bus reconnect: diffs may have been missed; load the groups' views again."""

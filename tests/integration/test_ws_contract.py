@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import httpx
@@ -327,6 +328,28 @@ async def test_a_handover_tells_the_members_of_both_roles(rt: Realtime) -> None:
             (alice.id, "admin"),
             (bob.id, "owner"),
         }
+
+
+async def test_a_subscriber_is_not_told_of_its_own_arrival(rt: Realtime) -> None:
+    """``subscribed`` lists you online; no ``presence`` frame about you follows. Others' do."""
+    alice, bob = await account(rt.http), await account(rt.http)
+    group = await public_group(rt.http, alice, bob)
+    async with socket(rt.ws, alice.token) as a:
+        assert alice.id in (await a.subscribe(group))["online"]
+        async with socket(rt.ws, bob.token) as b:
+            await b.subscribe(group)
+            came = await a.expect("presence", user_id=bob.id)
+            assert came["status"] == "online"
+            with contextlib.suppress(TimeoutError):
+                while True:  # what reaches bob's socket in the next 0.6 s
+                    b.pending.append(await b.recv(timeout=0.6))
+        about_self = [
+            frame
+            for ws, me in ((a, alice.id), (b, bob.id))
+            for frame in ws.pending
+            if frame["type"] == "presence" and frame["user_id"] == me
+        ]
+        assert about_self == []
 
 
 async def test_kicked_member_stops_receiving_at_once(rt: Realtime) -> None:

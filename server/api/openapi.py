@@ -15,7 +15,13 @@ from server.store.listing import MAX_PAGE, MAX_PAGE_SIZE, MOMENT_SCHEMA, ListSpe
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _REF = "#/components/schemas/{name}"
-COMMON_ERRORS = (ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_ERROR)
+COMMON_ERRORS = (
+    ErrorCode.VALIDATION_ERROR,
+    ErrorCode.RATE_LIMITED,
+    ErrorCode.INTERNAL_ERROR,
+    ErrorCode.SERVICE_UNAVAILABLE,  # PostgreSQL or Redis out of reach: retry
+)
+BODY_ERRORS = (ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE)
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -278,6 +284,8 @@ def _responses(op: Operation[Any], schemas: dict[Any, Any]) -> dict[str, Any]:
     for other, when in op.also.items():
         responses[str(other)] = _success(op, schemas, other, when)
     codes = [*COMMON_ERRORS, *op.errors]
+    if op.body is not None:
+        codes.extend(BODY_ERRORS)
     if op.auth:
         codes.append(ErrorCode.UNAUTHORIZED)
     if op.csrf:

@@ -180,6 +180,15 @@ def test_a_repeated_message_post_documents_its_200() -> None:
     assert schema["properties"]["message"]["const"] == "Success"
 
 
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.operation_id)
+def test_every_operation_lists_the_statuses_any_request_may_meet(op: Operation[Any]) -> None:
+    """400, 429, 500 and 503 everywhere; 413 and 415 wherever a JSON body is read."""
+    statuses = set(_operation(op)["responses"])
+    assert {"400", "429", "500", "503"} <= statuses
+    if op.body is not None:
+        assert {"413", "415"} <= statuses
+
+
 @pytest.mark.parametrize("op", [op for op in OPS if op.body], ids=lambda op: op.operation_id)
 def test_a_body_is_required_only_when_it_has_required_fields(op: Operation[Any]) -> None:
     """PATCH bodies whose fields are all optional may be left out (the server takes ``{}``)."""

@@ -132,6 +132,8 @@ def _problem(name: str, spec: msgspec.inspect.Type, error: str) -> FieldProblem:
     suffix = match.group("path") if match else ""
     path = name + ("." if suffix and not suffix.startswith("[") else "") + suffix
     plain = _AT_PATH.sub("", error)
+    if plain.endswith("got `null`"):  # a field's own rules are not what went wrong
+        return FieldProblem(path, "null is not allowed here", "Leave the field out to keep it")
     return FieldProblem(path, extra.get("message", plain), extra.get("suggestion"))
 
 

@@ -75,7 +75,8 @@ async def test_profile_update_refuses_null(client: httpx.AsyncClient, field: str
     alice = await account(client)
     refused = await client.patch("/api/v1/users/me", headers=alice.headers, json={field: None})
     assert refused.status_code == 400
-    assert [p["field"] for p in refused.json()["error"]["details"]["fields"]] == [field]
+    problems = refused.json()["error"]["details"]["fields"]
+    assert [(p["field"], p["message"]) for p in problems] == [(field, "null is not allowed here")]
 
 
 async def test_unknown_user_is_404(client: httpx.AsyncClient) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -41,6 +42,8 @@ SDK_FILES: Final = ("studybuddy.js", "studybuddy.d.ts")
 STATIC_CACHE: Final = "public, max-age=3600"
 PAGE_CACHE: Final = "no-cache"
 INDEX: Final = "index.html"
+EMAIL_LINK_PAGES: Final = ("verify-email", "reset-password")
+"""Paths of the links in account emails (contract section 3); the web app takes them over."""
 _TYPES: Final = {".js": "text/javascript", ".ts": "text/plain", ".css": "text/css"}
 
 
@@ -161,6 +164,15 @@ def webapp_routes(webapp: WebApp | None = None) -> list[BaseRoute]:
     async def root(_request: Request) -> Response:
         return RedirectResponse("/app/", status_code=302)
 
+    async def email_link(request: Request) -> Response:
+        """An emailed link (``/verify-email?token=``): to the web app, the token in the fragment.
+
+        A fragment is never sent to a server again, nor in a ``Referer``.
+        """
+        token = request.query_params.get("token", "")
+        step = request.url.path.strip("/")
+        return RedirectResponse(f"/app/#/{step}?{urlencode({'token': token})}", status_code=302)
+
     async def page(request: Request) -> Response:
         return asset_response(request, served.page, PAGE_CACHE, page_headers(request))
 
@@ -175,6 +187,8 @@ def webapp_routes(webapp: WebApp | None = None) -> list[BaseRoute]:
 
     return [
         labelled("/", root),
+        *(labelled(f"/{step}", email_link) for step in EMAIL_LINK_PAGES),
+        labelled("/settings/notifications", root),  # an email's unsubscribe link: the app
         labelled("/app/", page),
         labelled("/app/{name:str}", app_file),
         labelled("/sdk/{name:str}", sdk_file),

@@ -10,6 +10,7 @@ fails).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import signal
 import time
@@ -22,7 +23,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.factories.groups import public_group
+from tests.factories.groups import public_group, run_sql
 from tests.factories.users import Account, account
 from tests.fixtures.browser import PHONE, Person, Stage, artifact_folder, failed, launch_browser
 from tests.fixtures.haproxy import COOKIE, Haproxy
@@ -188,7 +189,7 @@ async def go_offline(person: Person, link: CuttableProxy) -> None:
     await person.context.set_offline(True)
     link.cut()
     banner = person.page.locator("#connection")
-    await expect(banner).to_contain_text("Reconnecting", timeout=WAIT_MS)
+    await expect(banner).to_contain_text("You are offline", timeout=WAIT_MS)  # at once
 
 
 async def come_back(person: Person, link: CuttableProxy) -> None:
@@ -504,6 +505,10 @@ async def test_sign_in_asks_for_the_code_when_mfa_is_on_and_a_reload_keeps_the_s
     await page.fill("#login-password", cast.alice.password)
     await page.press("#login-password", "Enter")
     await expect(page.locator("#login-totp")).to_be_focused()
+    await page.fill("#login-totp", "000000" if code_at(secret, step + 1) != "000000" else "111111")
+    await page.press("#login-totp", "Enter")
+    await expect(page.locator("#login-form .form-error")).to_contain_text("code", timeout=WAIT_MS)
+    await expect(page.locator("#login-totp")).to_have_attribute("aria-invalid", "true")
     await page.fill("#login-totp", code_at(secret, step + 1))
     await page.press("#login-totp", "Enter")
     await ready(page)
@@ -518,4 +523,56 @@ async def test_sign_in_asks_for_the_code_when_mfa_is_on_and_a_reload_keeps_the_s
     await expect(page.locator("#mfa-status")).to_contain_text("On")
     await page.click("#logout-button")
     await expect(page.locator("#login-form")).to_be_visible(timeout=WAIT_MS)
+    assert not person.errors, person.errors
+
+
+async def _emailed_token(pg_url: str, who: Account, purpose: str) -> str:
+    """A token as the worker would email it to ``who`` (the browser deployment runs none)."""
+    token = uuid.uuid4().hex
+    await run_sql(
+        pg_url,
+        "INSERT INTO account_tokens (id, user_id, purpose, token_hash, email, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, now() + interval '30 minutes')",
+        uuid.uuid4(),
+        uuid.UUID(who.id),
+        purpose,
+        hashlib.sha256(token.encode()).hexdigest(),
+        who.email,
+    )
+    return token
+
+
+async def test_the_links_of_account_emails_finish_in_the_app(
+    stage: Stage, deployment: Deployment, cast: Cast, pg_url: str
+) -> None:
+    """A verification link verifies; a reset link asks for the new password, which then works.
+
+    The node sends the emailed paths to the app with the token moved out of the address.
+    """
+    person = await stage.person("alice", f"http://127.0.0.1:{cast.alice_link.port}")
+    page = person.page
+    verify = await _emailed_token(pg_url, cast.alice, "verify_email")
+    await page.goto(f"/verify-email?token={verify}")
+    await expect(page.locator("#auth-notice")).to_contain_text("verified", timeout=WAIT_MS)
+    assert "token" not in page.url
+    reset = await _emailed_token(pg_url, cast.alice, "reset_password")
+    await page.goto(f"/reset-password?token={reset}")
+    await expect(page.locator("#reset-password")).to_be_focused(timeout=WAIT_MS)
+    await page.fill("#reset-password", "short")
+    await page.press("#reset-password", "Enter")
+    await expect(page.locator("#reset-form .form-error")).not_to_be_empty()
+    await page.fill("#reset-password", "a-brand-new-passphrase-9")
+    await page.press("#reset-password", "Enter")
+    await expect(page.locator("#auth-notice")).to_contain_text("sign in", timeout=WAIT_MS)
+    await expect(page.locator("#reset-form")).to_be_hidden()
+    await page.fill("#login-email", cast.alice.email)
+    await page.fill("#login-password", "a-brand-new-passphrase-9")
+    await page.press("#login-password", "Enter")
+    await ready(page)
+    async with httpx.AsyncClient(base_url=deployment.nodes[0].base_url, timeout=10) as http:
+        login = await http.post(
+            "/api/v1/auth/login",
+            json={"email": cast.alice.email, "password": "a-brand-new-passphrase-9"},
+        )
+        assert login.json()["data"]["user"]["email_verified"] is True
     assert not person.errors, person.errors

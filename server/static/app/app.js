@@ -8,6 +8,7 @@ import { $, h, announce, onSubmit, unescapeHtml } from './dom.js';
 import { Room, normalizeMessage, wireRoomControls } from './room.js';
 import { wirePanels } from './panels.js';
 
+const CONNECTION_LIMIT = 4009; // a user's 4th socket is refused: at most 3 at once
 const STORE_LIMIT = 300; // live messages kept per group while its room is closed
 
 const api = new Api();
@@ -23,6 +24,7 @@ const state = {
   lookups: new Set(),
   room: null,
   everReady: false,
+  lastClose: null, // the code of the socket's last close, until it is ready again
 };
 
 /** What the room and the panels use. */
@@ -51,6 +53,12 @@ const app = {
 async function boot() {
   api.onSignedOut = () => location.reload();
   wireAuthForms();
+  const link = emailLink();
+  if (link?.page === 'reset-password') {
+    showReset(link.token);
+    return;
+  }
+  if (link?.page === 'verify-email') await verifyEmail(link.token);
   if (api.hasSessionCookie()) {
     try {
       await api.refresh();
@@ -61,6 +69,35 @@ async function boot() {
     }
   }
   showAuth();
+}
+
+/** A link from an account email (`#/verify-email?token=...`), taken out of the address bar. */
+function emailLink() {
+  const match = /^#\/(verify-email|reset-password)\?(.*)$/.exec(location.hash);
+  if (!match) return null;
+  history.replaceState(null, '', location.pathname);
+  return { page: match[1], token: new URLSearchParams(match[2]).get('token') ?? '' };
+}
+
+function notice(text) {
+  $('auth-notice').textContent = text;
+  $('auth-notice').hidden = false;
+}
+
+async function verifyEmail(token) {
+  try {
+    await api.request('POST', '/auth/email/verify', { body: { token }, auth: false });
+    notice('Your email address is verified.');
+  } catch (error) {
+    notice(`This verification link did not work: ${error.message}`);
+  }
+}
+
+function showReset(token) {
+  $('reset-form').elements.token.value = token;
+  $('reset-form').hidden = false;
+  showAuth();
+  $('reset-password').focus();
 }
 
 function showAuth() {
@@ -81,9 +118,18 @@ function wireAuthForms() {
       $('login-totp-field').hidden = false;
       totp.focus();
       if (!wasShown) return;
-      throw Object.assign(error, { fields: [{ field: 'totp_code', message: 'wrong or already used code' }] });
+      error.details = { ...error.details, fields: [{ field: 'totp_code', message: 'wrong or already used code' }] };
+      throw error;
     }
     await startShell();
+  });
+  onSubmit($('reset-form'), async (fields, form) => {
+    const body = { token: fields.get('token'), new_password: fields.get('new_password') };
+    if (fields.get('totp_code')) body.totp_code = fields.get('totp_code');
+    await api.request('POST', '/auth/password/reset', { body, auth: false });
+    form.hidden = true;
+    notice('Your new password is set: sign in with it.');
+    $('login-email').focus();
   });
   onSubmit($('register-form'), async (fields) => {
     const body = {
@@ -123,6 +169,7 @@ function wireShell() {
   $('back-button').addEventListener('click', () => { location.hash = '#/'; });
   $('leave-button').addEventListener('click', () => leave().catch(report));
   window.addEventListener('online', () => state.client?.reconnectNow());
+  window.addEventListener('offline', () => showConnection(state.client?.state ?? 'reconnecting'));
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState !== 'visible') return;
     state.client?.reconnectNow();
@@ -283,9 +330,14 @@ function send(room, body) {
 
 function wireSocket(client) {
   client.on('state', ({ state: now }) => showConnection(now));
+  client.on('disconnected', ({ code }) => {
+    state.lastClose = code;
+    showConnection(client.state);
+  });
   client.on('ready', () => {
     if (state.everReady) announce('Reconnected.');
     state.everReady = true;
+    state.lastClose = null;
   });
   client.on('message', onMessage);
   client.on('ack', () => showConnection(client.state));
@@ -370,9 +422,14 @@ function showConnection(now) {
   document.body.dataset.connection = now;
   const banner = $('connection');
   const waiting = state.client?.outbox.length ?? 0;
-  const down = now !== 'ready' && (state.everReady || now === 'reconnecting');
+  const offline = navigator.onLine === false;
+  const down = offline || (now !== 'ready' && (state.everReady || now === 'reconnecting'));
+  const queued = waiting ? ` ${waiting} message${waiting === 1 ? '' : 's'} waiting to send.` : '';
   if (now === 'closed') banner.textContent = 'Disconnected. Reload the page to reconnect.';
-  else if (down) banner.textContent = waiting ? `Reconnecting… ${waiting} message${waiting === 1 ? '' : 's'} waiting to send.` : 'Reconnecting…';
+  else if (offline) banner.textContent = `You are offline.${queued}`;
+  else if (state.lastClose === CONNECTION_LIMIT && down) {
+    banner.textContent = 'StudyBuddy is open in 3 other tabs or devices: close one to connect here.';
+  } else if (down) banner.textContent = `Reconnecting…${queued}`;
   banner.hidden = !(down || now === 'closed');
 }
 

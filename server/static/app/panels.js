@@ -41,7 +41,7 @@ function wireFind(app) {
 function findResult(app, group) {
   const name = unescapeHtml(group.name);
   const member = app.group(group.id) !== undefined || group.role !== null;
-  const details = [group.subject ? unescapeHtml(group.subject) : null, `${group.member_count} members`];
+  const details = [group.subject ? unescapeHtml(group.subject) : null, `${group.member_count} member${group.member_count === 1 ? '' : 's'}`];
   const action = member
     ? h('button', { type: 'button', onclick: () => { $('find-dialog').close(); app.openGroup(group.id); } }, 'Open')
     : h('button', {

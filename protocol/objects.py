@@ -88,6 +88,10 @@ class Invite(msgspec.Struct, frozen=True, kw_only=True):
     status: InviteStatus
     expires_at: datetime
     created_at: datetime
+    group_name: str = ""
+    """The group's name (HTML-escaped as stored): the invitee may not read the group itself.
+
+    Empty in snapshots taken before it existed."""
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):

@@ -86,7 +86,7 @@ class InviteService:
         """
         now = self._clock.now()
         async with self._db.session() as session, session.begin():
-            await authorize(session, group_id, inviter_id, Action.INVITE, lock=True)
+            loaded = await authorize(session, group_id, inviter_id, Action.INVITE, lock=True)
             if await user_repo.get_user(session, invitee_id) is None:
                 raise NotFound("No such user")
             if await repo.get_membership(session, group_id, invitee_id) is not None:
@@ -102,7 +102,7 @@ class InviteService:
             )
             session.add(invite)
             await session.flush()
-            view = invite_view(invite, now)
+            view = invite_view(invite, now, loaded.group.name)
             staged = await self._events.stage(
                 session, [(group_id, str(invite.id), view)], "invite.created"
             )
@@ -121,7 +121,7 @@ class InviteService:
         now = self._clock.now()
         async with self._db.session() as session:
             rows, total = await fetch_page(session, repo.invites_of(user_id), query)
-        return [invite_view(row[0], now) for row in rows], total
+        return [invite_view(row[0], now, row[1]) for row in rows], total
 
     async def accept(self, user_id: uuid.UUID, invite_id: uuid.UUID) -> Member:
         """Join through an invite.
@@ -151,7 +151,8 @@ class InviteService:
         async with self._db.session() as session, session.begin():
             invite = await self._pending(session, user_id, invite_id)
             invite.status = InviteStatus.DECLINED.value
-        return invite_view(invite, self._clock.now())
+            group = await repo.get_group(session, invite.group_id)
+        return invite_view(invite, self._clock.now(), group.name if group else "")
 
     async def _pending(
         self, session: AsyncSession, user_id: uuid.UUID, invite_id: uuid.UUID

@@ -70,8 +70,8 @@ def member_view(membership: models.Membership, username: str, display_name: str)
     )
 
 
-def invite_view(invite: models.Invite, now: datetime) -> objects.Invite:
-    """An invite; a pending one past its expiry reads as expired."""
+def invite_view(invite: models.Invite, now: datetime, group_name: str) -> objects.Invite:
+    """An invite (with its group's name); a pending one past its expiry reads as expired."""
     status = invite.status
     if status == models.InviteStatus.PENDING.value and invite.expires_at <= now:
         status = models.InviteStatus.EXPIRED.value
@@ -83,6 +83,7 @@ def invite_view(invite: models.Invite, now: datetime) -> objects.Invite:
         status=status,  # type: ignore[arg-type]
         expires_at=invite.expires_at,
         created_at=invite.created_at,
+        group_name=group_name,
     )
 
 

@@ -123,9 +123,9 @@ async def get_invite(session: AsyncSession, invite_id: uuid.UUID) -> Invite | No
 
 
 def invites_of(invitee_id: uuid.UUID) -> AnySelect:
-    """Invites addressed to a user, in live groups."""
+    """Invites addressed to a user, in live groups, with each group's name."""
     return (
-        select(Invite)
+        select(Invite, StudyGroup.name)
         .join(StudyGroup, StudyGroup.id == Invite.group_id)
         .where(Invite.invitee_id == invitee_id, StudyGroup.deleted_at.is_(None))
     )

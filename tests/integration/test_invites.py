@@ -61,8 +61,12 @@ async def test_invite_is_created_pending_with_a_seven_day_expiry(client: httpx.A
         "status",
         "expires_at",
         "created_at",
+        "group_name",
     }
     assert sent["group_id"] == group["id"] and sent["status"] == "pending"
+    assert sent["group_name"] == group["name"]  # the invitee may not read the group itself
+    listed = (await client.get("/api/v1/invites", headers=bob.headers)).json()["data"]
+    assert [i["group_name"] for i in listed if i["id"] == sent["id"]] == [group["name"]]
     assert sent["inviter_id"] == alice.id and sent["invitee_id"] == bob.id
     created = datetime.fromisoformat(sent["created_at"])
     expires = datetime.fromisoformat(sent["expires_at"])

@@ -103,7 +103,7 @@ function wireInvites(app) {
     const page = await app.api.get('/invites', { 'filter[status]': 'pending', page_size: 100 });
     invites.clear();
     for (const invite of page.data) invites.set(invite.id, invite);
-    await Promise.all(page.data.map((invite) => groupName(app, invite.group_id, groupNames)));
+    await Promise.all(page.data.map((invite) => groupName(app, invite, groupNames)));
     render();
   };
   $('invites-button').addEventListener('click', () => {
@@ -112,7 +112,7 @@ function wireInvites(app) {
   });
   app.client.on('invite', async ({ invite }) => {
     invites.set(invite.id, invite);
-    await groupName(app, invite.group_id, groupNames);
+    await groupName(app, invite, groupNames);
     render();
     if (invite.invitee_id === app.me.id && invite.status === 'pending') {
       announce(`${app.nameOf(invite.inviter_id)} invited you to ${groupNames.get(invite.group_id)}.`);
@@ -121,7 +121,12 @@ function wireInvites(app) {
   load().catch((error) => app.report(error));
 }
 
-async function groupName(app, groupId, names) {
+async function groupName(app, invite, names) {
+  const groupId = invite.group_id;
+  if (invite.group_name) {
+    names.set(groupId, unescapeHtml(invite.group_name));
+    return;
+  }
   if (names.has(groupId)) return;
   try {
     const result = await app.api.get(`/study-groups/${groupId}`);
@@ -206,7 +211,7 @@ function personItem(app, groupId, user) {
 // --- notifications ---
 
 const NOTIFICATION_TEXT = {
-  'invite.received': (n, app) => `${app.nameOf(n.data?.inviter_id)} invited you to a group`,
+  'invite.received': (n, app) => `${app.nameOf(n.data?.inviter_id)} invited you to ${n.data?.group_name ? unescapeHtml(n.data.group_name) : 'a group'}`,
   'assignment.created': (n) => `New assignment: ${unescapeHtml(n.data?.title ?? '')}`,
   'assignment.due_soon': (n) => `Due soon: ${unescapeHtml(n.data?.title ?? '')} (${formatDateTime(n.data?.due_at)})`,
   mention: (n, app) => `${app.nameOf(n.data?.author_id)} mentioned you: ${unescapeHtml(n.data?.body ?? '')}`,

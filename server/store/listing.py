@@ -260,19 +260,10 @@ def _date_range(
 
 def _order_by(raw: str, spec: ListSpec, problems: list[FieldProblem]) -> list[Column]:
     order: list[Column] = []
-    parts = raw.split(",")
-    if len(parts) > len(spec.sorts):
-        problems.append(
-            FieldProblem("sort", f"At most {len(spec.sorts)} sort fields", "Name each field once")
-        )
-        return order
     seen: set[str] = set()
-    for part in parts:
+    for part in raw.split(","):
         name = part.removeprefix("-")
-        if name in seen:
-            problems.append(
-                FieldProblem("sort", f"'{name}' is given twice", "Name each field once")
-            )
+        if name in seen:  # a field counts once, where it first appears (later ones order nothing)
             continue
         seen.add(name)
         column = spec.sorts.get(name)

@@ -331,18 +331,16 @@ def test_unknown_sort_lists_the_allowed_fields() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("sort", "message"),
-    [
-        ("name,-name", "'name' is given twice"),
-        (",".join(["name"] * 5000), "At most 3 sort fields"),
-    ],
-)
-def test_a_sort_field_counts_once(sort: str, message: str) -> None:
-    """A field twice, or more fields than there are: one problem, not thousands of clauses."""
+def test_a_sort_field_counts_once_where_it_first_appears() -> None:
+    """5,000 repeats of a field are one ORDER BY term; repeated unknown fields, one problem."""
+    query = parse_list_query({"sort": ",".join(["-name", "name"] * 2500)}, SPEC)
+    assert [_sql(column) for column in query.order_by] == [
+        "study_groups.name DESC",
+        "study_groups.id",
+    ]
     with pytest.raises(ValidationFailed) as caught:
-        parse_list_query({"sort": sort}, SPEC)
-    assert [problem["message"] for problem in _problems(caught.value)] == [message]
+        parse_list_query({"sort": ",".join(["bogus"] * 5000)}, SPEC)
+    assert len(_problems(caught.value)) == 1
 
 
 @pytest.mark.parametrize(

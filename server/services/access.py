@@ -83,6 +83,9 @@ class GroupAccess:
     def forget(self, group_id: uuid.UUID, user_id: uuid.UUID | None = None) -> None:
         """Drop what is cached of the group (one member changed, or the group itself)."""
         self._forgotten += 1
+        self._drop(group_id)
+
+    def _drop(self, group_id: uuid.UUID) -> None:
         roster = self._rosters.pop(group_id, None)
         if roster is not None:
             self._cached_members -= len(roster.roles)
@@ -104,7 +107,7 @@ class GroupAccess:
             roster = _Roster(until, Visibility(found[0]), roles)
         if forgotten != self._forgotten:  # a change was announced while reading: use, not keep
             return roster
-        self.forget(group_id)
+        self._drop(group_id)
         if self._cached_members + len(roster.roles) > self._max:
             self._rosters.clear()
             self._cached_members = 0

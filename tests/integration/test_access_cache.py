@@ -55,3 +55,21 @@ async def test_a_change_announced_during_a_read_is_not_cached_over(
     assert kicked.status_code == 204
     with pytest.raises(Forbidden):  # re-read, not the roster read before the change
         await access.require(uuid.UUID(group), uuid.UUID(member.id), Action.POST_MESSAGE)
+
+
+async def test_rosters_read_at_once_are_all_kept(
+    client: httpx.AsyncClient, node: RunningServer
+) -> None:
+    """Reading one group's roster is no change: two read at once are both cached."""
+    owner, member = await account(client), await account(client)
+    groups = [uuid.UUID(await public_group(client, owner, member)) for _ in range(2)]
+    access = GroupAccess(node.db, lambda: 0.0)
+    user = uuid.UUID(member.id)
+    await asyncio.gather(*(access.require(g, user, Action.POST_MESSAGE) for g in groups))
+    for group in groups:  # changed behind this cache's back (it hears no announcement)
+        kicked = await client.delete(
+            f"/api/v1/study-groups/{group}/members/{member.id}", headers=owner.headers
+        )
+        assert kicked.status_code == 204
+    for group in groups:  # both answered from the cache, as read before the kicks
+        await access.require(group, user, Action.POST_MESSAGE)

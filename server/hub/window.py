@@ -16,17 +16,14 @@ from __future__ import annotations
 from collections import deque
 from typing import Generic, Protocol, TypeVar
 
+from server.hub.cursor import Sequenced
+
 MAX_WINDOW_BYTES = 1024 * 1024
 """Payload bytes one group's window keeps at most (about 5,000 typical chat messages)."""
 
 
-class Weighed(Protocol):
-    """Anything with the group's ``seq`` and a payload ``size`` in bytes."""
-
-    @property
-    def seq(self) -> int:
-        """The position in the group's stream."""
-        ...
+class Weighed(Sequenced, Protocol):
+    """A :class:`~server.hub.cursor.Sequenced` item with a payload ``size`` in bytes."""
 
     @property
     def size(self) -> int:

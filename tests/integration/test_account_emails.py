@@ -312,21 +312,21 @@ async def test_smtp_down_dead_letters_then_the_admin_command_replays(stack: Stac
     (letter,) = letters
     assert letter.attempts == 3
     assert "SMTP 127.0.0.1" in letter.last_error
-    listed = stack.admin("dlq", "list")
+    listed = await stack.admin("dlq", "list")
     assert listed.returncode == 0, listed.stderr
     assert str(letter.id) in listed.stdout
-    shown = stack.admin("dlq", "show", str(letter.id))
+    shown = await stack.admin("dlq", "show", str(letter.id))
     assert '"task": "email.verification"' in shown.stdout
-    replayed = stack.admin("dlq", "replay", str(letter.id))
+    replayed = await stack.admin("dlq", "replay", str(letter.id))
     assert replayed.returncode == 0, replayed.stderr
     email = await _verification(stack, payload["email"])
     assert token_of(email)
-    again = stack.admin("dlq", "replay", str(letter.id))
+    again = await stack.admin("dlq", "replay", str(letter.id))
     assert again.returncode == 1
     assert "replayed already" in again.stderr
-    purged = stack.admin("dlq", "purge", "--replayed")
+    purged = await stack.admin("dlq", "purge", "--replayed")
     assert purged.returncode == 0
-    assert stack.admin("dlq", "show", str(letter.id)).returncode == 1
+    assert (await stack.admin("dlq", "show", str(letter.id))).returncode == 1
 
 
 async def _letters_for(stack: Stack, email: str) -> list[DeadLetter]:

@@ -157,7 +157,7 @@ async def test_two_schedulers_still_remind_once(stack: Stack) -> None:
             await redis.aclose()
         assert holder is not None
     finally:
-        stack.stop("scheduler-2")
+        await stack.stop("scheduler-2")
 
 
 async def _crowd(stack: Stack, group_id: str, size: int) -> None:
@@ -193,14 +193,14 @@ async def test_a_worker_killed_mid_run_leaves_everyone_reminded_exactly_once(
     stack: Stack,
 ) -> None:
     """SIGKILL while a scan is half done; a new worker finishes: one reminder each."""
-    stack.stop("worker")
+    await stack.stop("worker")
     owner, _members, group_id = await _group(stack, 0)
     await _crowd(stack, group_id, 60)
     ids = [await _assignment(stack, owner, group_id, 30 + i) for i in range(25)]
     total = 61 * len(ids)
     await stack.start_worker("worker-doomed")
     partial = await eventually(lambda: _partial(stack, ids, total), timeout=30, every=0.01)
-    stack.stop("worker-doomed", signal.SIGKILL)
+    await stack.stop("worker-doomed", signal.SIGKILL)
     await stack.start_worker("worker")
     found = await eventually(lambda: _complete(stack, total, *ids), timeout=60)
     await _ticks()

@@ -72,7 +72,8 @@ def _seq_param(call: Call[None], name: str, problems: list[FieldProblem]) -> int
     raw = call.query.get(name)
     if raw is None:
         return None
-    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_SEQ:
+    # The length first: int() refuses (ValueError) a string of over 4,300 digits.
+    if len(raw) > len(str(MAX_SEQ)) or not _DIGITS.fullmatch(raw) or int(raw) > MAX_SEQ:
         problems.append(
             FieldProblem(name, f"{name} must be an integer 0..{MAX_SEQ}", "Use e.g. 120")
         )

@@ -136,14 +136,18 @@ def parse_moment(value: str) -> datetime:
     """Parse a date (midnight UTC) or an RFC 3339 date-time with its zone, into UTC.
 
     Raises:
-        ValueError: anything else (naive times and padding included).
+        ValueError: anything else (naive times and padding included), and a moment whose UTC
+            falls outside years 1..9999 (``9999-12-31T23:59:59-00:01``).
     """
     if _DATE.fullmatch(value):
         return datetime.combine(date.fromisoformat(value), time(), UTC)
     if not _DATE_TIME.fullmatch(value):
         raise ValueError(f"not a date or an RFC 3339 date-time: {value!r}")
     moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{value!r} is out of range in UTC") from exc
 
 
 def parse_list_query(

@@ -175,6 +175,7 @@ async def test_list_filters_by_due_date_and_sorts(client: httpx.AsyncClient) -> 
     assert past["data"] == [] and past["pagination"]["total"] == 3
     for params in (
         {"filter[due_after]": "soon"},
+        {"filter[due_before]": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC: was a 500
         {"filter[owner]": "me"},
         {"sort": "priority"},
         {"page_size": "0"},

@@ -240,6 +240,9 @@ async def test_history_rejects_bad_parameters(client: httpx.AsyncClient) -> None
         ({"after_seq": "abc"}, "after_seq"),
         ({"before_seq": "-1"}, "before_seq"),
         ({"after_seq": "1.5"}, "after_seq"),
+        ({"after_seq": "1" * 4301}, "after_seq"),  # past int()'s digit limit: was a 500
+        ({"before_seq": "0" * 30 + "1"}, "before_seq"),
+        ({"created_after": "9999-12-31T23:59:59-00:01"}, "created_after"),  # was a 500
         ({"sort": "body"}, "sort"),
         ({"filter[author]": alice.id}, "filter[author]"),
         ({"page": "0"}, "page"),

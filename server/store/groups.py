@@ -117,6 +117,26 @@ async def pending_invite(
     )
 
 
+async def settle_invites(
+    session: AsyncSession, group_id: uuid.UUID, user_id: uuid.UUID, now: datetime
+) -> None:
+    """Mark the user's live invites into the group accepted: they are in, however they came.
+
+    An invite left pending would outlive the membership: accepted after a kick, it would let
+    the user back in; and it would refuse the admins' next invite as a duplicate.
+    """
+    await session.execute(
+        update(Invite)
+        .where(
+            Invite.group_id == group_id,
+            Invite.invitee_id == user_id,
+            Invite.status == "pending",
+            Invite.expires_at > now,
+        )
+        .values(status="accepted")
+    )
+
+
 async def get_invite(session: AsyncSession, invite_id: uuid.UUID) -> Invite | None:
     """An invite by id."""
     return await session.get(Invite, invite_id)

@@ -160,6 +160,32 @@ async def test_accept_makes_a_member_who_can_read_messages(client: httpx.AsyncCl
     assert (await answer(client, bob, sent["id"], "decline")).status_code == 409
 
 
+async def test_joining_by_any_route_settles_the_invite_so_a_kick_keeps_them_out(
+    client: httpx.AsyncClient,
+) -> None:
+    """Invited, then joined a public group directly: the invite reads accepted, not pending.
+
+    Pending, it let a member kicked from the group (since made private) back in, and refused
+    the owner's next invite as a duplicate.
+    """
+    owner, bob = await account(client), await account(client)
+    group = await create_group(client, owner, visibility="public")
+    sent = await invite(client, owner, group["id"], bob)
+    joined = await client.post(f"{GROUPS}/{group['id']}/join", headers=bob.headers)
+    assert joined.status_code == 200, joined.text
+    assert [i["status"] for i in (await my_invites(client, bob))["data"]] == ["accepted"]
+    made_private = await client.patch(
+        f"{GROUPS}/{group['id']}", headers=owner.headers, json={"visibility": "private"}
+    )
+    assert made_private.status_code == 200, made_private.text
+    kicked = await client.delete(f"{GROUPS}/{group['id']}/members/{bob.id}", headers=owner.headers)
+    assert kicked.status_code == 204, kicked.text
+    back = await answer(client, bob, sent["id"], "accept")
+    assert back.status_code == 409 and error_code(back) == "CONFLICT", back.text
+    assert (await client.get(f"{GROUPS}/{group['id']}", headers=bob.headers)).status_code == 404
+    assert (await send(client, owner, group["id"], bob.id)).status_code == 201  # invited anew
+
+
 async def test_decline_leaves_the_user_outside(client: httpx.AsyncClient) -> None:
     """Declining is 200 with the declined invite; the group stays hidden; a new invite is fine."""
     alice, bob = await account(client), await account(client)

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.frames import AssignmentNotice
@@ -19,9 +20,12 @@ from server.services.notifications import NotificationOutbox
 from server.services.policy import Action
 from server.services.views import assignment_view
 from server.store import groups as repo
+from server.store import notifications as notification_repo
 from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, datetime_filter, fetch_page
 from server.store.models import Assignment, NotificationKind
+
+CREATED = NotificationKind.ASSIGNMENT_CREATED
 
 ASSIGNMENT_LIST = ListSpec(
     sorts={
@@ -86,7 +90,7 @@ class AssignmentService:
             staged = await self._stage(session, "created", assignment)
             events = await self._outbox.stage(
                 session,
-                NotificationKind.ASSIGNMENT_CREATED,
+                CREATED,
                 [(group_id, actor_id, str(assignment.id), assignment_view(assignment))],
             )
         await self._events.release(staged)
@@ -127,6 +131,13 @@ class AssignmentService:
                 if value is not None:
                     setattr(assignment, name, value)
             assignment.updated_at = self._clock.now()
+            await session.flush()  # the row lock first: a fan-out under way waits for it
+            await notification_repo.revise_copies(
+                session,
+                CREATED,
+                str(assignment.id),
+                msgspec.to_builtins(assignment_view(assignment)),
+            )
             staged = await self._stage(session, "updated", assignment)
         await self._events.release(staged)
         return await self._announce("updated", assignment)
@@ -139,6 +150,11 @@ class AssignmentService:
             await authorize(session, group_id, actor_id, Action.MANAGE_ASSIGNMENTS)
             assignment = await self._find(session, group_id, assignment_id)
             assignment.deleted_at = self._clock.now()
+            await session.flush()  # the row lock first: a fan-out under way waits for it
+            await notification_repo.forget_subject(session, CREATED, str(assignment.id))
+            await notification_repo.forget_subject(
+                session, NotificationKind.ASSIGNMENT_DUE_SOON, str(assignment.id), occasions=True
+            )
         await self._announce("deleted", assignment)
 
     @staticmethod

@@ -21,6 +21,7 @@ from server.services.notify import Notifier
 from server.services.policy import Action
 from server.services.views import group_view, member_view
 from server.store import groups as repo
+from server.store import notifications as notification_repo
 from server.store.db import Database
 from server.store.listing import (
     FilterDef,
@@ -159,6 +160,7 @@ class GroupService:
         async with self._db.session() as session, session.begin():
             loaded = await authorize(session, group_id, viewer, Action.DELETE_GROUP, lock=True)
             loaded.group.deleted_at = self._clock.now()
+            await notification_repo.forget_group(session, group_id)
         self._access.forget(group_id)
         await self._notifier.membership_changed(group_id, None)
 

@@ -33,6 +33,7 @@ from server.services.policy import Action
 from server.services.views import message_view, replay_frame
 from server.store import groups as group_repo
 from server.store import messages as repo
+from server.store import notifications as notification_repo
 from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, fetch_page
 from server.store.models import Message, NotificationKind
@@ -204,6 +205,13 @@ class MessageService:
             if message.author_id != actor_id:
                 raise Forbidden("Only the author can edit a message")
             message.body, message.edited_at = text, self._clock.now()
+            await session.flush()  # the row lock first: a fan-out under way waits for it
+            await notification_repo.revise_copies(
+                session,
+                NotificationKind.MENTION,
+                str(message.id),
+                msgspec.to_builtins(message_view(message)),
+            )
             events = await self._stage_mentions(session, message)
         await self._outbox.release(events)
         await self._revise(message)
@@ -278,6 +286,10 @@ class MessageService:
             if not policy.can_delete_message(loaded.role, message.author_id == actor_id):
                 raise Forbidden("Only the author, the owner or an admin can delete a message")
             message.deleted_at = self._clock.now()
+            await session.flush()  # the row lock first: a fan-out under way waits for it
+            await notification_repo.forget_subject(
+                session, NotificationKind.MENTION, str(message.id)
+            )
         await self._revise(message)
         await self._notifier.to_group(
             group_id, MessageDeleted(group_id=group_id, message_id=message.id, seq=message.seq)

@@ -35,7 +35,7 @@ from server.services.clock import Clock
 from server.services.events import FAN_OUT_JOB, NOTIFICATION_EMAIL_JOB, Jobs
 from server.services.mentions import OutboxItem, mention_items, mentioned
 from server.services.notify import Notifier
-from server.services.views import notification_view
+from server.services.views import assignment_view, message_view, notification_view
 from server.store import notifications as repo
 from server.store.db import Database
 from server.store.listing import (
@@ -46,7 +46,13 @@ from server.store.listing import (
     choice_schema,
     fetch_page,
 )
-from server.store.models import EmailStatus, Notification, NotificationEvent, NotificationKind
+from server.store.models import (
+    EmailStatus,
+    Message,
+    Notification,
+    NotificationEvent,
+    NotificationKind,
+)
 from server.store.notifications import Recipient
 
 log = logging.getLogger(__name__)
@@ -173,11 +179,12 @@ class NotificationService:
             event = await repo.claim_event(session, event_id_, self._clock.now())
             if event is None:
                 return 0  # processed already (a job run twice) or gone with its group
-            recipients = await self._recipients(session, event)
+            data = await _current(session, event)
+            if data is None:
+                return 0  # its message or assignment was deleted since
+            recipients = await self._recipients(session, event, data)
             kind = NotificationKind(event.kind)
-            created = await self.create(
-                session, kind, event.group_id, event.key, event.payload, recipients
-            )
+            created = await self.create(session, kind, event.group_id, event.key, data, recipients)
         await self.announce(created)
         return len(created)
 
@@ -199,7 +206,7 @@ class NotificationService:
                 "user_id": person.user_id,
                 "kind": kind.value,
                 "group_id": group_id,
-                "event_key": f"{kind.value}/{key}",
+                "event_key": repo.event_key(kind.value, key),
                 "data": data,
                 "created_at": now,
                 "read_at": None,
@@ -280,18 +287,36 @@ class NotificationService:
             log.exception("could not queue a notification email")
 
     @staticmethod
-    async def _recipients(session: AsyncSession, event: NotificationEvent) -> list[Recipient]:
-        """Who an event notifies (never the one who caused it)."""
+    async def _recipients(
+        session: AsyncSession, event: NotificationEvent, data: dict[str, Any]
+    ) -> list[Recipient]:
+        """Who an event about ``data`` notifies (never the one who caused it)."""
         if event.kind == NotificationKind.INVITE_RECEIVED.value:
             return await repo.user_recipient(session, uuid.UUID(event.payload["invitee_id"]))
         if event.group_id is None:
             return []
         if event.kind == NotificationKind.MENTION.value:
-            named = await repo.members_named(
-                session, event.group_id, mentioned(event.payload["body"])
-            )
+            named = await repo.members_named(session, event.group_id, mentioned(data["body"]))
             return [person for person in named if person.user_id != event.actor_id]
         return await repo.members(session, event.group_id, exclude=event.actor_id)
+
+
+SUBJECT_KINDS = frozenset(
+    {NotificationKind.MENTION.value, NotificationKind.ASSIGNMENT_CREATED.value}
+)
+"""Kinds whose notifications copy a message or an assignment."""
+
+
+async def _current(session: AsyncSession, event: NotificationEvent) -> dict[str, Any] | None:
+    """What an event's notifications copy: its subject as it is now (None: deleted since)."""
+    if event.kind not in SUBJECT_KINDS or event.group_id is None:
+        return event.payload
+    subject = await repo.live_subject(session, event.kind, event.group_id, event.key)
+    if subject is None:
+        return None
+    view = message_view(subject) if isinstance(subject, Message) else assignment_view(subject)
+    copied: dict[str, Any] = msgspec.to_builtins(view)
+    return copied
 
 
 def _email_status(

@@ -377,6 +377,12 @@ class Notification(IdMixin, Base):
             sqlite_where=EMAIL_PENDING,
         ),
         Index("ix_notifications_read_at", "read_at", postgresql_where=READ, sqlite_where=READ),
+        # Equality and prefix (LIKE 'key/%') lookups of a subject's notifications.
+        Index(
+            "ix_notifications_event_key",
+            "event_key",
+            postgresql_ops={"event_key": "text_pattern_ops"},
+        ),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -8,18 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.bulk import insert_skipping_conflicts
 from server.store.listing import AnySelect
+from server.store.locks import for_update
 from server.store.models import (
     Assignment,
     AssignmentReminder,
     EmailStatus,
     Membership,
+    Message,
     Notification,
     NotificationEvent,
     NotificationSettings,
@@ -161,6 +163,68 @@ async def add_notifications(
     )
     result = await session.execute(statement, list(rows))
     return set(result.scalars())
+
+
+async def live_subject(
+    session: AsyncSession, kind: str, group_id: uuid.UUID, key: str
+) -> Message | Assignment | None:
+    """The live message or assignment a ``mention`` or ``assignment.created`` is about.
+
+    None when it was deleted. It stays locked until the transaction ends, which orders a
+    fan-out with an edit or a deletion of its subject: whichever comes second sees what the
+    first did (the copies, or the subject's new state).
+    """
+    model: type[Message | Assignment] = Message if kind == "mention" else Assignment
+    query = select(model).where(
+        model.id == uuid.UUID(key), model.group_id == group_id, model.deleted_at.is_(None)
+    )
+    subject: Message | Assignment | None = await session.scalar(await for_update(session, query))
+    return subject
+
+
+def event_key(kind: str, key: str) -> str:
+    """A notification's key: one per recipient and ``kind``/``key`` (a subject, an occasion)."""
+    return f"{kind}/{key}"
+
+
+async def forget_subject(
+    session: AsyncSession, kind: str, key: str, *, occasions: bool = False
+) -> None:
+    """Delete the notifications about a deleted subject: no read shows a copy of it.
+
+    Args:
+        session: the deletion's transaction.
+        kind: the notification kind.
+        key: the subject's key (a message's or an assignment's id).
+        occasions: also every ``key/...`` key (a reminder per due time).
+    """
+    exact = Notification.event_key == event_key(kind, key)
+    below = Notification.event_key.like(event_key(kind, f"{key}/%"))
+    await session.execute(
+        delete(Notification)
+        .where(or_(exact, below) if occasions else exact)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def forget_group(session: AsyncSession, group_id: uuid.UUID) -> None:
+    """Delete the notifications about a deleted group (its invites cannot be answered)."""
+    await session.execute(
+        delete(Notification)
+        .where(Notification.group_id == group_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def revise_copies(
+    session: AsyncSession, kind: str, key: str, changes: dict[str, Any]
+) -> None:
+    """Apply ``changes`` to the object copied into the notifications about one subject."""
+    rows = await session.scalars(
+        select(Notification).where(Notification.event_key == event_key(kind, key))
+    )
+    for row in rows:
+        row.data = {**row.data, **changes}
 
 
 def notifications_of(user_id: uuid.UUID) -> AnySelect:

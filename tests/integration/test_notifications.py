@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from server.services.notifications import event_id
+from server.store.models import NotificationEvent
 from tests.factories.groups import add_member, assignment_payload, create_group, post_message
 from tests.factories.users import Account, account
 from tests.fixtures.notify_stack import Stack, eventually, notify_stack, token_of
@@ -161,6 +163,77 @@ async def test_an_edit_notifies_only_members_it_names_for_the_first_time(stack: 
     assert note["data"]["body"] == f"hello @{bob.username} and @{carol.username}"
     await asyncio.sleep(1.0)
     assert len(await _mentions(stack, bob)) == 1
+
+
+async def test_mention_copies_follow_an_edit_and_go_with_a_deletion(stack: Stack) -> None:
+    """Soft-deleted rows never appear in reads, nor do copies of them in notifications."""
+    author, bob = await account(stack.http), await account(stack.http)
+    group = await create_group(stack.http, author)
+    await add_member(stack.http, author, group["id"], bob)
+    message = await post_message(stack.http, author, group["id"], f"my pin is 1234 @{bob.username}")
+    await _kinds(stack, bob, 1, "mention")
+    url = f"/api/v1/study-groups/{group['id']}/messages/{message['id']}"
+    edited = await stack.http.patch(
+        url, headers=author.headers, json={"body": f"oops, ask me @{bob.username}"}
+    )
+    assert edited.status_code == 200, edited.text
+    (note,) = await _mentions(stack, bob)
+    assert note["data"] == edited.json()["data"]  # the edited text and edited_at
+    assert (await stack.http.delete(url, headers=author.headers)).status_code == 204
+    assert await _mentions(stack, bob) == []
+
+
+async def test_assignment_copies_follow_an_edit_and_go_with_a_deletion(stack: Stack) -> None:
+    """assignment.created shows the assignment as it is; deleted, its notifications go."""
+    owner, member = await account(stack.http), await account(stack.http)
+    group = await create_group(stack.http, owner)
+    await add_member(stack.http, owner, group["id"], member)
+    url = f"/api/v1/study-groups/{group['id']}/assignments"
+    created = await stack.http.post(url, headers=owner.headers, json=assignment_payload())
+    assert created.status_code == 201, created.text
+    await _kinds(stack, member, 1, "assignment.created")
+    item = f"{url}/{created.json()['data']['id']}"
+    changed = await stack.http.patch(item, headers=owner.headers, json={"title": "Essay, v2"})
+    assert changed.status_code == 200, changed.text
+    kind = {"filter[kind]": "assignment.created"}
+    (note,) = (await _notes(stack.http, member, **kind))["data"]
+    assert note["data"] == changed.json()["data"]
+    assert (await stack.http.delete(item, headers=owner.headers)).status_code == 204
+    assert (await _notes(stack.http, member, **kind))["data"] == []
+
+
+async def test_a_fan_out_after_its_subject_was_deleted_notifies_nobody(stack: Stack) -> None:
+    """An event fanned out late (a queued job) about a message deleted meanwhile: nothing."""
+    author, bob = await account(stack.http), await account(stack.http)
+    group = await create_group(stack.http, author)
+    await add_member(stack.http, author, group["id"], bob)
+    message = await post_message(stack.http, author, group["id"], f"hi @{bob.username}")
+    await _kinds(stack, bob, 1, "mention")
+    url = f"/api/v1/study-groups/{group['id']}/messages/{message['id']}"
+    assert (await stack.http.delete(url, headers=author.headers)).status_code == 204
+    event = event_id("mention", message["id"])
+    async with stack.node.db.session() as session, session.begin():
+        await session.execute(
+            update(NotificationEvent).where(NotificationEvent.id == event).values(processed_at=None)
+        )
+    assert await stack.node.domain.notifications.fan_out(event) == 0
+    assert await _mentions(stack, bob) == []
+
+
+async def test_a_deleted_groups_notifications_go(stack: Stack) -> None:
+    """An invite into a group deleted since cannot be answered: it is not listed, nor unread."""
+    owner, invitee = await account(stack.http), await account(stack.http)
+    group = await create_group(stack.http, owner, visibility="private")
+    sent = await stack.http.post(
+        f"/api/v1/study-groups/{group['id']}/invites",
+        headers=owner.headers,
+        json={"user_id": invitee.id},
+    )
+    assert sent.status_code == 201, sent.text
+    await _kinds(stack, invitee, 1, "invite.received")
+    gone = await stack.http.delete(f"/api/v1/study-groups/{group['id']}", headers=owner.headers)
+    assert gone.status_code == 204, gone.text
+    assert (await _notes(stack.http, invitee, **{"filter[unread]": "true"}))["data"] == []
 
 
 async def test_a_fan_out_run_twice_notifies_once(stack: Stack) -> None:

@@ -80,6 +80,18 @@ class GroupFields:
     clear_max_members: bool = False
 
 
+def member_notice(
+    group_id: uuid.UUID, user_id: uuid.UUID, action: str, role: Role | None
+) -> MemberNotice:
+    """The ``member`` frame of a roster change (``role`` None: the user is out)."""
+    return MemberNotice(
+        group_id=group_id,
+        user_id=user_id,
+        action=action,  # type: ignore[arg-type]
+        role=None if role is None else role.value,
+    )
+
+
 class GroupService:
     """Groups and memberships."""
 
@@ -287,7 +299,7 @@ class GroupService:
     async def _after_removal(self, group_id: uuid.UUID, user_id: uuid.UUID, action: str) -> None:
         self._access.forget(group_id, user_id)
         await self._notifier.membership_changed(group_id, user_id)
-        frame = MemberNotice(group_id=group_id, user_id=user_id, action=action, role=None)  # type: ignore[arg-type]
+        frame = member_notice(group_id, user_id, action, None)
         await self.notify_members(group_id, frame)
         await self._notifier.to_user(user_id, frame)
 
@@ -296,8 +308,7 @@ class GroupService:
     ) -> None:
         self._access.forget(group_id, user_id)
         await self._notifier.roster_changed(group_id)
-        frame = MemberNotice(group_id=group_id, user_id=user_id, action=action, role=role.value)  # type: ignore[arg-type]
-        await self.notify_members(group_id, frame)
+        await self.notify_members(group_id, member_notice(group_id, user_id, action, role))
 
     @staticmethod
     async def _member(session: AsyncSession, membership: Membership) -> Member:

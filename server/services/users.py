@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from collections.abc import AsyncGenerator
@@ -23,13 +24,17 @@ from server.security.tokens import IssuedToken
 from server.services.auth import AuthService
 from server.services.clock import Clock
 from server.services.erasures import ErasureFollowUp
+from server.services.groups import member_notice
 from server.services.notify import Notifier
 from server.services.views import profile_key, user_private, user_public
 from server.store import accounts
+from server.store import groups as group_repo
 from server.store import users as repo
 from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, fetch_page
-from server.store.models import User
+from server.store.models import Role, User
+
+log = logging.getLogger(__name__)
 
 MAX_AVATAR_BYTES = 2 * 1024 * 1024
 USER_LIST = ListSpec(
@@ -234,9 +239,9 @@ class UserService:
         await self._auth.require_second_factor(user, totp_code)
         now = self._clock.now()
         async with self._db.session() as session, session.begin():
-            await accounts.hand_over_groups(session, user_id, now)
-            groups = await accounts.leave_all_groups(session, user_id)
-            groups += await accounts.erase_messages(session, user_id, now)
+            heirs = await accounts.hand_over_groups(session, user_id, now)
+            left = await accounts.leave_all_groups(session, user_id)
+            groups = left + await accounts.erase_messages(session, user_id, now)
             await accounts.erase_snapshots(session, user_id)
             await accounts.forget_dead_letters(session, user.email)
             await accounts.delete_user(session, user_id)
@@ -244,6 +249,31 @@ class UserService:
         audit(AuditEvent.ACCOUNT_ERASED, user_id)
         self._remove_file(user.avatar_url)
         await self._erasure.finish(user_id, groups, now)
+        await self._tell_members(user_id, left, heirs)
+
+    async def _tell_members(
+        self, user_id: uuid.UUID, left: list[uuid.UUID], heirs: dict[uuid.UUID, uuid.UUID]
+    ) -> None:
+        """Tell the members' sockets of a new owner, then that the user left, group by group.
+
+        As when the two are done by hand. Best effort, like every push: the erasure is done,
+        so a bus away is logged, not answered (clients see the roster when they reload).
+        """
+        try:
+            for group_id in left:
+                async with self._db.session() as session:
+                    members = await group_repo.member_ids(session, group_id)
+                heir = heirs.get(group_id)
+                if heir is not None:
+                    frame = member_notice(group_id, heir, "role_changed", Role.OWNER)
+                    await self._notifier.to_users(members, frame)
+                frame = member_notice(group_id, user_id, "left", None)
+                await self._notifier.to_users(members, frame)
+        except Exception as exc:
+            log.warning(
+                "the members of an erased account's groups were not told live",
+                extra={"account": str(user_id), "error": repr(exc)},
+            )
 
     async def _get(self, user_id: uuid.UUID) -> User:
         async with self._db.session() as session:

@@ -170,14 +170,20 @@ async def notification_settings(session: AsyncSession, user_id: uuid.UUID) -> di
     return None if row is None else dict(row._mapping)
 
 
-async def hand_over_groups(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+async def hand_over_groups(
+    session: AsyncSession, user_id: uuid.UUID, now: datetime
+) -> dict[uuid.UUID, uuid.UUID]:
     """Give each group the user owns to its longest-standing admin, else member.
 
     A group with no one else in it is soft-deleted.
+
+    Returns:
+        The new owner of each group handed over.
     """
     owned = await session.scalars(
         select(StudyGroup).where(StudyGroup.owner_id == user_id, StudyGroup.deleted_at.is_(None))
     )
+    heirs: dict[uuid.UUID, uuid.UUID] = {}
     for group in owned:
         successor = await session.scalar(
             select(Membership)
@@ -193,7 +199,8 @@ async def hand_over_groups(session: AsyncSession, user_id: uuid.UUID, now: datet
             group.deleted_at = now
         else:
             successor.role = Role.OWNER.value
-            group.owner_id = successor.user_id
+            group.owner_id = heirs[group.id] = successor.user_id
+    return heirs
 
 
 async def leave_all_groups(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:

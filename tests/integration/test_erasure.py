@@ -150,6 +150,44 @@ async def test_erasure_leaves_tombstones_in_every_copy(rt: Realtime) -> None:
     assert await pending(rt.node, author.id) == []
 
 
+@pytest.mark.parametrize("rt", ["memory", "redis"], indirect=True)
+async def test_members_sockets_hear_of_the_new_owner_then_that_the_erased_owner_left(
+    rt: Realtime,
+) -> None:
+    """As a handover and a leave done by hand: role_changed to owner, then left (role null).
+
+    Before, a connected client kept showing the erased user as a member, and as the owner,
+    until it reloaded. A socket not subscribed to the group hears it too (member frames are
+    user-directed).
+    """
+    owner, heir, other = [await account(rt.http) for _ in range(3)]
+    group = await public_group(rt.http, owner, heir, other)
+    async with socket(rt.ws, heir.token) as heirs, socket(rt.ws, other.token) as others:
+        await heirs.subscribe(group)
+        gone = await rt.http.request(
+            "DELETE", "/api/v1/users/me", headers=owner.headers, json={"password": owner.password}
+        )
+        assert gone.status_code == 204, gone.text
+        for ws in (heirs, others):
+            heard = [await ws.expect("member"), await ws.expect("member")]  # in arrival order
+            assert heard == [
+                {
+                    "type": "member",
+                    "group_id": group,
+                    "user_id": heir.id,
+                    "action": "role_changed",
+                    "role": "owner",
+                },
+                {
+                    "type": "member",
+                    "group_id": group,
+                    "user_id": owner.id,
+                    "action": "left",
+                    "role": None,
+                },
+            ]
+
+
 async def pending(node: RunningServer, user_id: str) -> list[PendingErasure]:
     """The user's erasure, while its copies outside the database are not all reached."""
     async with node.db.session() as session:

@@ -122,19 +122,28 @@ class BodyDecoder(Generic[T]):
         try:
             self._field_decoders[name].decode(msgspec.json.encode(body[name]))
         except msgspec.ValidationError as exc:
-            return _problem(name, field.type, str(exc))
+            return _problem(name, field, str(exc))
         return None
 
 
-def _problem(name: str, spec: msgspec.inspect.Type, error: str) -> FieldProblem:
+def _problem(name: str, field: msgspec.inspect.Field, error: str) -> FieldProblem:
+    """The field's own message for a broken rule; msgspec's for a wrong type or a null."""
+    spec = field.type
     extra = spec.extra if isinstance(spec, msgspec.inspect.Metadata) and spec.extra else {}
     match = _AT_PATH.search(error)
     suffix = match.group("path") if match else ""
     path = name + ("." if suffix and not suffix.startswith("[") else "") + suffix
     plain = _AT_PATH.sub("", error)
     if plain.endswith("got `null`"):  # a field's own rules are not what went wrong
-        return FieldProblem(path, "null is not allowed here", "Leave the field out to keep it")
+        keep = "Give a value" if field.required else "Leave the field out to keep it"
+        return FieldProblem(path, "null is not allowed here", keep)
+    if _WRONG_TYPE.search(plain):  # "Expected `str`, got `int`": the type is what went wrong
+        return FieldProblem(path, plain)
     return FieldProblem(path, extra.get("message", plain), extra.get("suggestion"))
+
+
+_WRONG_TYPE = re.compile(r"^Expected `[^`]+`, got `[^`]+`$")
+"""msgspec's message for a value of the wrong JSON type (not a broken length or range)."""
 
 
 def _malformed(exc: Exception) -> ValidationFailed:

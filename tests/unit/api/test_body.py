@@ -142,17 +142,31 @@ def test_missing_field_is_reported(decoder: BodyDecoder[GroupBody]) -> None:
     assert _fields(caught.value) == [{"field": "name", "message": "Field required"}]
 
 
-def test_wrong_type_uses_the_fields_own_message(decoder: BodyDecoder[GroupBody]) -> None:
-    """A field's Meta extra supplies the message and suggestion."""
+def test_wrong_type_is_reported_as_such_not_with_the_fields_rule(
+    decoder: BodyDecoder[GroupBody],
+) -> None:
+    """A number where a name goes: the type is what went wrong, not the name's length."""
     with pytest.raises(ValidationFailed) as caught:
         decoder.decode(b'{"name":42}', JSON_TYPE)
-    assert _fields(caught.value) == [
-        {
-            "field": "name",
-            "message": "Name must be 3..20 characters",
-            "suggestion": "Use a short name",
-        }
-    ]
+    assert _fields(caught.value) == [{"field": "name", "message": "Expected `str`, got `int`"}]
+
+
+@pytest.mark.parametrize(
+    ("raw", "suggestion"),
+    [
+        (b'{"name":null}', "Give a value"),  # required: leaving it out is no way out
+        (b'{"name":"Algebra","size":null}', "Leave the field out to keep it"),
+    ],
+)
+def test_null_is_refused_with_a_way_out_that_works(
+    decoder: BodyDecoder[GroupBody], raw: bytes, suggestion: str
+) -> None:
+    """A null's suggestion depends on whether the field may be left out."""
+    with pytest.raises(ValidationFailed) as caught:
+        decoder.decode(raw, JSON_TYPE)
+    (problem,) = _fields(caught.value)
+    assert problem["message"] == "null is not allowed here"
+    assert problem["suggestion"] == suggestion
 
 
 def test_broken_constraint_uses_the_fields_own_message(decoder: BodyDecoder[GroupBody]) -> None:
@@ -187,11 +201,7 @@ def test_every_problem_is_listed_together(decoder: BodyDecoder[GroupBody]) -> No
         decoder.decode(raw, JSON_TYPE)
     assert _fields(caught.value) == [
         {"field": "admin", "message": "Unknown field", "suggestion": "Remove this field"},
-        {
-            "field": "name",
-            "message": "Name must be 3..20 characters",
-            "suggestion": "Use a short name",
-        },
+        {"field": "name", "message": "Expected `str`, got `int`"},
         {"field": "tags[1]", "message": "Expected `str` of length <= 5"},
         {"field": "size", "message": "Expected `int`, got `str`"},
     ]

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -58,8 +59,17 @@ def _dispatch(path: str, methods: dict[str, Endpoint]) -> Endpoint:
     return endpoint
 
 
+class NoBody(msgspec.Struct, forbid_unknown_fields=True):
+    """What a write without a request body accepts: nothing, or ``{}``.
+
+    Anything else is refused as for any body (415 not JSON, 400 naming each field), so a
+    client that believes ``read-all`` takes a list of ids learns it before all is read.
+    """
+
+
 def _wrap(op: Operation[Any], max_json_bytes: int, max_body_bytes: int) -> Endpoint:
-    decoder = BodyDecoder(op.body, max_json_bytes) if op.body is not None else None
+    model = op.body if op.body is not None or op.multipart or op.method in _READS else NoBody
+    decoder = BodyDecoder(model, max_json_bytes) if model is not None else None
     limit = max_body_bytes if op.multipart else max_json_bytes
 
     async def endpoint(request: Request) -> Response:
@@ -74,6 +84,8 @@ def _wrap(op: Operation[Any], max_json_bytes: int, max_body_bytes: int) -> Endpo
                 if decoder
                 else None
             )
+            if isinstance(body, NoBody):
+                body = None
             response = await op.handler(Call(request, body, principal))
             if principal is not None and op.method not in _READS and response.status_code < 400:  # noqa: PLR2004
                 await _database(request).wrote(principal.user_id)

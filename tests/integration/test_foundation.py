@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from tests.factories.users import account
 from tests.fixtures.server import RunningServer
 
 
@@ -65,6 +66,28 @@ async def test_wrong_content_type_is_415(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/auth/login", data={"email": "a@b.co"})
     assert response.status_code == 415
     assert response.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+async def test_a_write_without_a_body_refuses_one(client: httpx.AsyncClient) -> None:
+    """read-all takes no body: a field is named (400), not JSON is 415; nothing, or {}, is fine.
+
+    It accepted any body: a client that believed read-all took a list of ids marked every
+    notification read.
+    """
+    user = await account(client)
+    url = "/api/v1/notifications/read-all"
+    named = await client.post(url, headers=user.headers, json={"only_ids": ["x"]})
+    assert named.status_code == 400, named.text
+    fields = named.json()["error"]["details"]["fields"]
+    assert fields == [
+        {"field": "only_ids", "message": "Unknown field", "suggestion": "Remove this field"}
+    ]
+    typed = await client.post(
+        url, headers={**user.headers, "Content-Type": "application/xml"}, content=b"<all/>"
+    )
+    assert typed.status_code == 415 and typed.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert (await client.post(url, headers=user.headers)).status_code == 204
+    assert (await client.post(url, headers=user.headers, json={})).status_code == 204
 
 
 async def test_oversized_json_is_413(client: httpx.AsyncClient) -> None:

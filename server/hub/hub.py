@@ -211,6 +211,8 @@ class Hub:
             raise
         set_mode(conn, group_id, presence)
         online = self._presence.online(group_id)
+        if conn.user_id not in online:  # online through another node, whose batch is on its way
+            online = [*online, conn.user_id]
         recovered = missed is not None
         cursor.delivered = since_seq if recovered and since_seq is not None else last
         replayed = await self._catchup.replay(conn, cursor, missed or [], last)

@@ -117,6 +117,31 @@ async def test_who_joins_on_one_node_may_subscribe_on_the_other(
                 assert reply["type"] == "subscribed", reply
 
 
+async def test_a_subscriber_is_in_its_own_online_list_on_either_node(
+    nodes: tuple[RunningServer, RunningServer],
+) -> None:
+    """Subscribed on A, then at once on B: B's subscribed lists the user (contract section 4).
+
+    B knew the group already (another member there) and had not yet heard A's presence batch
+    (up to 250 ms), so its list missed the user, and the user's own presence frames are not
+    sent to its sockets: it never learnt it was online.
+    """
+    a, b = nodes
+    async with httpx.AsyncClient(base_url=a.base_url, timeout=10) as http:
+        user, other = await account(http), await account(http)
+        group = await public_group(http, other, user)
+        async with (
+            socket(f"{b.ws_url}/api/v1/ws", other.token) as watcher,
+            socket(f"{a.ws_url}/api/v1/ws", user.token) as on_a,
+            socket(f"{b.ws_url}/api/v1/ws", user.token) as on_b,
+        ):
+            await watcher.subscribe(group)  # node B watches the group's presence
+            first = await on_a.subscribe(group)
+            second = await on_b.subscribe(group)
+            assert user.id in first["online"] and user.id in second["online"], second
+            assert second["online"].count(user.id) == 1
+
+
 async def test_typing_from_two_nodes_is_announced_once_per_interval(
     nodes: tuple[RunningServer, RunningServer],
 ) -> None:

@@ -126,6 +126,8 @@ class AssignmentService:
         async with self._db.session() as session, session.begin():
             await authorize(session, group_id, actor_id, Action.MANAGE_ASSIGNMENTS)
             assignment = await self._find(session, group_id, assignment_id)
+            if fields.due_at is not None and fields.due_at != assignment.due_at:
+                await notification_repo.disarm_reminders(session, assignment.id)  # re-armed
             for name in ("title", "description", "due_at"):
                 value = getattr(fields, name)
                 if value is not None:

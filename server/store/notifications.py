@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,12 +89,17 @@ def _as_recipients(rows: Any) -> list[Recipient]:
 
 
 async def members(
-    session: AsyncSession, group_id: uuid.UUID, exclude: uuid.UUID | None = None
+    session: AsyncSession,
+    group_id: uuid.UUID,
+    exclude: uuid.UUID | None = None,
+    joined_after: datetime | None = None,
 ) -> list[Recipient]:
-    """Every member of a group (but ``exclude``)."""
+    """Every member of a group (but ``exclude``; only those joined after ``joined_after``)."""
     statement = _recipients().where(Membership.group_id == group_id)
     if exclude is not None:
         statement = statement.where(User.id != exclude)
+    if joined_after is not None:
+        statement = statement.where(Membership.joined_at > joined_after)
     return _as_recipients(await session.execute(statement))
 
 
@@ -311,3 +316,44 @@ async def claim_reminder(
         .returning(AssignmentReminder.assignment_id)
     )
     return (await session.execute(statement)).first() is not None
+
+
+async def disarm_reminders(session: AsyncSession, assignment_id: uuid.UUID) -> None:
+    """Forget an assignment's claims: its due time changed, so any due time is reminded anew."""
+    await session.execute(
+        delete(AssignmentReminder)
+        .where(AssignmentReminder.assignment_id == assignment_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def reminded_since(
+    session: AsyncSession, now: datetime, until: datetime, limit: int
+) -> list[tuple[Assignment, datetime]]:
+    """Claimed assignments due in ``(now, until]`` that someone joined after their claim.
+
+    Each with its claim's time: those members have not been reminded at this due time.
+    """
+    claim = and_(
+        AssignmentReminder.assignment_id == Assignment.id,
+        AssignmentReminder.due_at == Assignment.due_at,
+    )
+    joined_later = exists().where(
+        Membership.group_id == Assignment.group_id,
+        Membership.joined_at > AssignmentReminder.created_at,
+    )
+    rows = await session.execute(
+        select(Assignment, AssignmentReminder.created_at)
+        .join(AssignmentReminder, claim)
+        .join(StudyGroup, StudyGroup.id == Assignment.group_id)
+        .where(
+            Assignment.deleted_at.is_(None),
+            StudyGroup.deleted_at.is_(None),
+            Assignment.due_at > now,
+            Assignment.due_at <= until,
+            joined_later,
+        )
+        .order_by(Assignment.due_at, Assignment.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in rows]

@@ -58,10 +58,14 @@ async def _group(stack: Stack, members: int) -> tuple[Account, list[Account], st
 
 
 async def _assignment(stack: Stack, owner: Account, group_id: str, minutes: float) -> str:
+    return await _assignment_due(stack, owner, group_id, _due(minutes))
+
+
+async def _assignment_due(stack: Stack, owner: Account, group_id: str, due_at: str) -> str:
     answer = await stack.http.post(
         f"/api/v1/study-groups/{group_id}/assignments",
         headers=owner.headers,
-        json=assignment_payload(due_at=_due(minutes)),
+        json=assignment_payload(due_at=due_at),
     )
     assert answer.status_code == 201, answer.text
     return str(answer.json()["data"]["id"])
@@ -119,6 +123,39 @@ async def test_a_due_time_moved_out_and_back_in_reminds_once_more(stack: Stack) 
     await _ticks()
     assert len(await _reminders(stack, assignment_id)) == len(found) == 4
     assert sorted(str(n.user_id) for n in found) == sorted([owner.id, members[0].id] * 2)
+
+
+async def test_a_due_time_moved_back_to_one_reminded_before_reminds_again(stack: Stack) -> None:
+    """Reminded at 30 min; moved to 40 min: reminded; moved back to 30 min: reminded again.
+
+    The contract: a changed due_at re-arms it. The claim was per due time, so moving back to
+    a due time reminded about before reminded nobody.
+    """
+    owner, members, group_id = await _group(stack, 1)
+    first = _due(30)
+    assignment_id = await _assignment_due(stack, owner, group_id, first)
+    await eventually(lambda: _complete(stack, 2, assignment_id))
+    path = f"/api/v1/study-groups/{group_id}/assignments/{assignment_id}"
+    for step, due in enumerate((_due(40), first), start=2):
+        moved = await stack.http.patch(path, headers=owner.headers, json={"due_at": due})
+        assert moved.status_code == 200, moved.text
+        found = await eventually(lambda n=step: _complete(stack, 2 * n, assignment_id))
+        assert sorted(str(n.user_id) for n in found) == sorted([owner.id, members[0].id] * step)
+    await _ticks()
+    assert len(await _reminders(stack, assignment_id)) == 6
+
+
+async def test_who_joins_while_an_assignment_is_due_soon_is_reminded_once(stack: Stack) -> None:
+    """Reminded before they joined, the assignment still due in 30 min: one reminder for them."""
+    owner, _members, group_id = await _group(stack, 1)
+    assignment_id = await _assignment(stack, owner, group_id, 30)
+    await eventually(lambda: _complete(stack, 2, assignment_id))
+    late = await account(stack.http)
+    await add_member(stack.http, owner, group_id, late)
+    found = await eventually(lambda: _complete(stack, 3, assignment_id))
+    assert late.id in {str(note.user_id) for note in found}
+    await _ticks()
+    assert len(await _reminders(stack, assignment_id)) == 3
 
 
 async def test_a_deleted_assignment_reminds_nobody(stack: Stack) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.factories.users import account
 from tests.fixtures.server import serve
@@ -66,12 +67,27 @@ async def test_slow_consumer_is_closed_with_4010_and_others_keep_up(
                     arrivals.append(time.monotonic())
                 return arrivals
 
-            _, arrivals = await asyncio.gather(produce(), consume())
+            async def close_seen() -> int | None:
+                # The stalled client reads once the node has decided on 4010: a peer that takes
+                # no close frame within 10 s is aborted, and on a busy machine the other two
+                # tasks can outlast that (the close then came without a code).
+                async with asyncio.timeout(120):
+                    while _slow_closes() == closes_before:  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+                return await sl.closed_with(timeout=30)
+
+            closes_before = _slow_closes()
+            _, arrivals, code = await asyncio.gather(produce(), consume(), close_seen())
             assert len(arrivals) == total
             # Never waiting on the stalled client: no pause anywhere near the 10 s a close to
             # a stuck peer may take (how fast is the benchmarks' business, not this test's).
             assert max(b - a for a, b in itertools.pairwise(arrivals)) < 3.0
-            assert await sl.closed_with(timeout=30) == 4010
+            assert code == 4010
+
+
+def _slow_closes() -> float:
+    """4010 closes so far by the nodes in this process."""
+    return REGISTRY.get_sample_value("studybuddy_ws_slow_consumer_closes_total") or 0.0
 
 
 async def test_socket_closes_when_its_token_expires(

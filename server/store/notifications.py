@@ -205,20 +205,12 @@ async def forget_subject(
     """
     exact = Notification.event_key == event_key(kind, key)
     below = Notification.event_key.like(event_key(kind, f"{key}/%"))
-    await session.execute(
-        delete(Notification)
-        .where(or_(exact, below) if occasions else exact)
-        .execution_options(synchronize_session=False)
-    )
+    await _delete(session, Notification, or_(exact, below) if occasions else exact)
 
 
 async def forget_group(session: AsyncSession, group_id: uuid.UUID) -> None:
     """Delete the notifications about a deleted group (its invites cannot be answered)."""
-    await session.execute(
-        delete(Notification)
-        .where(Notification.group_id == group_id)
-        .execution_options(synchronize_session=False)
-    )
+    await _delete(session, Notification, Notification.group_id == group_id)
 
 
 async def revise_copies(
@@ -278,27 +270,33 @@ async def stale_pending_emails(session: AsyncSession, before: datetime) -> list[
     return list(rows)
 
 
-async def due_soon(
-    session: AsyncSession, now: datetime, until: datetime, limit: int
-) -> list[Assignment]:
-    """Live assignments of live groups due in ``(now, until]`` not yet reminded at that due time."""
-    reminded = exists().where(
-        AssignmentReminder.assignment_id == Assignment.id,
-        AssignmentReminder.due_at == Assignment.due_at,
-    )
-    rows = await session.scalars(
-        select(Assignment)
-        .join(StudyGroup, StudyGroup.id == Assignment.group_id)
+_CLAIMED = and_(
+    AssignmentReminder.assignment_id == Assignment.id,
+    AssignmentReminder.due_at == Assignment.due_at,
+)
+"""A claim of an assignment at its current due time."""
+
+
+def _due_between(statement: AnySelect, now: datetime, until: datetime) -> AnySelect:
+    """``statement`` kept to live assignments of live groups due in ``(now, until]``."""
+    return (
+        statement.join(StudyGroup, StudyGroup.id == Assignment.group_id)
         .where(
             Assignment.deleted_at.is_(None),
             StudyGroup.deleted_at.is_(None),
             Assignment.due_at > now,
             Assignment.due_at <= until,
-            ~reminded,
         )
         .order_by(Assignment.due_at, Assignment.id)
-        .limit(limit)
     )
+
+
+async def due_soon(
+    session: AsyncSession, now: datetime, until: datetime, limit: int
+) -> list[Assignment]:
+    """Live assignments of live groups due in ``(now, until]`` not yet reminded at that due time."""
+    unclaimed = select(Assignment).where(~exists().where(_CLAIMED))
+    rows = await session.scalars(_due_between(unclaimed, now, until).limit(limit))
     return list(rows)
 
 
@@ -320,11 +318,13 @@ async def claim_reminder(
 
 async def disarm_reminders(session: AsyncSession, assignment_id: uuid.UUID) -> None:
     """Forget an assignment's claims: its due time changed, so any due time is reminded anew."""
-    await session.execute(
-        delete(AssignmentReminder)
-        .where(AssignmentReminder.assignment_id == assignment_id)
-        .execution_options(synchronize_session=False)
-    )
+    await _delete(session, AssignmentReminder, AssignmentReminder.assignment_id == assignment_id)
+
+
+async def _delete(
+    session: AsyncSession, model: type[Notification | AssignmentReminder], where: Any
+) -> None:
+    await session.execute(delete(model).where(where).execution_options(synchronize_session=False))
 
 
 async def reminded_since(
@@ -334,26 +334,14 @@ async def reminded_since(
 
     Each with its claim's time: those members have not been reminded at this due time.
     """
-    claim = and_(
-        AssignmentReminder.assignment_id == Assignment.id,
-        AssignmentReminder.due_at == Assignment.due_at,
-    )
     joined_later = exists().where(
         Membership.group_id == Assignment.group_id,
         Membership.joined_at > AssignmentReminder.created_at,
     )
-    rows = await session.execute(
+    claimed = (
         select(Assignment, AssignmentReminder.created_at)
-        .join(AssignmentReminder, claim)
-        .join(StudyGroup, StudyGroup.id == Assignment.group_id)
-        .where(
-            Assignment.deleted_at.is_(None),
-            StudyGroup.deleted_at.is_(None),
-            Assignment.due_at > now,
-            Assignment.due_at <= until,
-            joined_later,
-        )
-        .order_by(Assignment.due_at, Assignment.id)
-        .limit(limit)
+        .join(AssignmentReminder, _CLAIMED)
+        .where(joined_later)
     )
+    rows = await session.execute(_due_between(claimed, now, until).limit(limit))
     return [(row[0], row[1]) for row in rows]

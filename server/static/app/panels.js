@@ -265,26 +265,31 @@ function describe(app, notification) {
 }
 
 function notificationItem(app, notification, notifications, render) {
+  const markRead = async () => {
+    if (notification.read_at) return;
+    const result = await app.api.post(`/notifications/${notification.id}/read`);
+    notifications.set(notification.id, result?.data ?? { ...notification, read_at: new Date().toISOString() });
+    render();
+  };
   const open = async () => {
+    await markRead();
+    $('notifications-dialog').close();
+    app.openGroup(notification.group_id);
+  };
+  const act = (action) => async () => {
     try {
-      if (!notification.read_at) {
-        const result = await app.api.post(`/notifications/${notification.id}/read`);
-        notifications.set(notification.id, result?.data ?? { ...notification, read_at: new Date().toISOString() });
-        render();
-      }
-      if (notification.group_id && app.group(notification.group_id)) {
-        $('notifications-dialog').close();
-        app.openGroup(notification.group_id);
-      }
+      await action();
     } catch (error) {
       app.report(error);
     }
   };
+  const openable = Boolean(notification.group_id && app.group(notification.group_id));
   return h('li', { class: notification.read_at ? '' : 'unread', dataset: { notificationId: notification.id } },
     h('div', { class: 'what' },
       h('div', {}, describe(app, notification)),
       h('time', { class: 'meta', datetime: notification.created_at }, formatDateTime(notification.created_at))),
-    h('button', { type: 'button', onclick: open }, notification.read_at ? 'Open' : 'Mark read'));
+    notification.read_at ? null : h('button', { type: 'button', onclick: act(markRead) }, 'Mark read'),
+    openable ? h('button', { type: 'button', onclick: act(open) }, 'Open') : null);
 }
 
 // --- account ---

@@ -59,16 +59,32 @@ async function boot() {
     return;
   }
   if (link?.page === 'verify-email') await verifyEmail(link.token);
-  if (api.hasSessionCookie()) {
+  if (api.hasSessionCookie() && (await resumeSession())) return;
+  showAuth();
+}
+
+/**
+ * Sign in again by the refresh cookie. Refreshes share the sign-in limit of the address
+ * (a school behind one NAT shares it): a 429 waits its Retry-After and tries again, since
+ * the sign-in form would meet the same limit. False: no session to resume.
+ */
+async function resumeSession() {
+  for (;;) {
     try {
       await api.refresh();
-      await startShell();
-      return;
+      break;
     } catch (error) {
-      if (error.status === 429) report(error);
+      if (error.status !== 429) return false;
+      report(error);
+      await new Promise((resolve) => setTimeout(resolve, (error.retryAfter ?? 5) * 1000));
     }
   }
-  showAuth();
+  try {
+    await startShell();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A link from an account email (`#/verify-email?token=...`), taken out of the address bar. */

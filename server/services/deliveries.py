@@ -149,23 +149,40 @@ class WebhookDeliveries:
         return len(ids)
 
     async def deliver(self, delivery_id_: uuid.UUID) -> str | None:
-        """Run a delivery's remaining attempts; return its final status (None if unknown)."""
-        async with self._db.session() as session:
-            loaded = await repo.get_delivery(session, delivery_id_)
+        """Run a delivery's remaining attempts; return its final status (None if unknown).
+
+        Each attempt reads the delivery and its webhook again: a webhook deleted, a creator
+        demoted or erased, a group deleted since the last one ends it, and a payload blanked
+        by an erasure is sent blank.
+        """
+        loaded = await self._current(delivery_id_)
         if loaded is None:
             return None
-        delivery, hook = loaded
-        attempts = delivery.attempts
-        status = delivery.status
+        attempts, status = loaded[0].attempts, loaded[0].status
         while status not in FINAL:
             if attempts:
                 await self._sleep(retry_delay(attempts, self._retry_base_s))
-            outcome = await self._attempt(hook, delivery)
-            recorded = await self._record(delivery.id, attempts, outcome)
+                loaded = await self._current(delivery_id_)
+                if loaded is None:
+                    return None
+            outcome = await self._attempt(*loaded)
+            recorded = await self._record(delivery_id_, attempts, outcome)
             if recorded is None:
                 return None  # another worker moved it on meanwhile
             attempts, status = attempts + 1, recorded
         return status
+
+    async def _current(
+        self, delivery_id_: uuid.UUID
+    ) -> tuple[WebhookDelivery, Webhook | None] | None:
+        """The delivery, and its webhook if that still receives the group's events."""
+        async with self._db.session() as session:
+            loaded = await repo.get_delivery(session, delivery_id_)
+            if loaded is None:
+                return None
+            delivery, hook = loaded
+            feeding = await repo.still_feeding(session, hook.id, WEBHOOK_MANAGERS)
+        return delivery, hook if feeding else None
 
     async def last_error(self, delivery_id_: uuid.UUID) -> str:
         """Why a delivery's last attempt failed (empty if it did not)."""
@@ -178,9 +195,11 @@ class WebhookDeliveries:
         async with self._db.session() as session, session.begin():
             await repo.revive_delivery(session, delivery_id_, self._clock.now())
 
-    async def _attempt(self, hook: Webhook, delivery: WebhookDelivery) -> PostResult | UnsafeUrl:
-        if hook.deleted_at is not None or not hook.active:
-            return UnsafeUrl("the webhook was deleted")
+    async def _attempt(
+        self, delivery: WebhookDelivery, hook: Webhook | None
+    ) -> PostResult | UnsafeUrl:
+        if hook is None:
+            return UnsafeUrl("the webhook no longer receives the group's events")
         target = parse_webhook_url(hook.url)
         try:
             found = await self._receivers.resolve(target.host, target.port)

@@ -53,15 +53,12 @@ def deliveries_of(webhook_id: uuid.UUID) -> AnySelect:
     return select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
 
 
-async def subscribers(
-    session: AsyncSession, group_ids: Collection[uuid.UUID], event: str, managers: Collection[str]
-) -> list[Webhook]:
-    """Live, active webhooks of these groups that asked for ``event``.
+def _feeding(managers: Collection[str]) -> AnySelect:
+    """Live, active webhooks of live groups whose creator still manages the group.
 
-    Only those whose creator still manages the group (has one of ``managers``): a member
-    kicked, demoted or erased takes their webhooks' feed of the group with them.
+    A member kicked, demoted or erased takes their webhooks' feed of the group with them.
     """
-    rows = await session.scalars(
+    return (
         select(Webhook)
         .join(StudyGroup, StudyGroup.id == Webhook.group_id)
         .join(
@@ -69,14 +66,28 @@ async def subscribers(
             (Membership.group_id == Webhook.group_id) & (Membership.user_id == Webhook.created_by),
         )
         .where(
-            Webhook.group_id.in_(group_ids),
             Webhook.deleted_at.is_(None),
             Webhook.active.is_(True),
             StudyGroup.deleted_at.is_(None),
             Membership.role.in_(managers),
         )
     )
+
+
+async def subscribers(
+    session: AsyncSession, group_ids: Collection[uuid.UUID], event: str, managers: Collection[str]
+) -> list[Webhook]:
+    """The webhooks of these groups that asked for ``event`` and still receive their events."""
+    rows = await session.scalars(_feeding(managers).where(Webhook.group_id.in_(group_ids)))
     return [hook for hook in rows if event in hook.events]
+
+
+async def still_feeding(
+    session: AsyncSession, webhook_id: uuid.UUID, managers: Collection[str]
+) -> bool:
+    """Whether the webhook still receives its group's events (checked before each attempt)."""
+    found = await session.scalar(_feeding(managers).where(Webhook.id == webhook_id))
+    return found is not None
 
 
 async def add_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

@@ -411,6 +411,81 @@ async def test_a_deleted_webhook_gets_nothing_more(
     assert again.status_code == 404
 
 
+async def _delivery_rows(node: RunningServer, hook_id: str) -> list[dict[str, Any]]:
+    """A webhook's delivery rows, read from the database (its manager may no longer see them)."""
+    async with node.db.session() as session:
+        rows = await session.execute(
+            text(
+                "SELECT status, attempts, last_error FROM webhook_deliveries WHERE webhook_id = :w"
+            ),
+            {"w": uuid.UUID(hook_id)},
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+@pytest.mark.parametrize("loss", ["deleted", "demoted", "group deleted"])
+async def test_retries_stop_when_the_webhook_stops_receiving(
+    http: httpx.AsyncClient, receiver: Receiver, hook_node: RunningServer, loss: str
+) -> None:
+    """A webhook that stops receiving while an attempt is under way gets no retry.
+
+    Deleted, its creator demoted, or its group deleted: the delivery is dead with the reason.
+    The webhook was read once, before the first attempt, so the retries still went out.
+    """
+    receiver.delay_s = 0.8  # over the 0.5 s timeout: every attempt fails, slowly
+    owner, admin, joiner = await account(http), await account(http), await account(http)
+    group = await create_group(http, owner, visibility="public")
+    await add_member(http, owner, group["id"], admin)
+    await set_role(http, owner, group["id"], admin, "admin")
+    hook = await subscribe(http, admin, group["id"], receiver.url(), ["member.joined"])
+    await http.post(f"{GROUPS}/{group['id']}/join", headers=joiner.headers)
+    await receiver.wait_for(1)  # the first attempt is under way
+    if loss == "deleted":
+        stopped = await http.delete(f"{HOOKS}/{hook['id']}", headers=admin.headers)
+    elif loss == "demoted":
+        url = f"{GROUPS}/{group['id']}/members/{admin.id}"
+        stopped = await http.patch(url, headers=owner.headers, json={"role": "member"})
+    else:
+        stopped = await http.delete(f"{GROUPS}/{group['id']}", headers=owner.headers)
+    assert stopped.status_code in (200, 204), stopped.text
+    deadline = time.monotonic() + 10
+    while (rows := await _delivery_rows(hook_node, hook["id"]))[0]["status"] != "dead":
+        assert time.monotonic() < deadline, rows
+        await asyncio.sleep(0.05)
+    assert rows == [
+        {
+            "status": "dead",
+            "attempts": 1,
+            "last_error": "skipped: the webhook no longer receives the group's events",
+        }
+    ]
+    await asyncio.sleep(0.5)
+    assert len(receiver.received) == 1
+
+
+async def test_a_retry_after_an_erasure_sends_the_blanked_payload(
+    http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A joiner erases their account while member.joined is retried: no name of theirs.
+
+    The payload was read once, before the first attempt, and sent again unchanged.
+    """
+    receiver.delay_s = 0.8
+    owner, joiner = await account(http), await account(http)
+    group = await create_group(http, owner, visibility="public")
+    await subscribe(http, owner, group["id"], receiver.url(), ["member.joined"])
+    await http.post(f"{GROUPS}/{group['id']}/join", headers=joiner.headers)
+    first = (await receiver.wait_for(1))[0]
+    assert joiner.username.encode() in first.body
+    gone = await http.request(
+        "DELETE", "/api/v1/users/me", headers=joiner.headers, json={"password": joiner.password}
+    )
+    assert gone.status_code == 204
+    later = (await receiver.wait_for(2))[1]
+    assert later.headers["x-studybuddy-delivery"] == first.headers["x-studybuddy-delivery"]
+    assert joiner.username.encode() not in later.body
+
+
 async def test_deliveries_list_filters_and_pages(
     http: httpx.AsyncClient, receiver: Receiver
 ) -> None:

@@ -239,6 +239,8 @@ class UserService:
         await self._auth.require_second_factor(user, totp_code)
         now = self._clock.now()
         async with self._db.session() as session, session.begin():
+            if not await accounts.lock_user(session, user_id):
+                raise NotFound("User not found")  # erased meanwhile by a request like this one
             heirs = await accounts.hand_over_groups(session, user_id, now)
             left = await accounts.leave_all_groups(session, user_id)
             groups = left + await accounts.erase_messages(session, user_id, now)

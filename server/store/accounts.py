@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Text, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.listing import AnySelect
+from server.store.locks import for_update
 from server.store.models import (
     AccountToken,
     Assignment,
@@ -277,6 +278,16 @@ async def forget_dead_letters(session: AsyncSession, email: str) -> None:
     """
     mentions = func.lower(cast(DeadLetter.args, Text)).contains(email.lower(), autoescape=True)
     await session.execute(delete(DeadLetter).where(mentions))
+
+
+async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """Lock the user row until the transaction ends; False if it is gone already.
+
+    Two erasures of one account at once (a double click): the second waits for the first
+    and finds no user, instead of erasing again and staging a second pending erasure.
+    """
+    query = await for_update(session, select(User.id).where(User.id == user_id))
+    return await session.scalar(query) is not None
 
 
 async def delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:

@@ -162,6 +162,39 @@ async def test_sensitive_operations_on_a_vanished_account(node: RunningServer) -
         await node.domain.auth.setup_mfa(uuid.uuid4())
 
 
+async def test_two_erasures_of_one_account_at_once_erase_it_once(
+    node: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """A double click on "delete my account": one erasure, the other finds no user (404).
+
+    Both passed the password check and erased: 500 on the second pending erasure (3 runs in
+    11), or the erasure done twice.
+    """
+    user = await account(client)
+    users = node.domain.users
+    outcomes = await asyncio.gather(
+        *(
+            users.delete_account(uuid.UUID(user.id), password=user.password, totp_code=None)
+            for _ in range(2)
+        ),
+        return_exceptions=True,
+    )
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["NoneType", "NotFound"]
+    pair = await asyncio.gather(
+        *(
+            client.request(
+                "DELETE",
+                "/api/v1/users/me",
+                headers=other.headers,
+                json={"password": other.password},
+            )
+            for other in [await account(client)] * 2
+        )
+    )
+    assert sorted(response.status_code for response in pair)[0] == 204
+    assert all(response.status_code in (204, 401, 404) for response in pair), pair
+
+
 async def test_logout_with_an_unknown_refresh_token_is_harmless(client: httpx.AsyncClient) -> None:
     """A refresh cookie the server never issued: 204, nothing revoked, nothing broken."""
     client.cookies.clear()

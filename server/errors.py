@@ -119,8 +119,12 @@ class RateLimited(AppError):
     code = ErrorCode.RATE_LIMITED
     default_message = "Too many requests"
 
-    def __init__(self, retry_after: int, message: str | None = None) -> None:
+    def __init__(
+        self, retry_after: int, message: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         self.retry_after = retry_after
+        self.headers = headers or {}
+        """The ``X-RateLimit-*`` headers of the limit that refused (over the request's own)."""
         super().__init__(message, {"retry_after": retry_after})
 
 

@@ -86,7 +86,7 @@ def error_response(
 
 def app_error_response(exc: AppError) -> Response:
     """Translate a domain error into its HTTP response."""
-    headers = {}
+    headers = dict(getattr(exc, "headers", {}))
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)

@@ -327,7 +327,7 @@ class AuthService:
         """
         decision = await self._limiter.hit(key, self._reauth_rate)
         if not decision.allowed:
-            raise RateLimited(decision.retry_after, message)
+            raise RateLimited(decision.retry_after, message, decision.headers())
 
     async def _claim_step(self, user_id: uuid.UUID, step: int) -> bool:
         async with self._db.session() as session, session.begin():

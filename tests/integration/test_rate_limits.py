@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -120,6 +121,11 @@ async def test_password_checks_of_a_signed_in_user_are_limited_as_sign_in_is(
         assert limited.status_code == 429, limited.text
         assert limited.json()["error"]["code"] == "RATE_LIMITED"
         assert int(limited.headers["retry-after"]) >= 1
+        # The headers are the limit that refused, not the general bucket's (100, 9x left).
+        assert limited.headers["x-ratelimit-limit"] == "3"
+        assert limited.headers["x-ratelimit-remaining"] == "0"
+        reset = int(limited.headers["x-ratelimit-reset"])  # the bucket full again: within 60 s
+        assert int(limited.headers["retry-after"]) <= reset - time.time() <= 61
 
 
 async def test_codes_tried_from_many_addresses_are_limited_per_user(

@@ -278,6 +278,6 @@ OPERATIONS: list[Operation[Any]] = [
         body=MfaDisableBody,
         response=UserPrivate,
         bucket=Bucket.AUTH,
-        errors=(ErrorCode.CONFLICT, ErrorCode.FORBIDDEN, ErrorCode.MFA_REQUIRED),
+        errors=(ErrorCode.CONFLICT, ErrorCode.FORBIDDEN),
     ),
 ]

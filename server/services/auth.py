@@ -258,9 +258,7 @@ class AuthService:
                 self._box.open(user.mfa_secret), code, self._clock.time(), user.mfa_last_step
             )
             if step is None or not await repo.claim_mfa_step(session, user_id, step):
-                raise ValidationFailed.field(
-                    "code", "Invalid or already used code", "Enter the current 6-digit code"
-                )
+                raise _bad_code()
             user.mfa_enabled = True
         audit(AuditEvent.MFA_ENABLED, user_id)
         return user_private(user)
@@ -268,17 +266,23 @@ class AuthService:
     async def disable_mfa(self, user_id: uuid.UUID, code: str, password: str) -> UserPrivate:
         """Turn MFA off; needs the password and a fresh code.
 
+        A wrong code is a 400 naming ``code``, as for enabling: the caller is signed in, and a
+        401 (``MFA_REQUIRED``, the sign-in answer) reads as a session ended to generic clients.
+
         Raises:
             Conflict: MFA is off.
             Forbidden: wrong password.
-            MfaRequired: bad code.
+            ValidationFailed: bad code.
         """
         async with self._db.session() as session:
             user = await self._user(session, user_id)
         if not user.mfa_enabled:
             raise Conflict("MFA is not enabled")
         await self.verify_password(user, password)
-        await self.require_second_factor(user, code)
+        try:
+            await self.require_second_factor(user, code)
+        except MfaRequired:
+            raise _bad_code() from None
         async with self._db.session() as session, session.begin():
             user = await self._user(session, user_id)
             user.mfa_enabled, user.mfa_secret = False, None
@@ -387,3 +391,10 @@ def _taken(fields: set[str]) -> Conflict:
         for name in sorted(fields)
     ]
     return Conflict("Account already exists", {"fields": [p.as_dict() for p in problems]})
+
+
+def _bad_code() -> ValidationFailed:
+    """A TOTP code refused to a signed-in user (enabling or disabling MFA)."""
+    return ValidationFailed.field(
+        "code", "Invalid or already used code", "Enter the current 6-digit code"
+    )

@@ -350,7 +350,7 @@ async def test_mfa_enable_rejects_wrong_codes_and_states(client: httpx.AsyncClie
 
 
 async def test_mfa_disable_needs_password_and_code(client: httpx.AsyncClient) -> None:
-    """Disable: wrong password 403, bad code MFA_REQUIRED, then success; off -> 409."""
+    """Disable: wrong password 403, bad code 400 naming it (the session stands), then 200."""
     user = await account(client)
     device = await _enable_mfa(client, user)
     url = "/api/v1/auth/mfa/disable"
@@ -361,7 +361,9 @@ async def test_mfa_disable_needs_password_and_code(client: httpx.AsyncClient) ->
     bad_code = await client.post(
         url, headers=user.headers, json={"code": "000000", "password": user.password}
     )
-    assert bad_code.json()["error"]["code"] == "MFA_REQUIRED"
+    assert bad_code.status_code == 400, bad_code.text
+    assert [f["field"] for f in bad_code.json()["error"]["details"]["fields"]] == ["code"]
+    assert (await client.get("/api/v1/users/me", headers=user.headers)).status_code == 200
     done = await client.post(
         url, headers=user.headers, json={"code": device.next_code(), "password": user.password}
     )

@@ -135,14 +135,14 @@ def replay_frame(message: models.Message) -> bytes:
     return JSON.encode(created_frame(message))
 
 
-def webhook_view(hook: models.Webhook) -> objects.Webhook:
-    """A webhook, without its secret."""
+def webhook_view(hook: models.Webhook, active: bool | None = None) -> objects.Webhook:
+    """A webhook, without its secret; ``active`` when more than its switch decides it."""
     return objects.Webhook(
         id=hook.id,
         group_id=hook.group_id,
         url=hook.url,
         events=list(hook.events),  # type: ignore[arg-type]
-        active=hook.active,
+        active=hook.active if active is None else active,
         created_at=hook.created_at,
     )
 

@@ -93,7 +93,7 @@ class WebhookService:
             rows, total = await fetch_page(
                 session, repo.webhooks_managed_by(actor_id, WEBHOOK_MANAGERS), query
             )
-        return [webhook_view(row[0]) for row in rows], total
+        return [webhook_view(row[0], bool(row[1])) for row in rows], total
 
     async def delete(self, actor_id: uuid.UUID, webhook_id: uuid.UUID) -> None:
         """Remove a webhook; its pending deliveries are not attempted again."""

@@ -7,8 +7,9 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from server.store.bulk import insert_skipping_conflicts
 from server.store.listing import AnySelect
@@ -21,10 +22,25 @@ from server.store.models import (
 )
 
 
+def creator_manages(managers: Collection[str]) -> ColumnElement[bool]:
+    """The webhook's creator still has one of ``managers`` in its group."""
+    creators = aliased(Membership)  # the query around may join the viewer's membership
+    return exists().where(
+        creators.group_id == Webhook.group_id,
+        creators.user_id == Webhook.created_by,
+        creators.role.in_(managers),
+    )
+
+
 def webhooks_managed_by(user_id: uuid.UUID, roles: Collection[str]) -> AnySelect:
-    """Live webhooks of the live groups where the user has one of ``roles``."""
+    """Live webhooks of the live groups where the user has one of ``roles``.
+
+    Each with whether it is active: switched on, and its creator still manages the group
+    (one who no longer does took the webhook's feed with them).
+    """
+    active = and_(Webhook.active.is_(True), creator_manages(roles))
     return (
-        select(Webhook)
+        select(Webhook, active.label("feeding"))
         .join(StudyGroup, StudyGroup.id == Webhook.group_id)
         .join(
             Membership,
@@ -61,15 +77,11 @@ def _feeding(managers: Collection[str]) -> AnySelect:
     return (
         select(Webhook)
         .join(StudyGroup, StudyGroup.id == Webhook.group_id)
-        .join(
-            Membership,
-            (Membership.group_id == Webhook.group_id) & (Membership.user_id == Webhook.created_by),
-        )
         .where(
             Webhook.deleted_at.is_(None),
             Webhook.active.is_(True),
             StudyGroup.deleted_at.is_(None),
-            Membership.role.in_(managers),
+            creator_manages(managers),
         )
     )
 

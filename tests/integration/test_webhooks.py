@@ -377,6 +377,13 @@ async def test_a_webhook_stops_with_its_creators_right_to_manage(
     assert delivery["status"] == "succeeded"
     assert await deliveries(http, owner, theirs["id"]) == []
     assert [r.path for r in receiver.received] == ["/owner"]
+    listed = (await http.get(HOOKS, headers=owner.headers)).json()["data"]
+    active = {hook["id"]: hook["active"] for hook in listed}
+    assert active == {ours["id"]: True, theirs["id"]: False}  # it says it receives nothing
+    if loss == "demoted":  # promoted again, they get it back
+        await set_role(http, owner, group["id"], admin, "admin")
+        listed = (await http.get(HOOKS, headers=owner.headers)).json()["data"]
+        assert {hook["id"]: hook["active"] for hook in listed}[theirs["id"]] is True
 
 
 async def test_a_timeout_counts_as_a_failed_attempt(

@@ -18,10 +18,12 @@ from typing import Any
 import uvicorn
 
 from server.http_protocol import with_head_deadline
-from server.settings import Settings
+from server.settings import Settings, SettingsError
 from server.ws.uvicorn_protocol import FrameWriterProtocol
 
 GRACEFUL_SHUTDOWN_S = 15
+
+MAX_PORT = 65535
 
 
 class DrainingServer(uvicorn.Server):
@@ -60,16 +62,37 @@ def config(settings: Settings, host: str, port: int) -> uvicorn.Config:
     )
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 1..65535 (the kernel would wrap a larger one to another port).
+
+    Raises:
+        argparse.ArgumentTypeError: anything else.
+    """
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_PORT):
+        raise argparse.ArgumentTypeError(f"must be a port number 1..{MAX_PORT}, not {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Serve on ``--host`` (default 127.0.0.1) and ``--port`` (``$PORT``, else 8000)."""
+    """Serve on ``--host`` (default 127.0.0.1) and ``--port`` (``$PORT``, else 8000).
+
+    A configuration that cannot work stops the process with one line naming the variable
+    (exit status 2), not a traceback.
+    """
     parser = argparse.ArgumentParser(description="Run a StudyBuddy node.")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument(
+        "--port", type=port_number, default=os.environ.get("PORT", "8000"), help="or $PORT"
+    )
     args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        parser.exit(2, f"studybuddy: {exc}\n")
     # Fan-out allocates many short-lived objects; collect the young generation less often so
     # full collections (which pause every socket) stay rare.
     gc.set_threshold(50_000, 20, 20)
-    DrainingServer(config(Settings.from_env(), args.host, args.port)).run()
+    DrainingServer(config(settings, args.host, args.port)).run()
 
 
 if __name__ == "__main__":  # pragma: no cover - the process entry point

@@ -7,11 +7,13 @@ a SQLite file and in-process fan-out.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from email.utils import parseaddr
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -24,6 +26,20 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./studybuddy.db"
 DEV_MAIL_FROM = "StudyBuddy <no-reply@studybuddy.localhost>"
 DEV_PUBLIC_WEB_URL = "http://127.0.0.1:8000"
 SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+DATABASE_SCHEMES = ("postgresql", "postgresql+asyncpg", "postgres", "sqlite+aiosqlite", "sqlite")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_RATE = re.compile(r"[1-9][0-9]{0,8}/(?:[0-9]{1,9}(?:\.[0-9]+)?)")
+
+
+AtLeast0 = Annotated[int, msgspec.Meta(ge=0)]
+AtLeast1 = Annotated[int, msgspec.Meta(ge=1)]
+AtLeast0F = Annotated[float, msgspec.Meta(ge=0)]
+Above0F = Annotated[float, msgspec.Meta(gt=0)]
+BcryptRounds = Annotated[int, msgspec.Meta(ge=4, le=31)]
+"""Bounds of numeric settings: a value outside them is refused at start-up, naming the
+variable (a negative token lifetime or a zero socket cap would start a node that works for
+no one)."""
 
 
 class Env(StrEnum):
@@ -44,15 +60,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     env: Env = Env.DEV
     database_url: str = DEFAULT_DATABASE_URL
     database_replica_urls: tuple[str, ...] = ()
-    database_replica_max_lag_s: float = 10.0
-    database_replica_wait_s: float = 0.05
-    database_replica_check_s: float = 1.0
+    database_replica_max_lag_s: Above0F = 10.0
+    database_replica_wait_s: AtLeast0F = 0.05
+    database_replica_check_s: Above0F = 1.0
     redis_url: str | None = None
     redis_prefix: str = "sb:"
     redis_cluster: bool = False
-    redis_partitions: int = 16
-    redis_min_replicas_ack: int = 0
-    redis_ack_timeout_ms: int = 500
+    redis_partitions: AtLeast1 = 16
+    redis_min_replicas_ack: AtLeast0 = 0
+    redis_ack_timeout_ms: AtLeast1 = 500
     cors_origins: tuple[str, ...] = ()
     webhook_allowed_hosts: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
@@ -64,55 +80,55 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_previous_keys: tuple[str, ...] = ()
     jwt_issuer: str = "studybuddy"
     jwt_audience: str = "studybuddy-api"
-    access_token_ttl_s: int = 900
-    refresh_token_ttl_s: int = 7 * 24 * 3600
+    access_token_ttl_s: AtLeast1 = 900
+    refresh_token_ttl_s: AtLeast1 = 7 * 24 * 3600
     data_encryption_key: str = DEV_DATA_KEY
     sentry_dsn: str | None = None
     log_level: str = "INFO"
-    db_pool_min: int = 5
-    db_pool_max: int = 20
+    db_pool_min: AtLeast1 = 5
+    db_pool_max: AtLeast1 = 20
     db_echo: bool = False
-    bcrypt_rounds: int = 12
-    bcrypt_max_concurrency: int = 4
+    bcrypt_rounds: BcryptRounds = 12
+    bcrypt_max_concurrency: AtLeast1 = 4
     rate_limit_auth: str = "5/60"
     rate_limit_user: str = "100/60"
     rate_limit_anon: str = "20/60"
-    ws_message_rate: float = 10.0
-    ws_message_burst: int = 30
-    ws_frame_rate: float = 50.0
-    ws_frame_burst: int = 100
-    ws_heartbeat_s: float = 20.0
-    ws_auth_timeout_s: float = 5.0
-    http_head_timeout_s: float = 10.0
-    ws_max_sockets_per_user: int = 3
-    ws_lease_ttl_s: float = 30.0
-    ws_queue_max_frames: int = 1000
-    ws_queue_max_bytes: int = 1024 * 1024
-    ws_admission_concurrency: int = 64
-    ws_admission_queue: int = 2000
-    max_body_bytes: int = 3 * 1024 * 1024
-    max_json_bytes: int = 64 * 1024
+    ws_message_rate: Above0F = 10.0
+    ws_message_burst: AtLeast1 = 30
+    ws_frame_rate: Above0F = 50.0
+    ws_frame_burst: AtLeast1 = 100
+    ws_heartbeat_s: Above0F = 20.0
+    ws_auth_timeout_s: Above0F = 5.0
+    http_head_timeout_s: Above0F = 10.0
+    ws_max_sockets_per_user: AtLeast1 = 3
+    ws_lease_ttl_s: Above0F = 30.0
+    ws_queue_max_frames: AtLeast1 = 1000
+    ws_queue_max_bytes: AtLeast1 = 1024 * 1024
+    ws_admission_concurrency: AtLeast1 = 64
+    ws_admission_queue: AtLeast0 = 2000
+    max_body_bytes: AtLeast1 = 3 * 1024 * 1024
+    max_json_bytes: AtLeast1 = 64 * 1024
     media_dir: str = "./media"
     media_url_prefix: str = "/media"
     clamd_url: str | None = None
-    profile_cache_ttl_s: int = 300
-    webhook_retry_base_s: float = 1.0
-    webhook_timeout_s: float = 5.0
-    recovery_window_size: int = 1000
-    recovery_window_s: int = 24 * 3600
-    shutdown_grace_s: float = 10.0
+    profile_cache_ttl_s: AtLeast1 = 300
+    webhook_retry_base_s: AtLeast0F = 1.0
+    webhook_timeout_s: Above0F = 5.0
+    recovery_window_size: AtLeast1 = 1000
+    recovery_window_s: AtLeast1 = 24 * 3600
+    shutdown_grace_s: AtLeast0F = 10.0
     smtp_url: str | None = None
     mail_dir: str = "./mail"
     mail_from: str = DEV_MAIL_FROM
     public_web_url: str = DEV_PUBLIC_WEB_URL
-    reminder_lead_s: int = 24 * 3600
-    scheduler_tick_s: int = 60
-    retention_sessions_days: int = 30
-    retention_email_tokens_days: int = 7
-    retention_webhook_deliveries_days: int = 30
-    retention_dead_letters_days: int = 30
-    retention_read_notifications_days: int = 90
-    task_retry_base_s: float = 2.0
+    reminder_lead_s: AtLeast1 = 24 * 3600
+    scheduler_tick_s: AtLeast1 = 60
+    retention_sessions_days: AtLeast0 = 30
+    retention_email_tokens_days: AtLeast0 = 7
+    retention_webhook_deliveries_days: AtLeast0 = 30
+    retention_dead_letters_days: AtLeast0 = 30
+    retention_read_notifications_days: AtLeast0 = 90
+    task_retry_base_s: AtLeast0F = 2.0
 
     @property
     def retention_days(self) -> dict[str, int]:
@@ -186,6 +202,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 def _everywhere(settings: Settings) -> list[str]:
     """Problems in every environment: values that cannot work."""
+    problems = _mail_problems(settings) + _address_problems(settings)
+    for name in ("rate_limit_auth", "rate_limit_user", "rate_limit_anon"):
+        if not _rate_ok(getattr(settings, name)):
+            problems.append(f"{name.upper()} must be <requests>/<seconds>, e.g. 100/60")
+    if settings.log_level.upper() not in LOG_LEVELS:
+        problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    if not settings.media_url_prefix.startswith("/"):
+        problems.append("MEDIA_URL_PREFIX must start with /")
+    return problems
+
+
+def _rate_ok(text: str) -> bool:
+    """``<requests>/<seconds>``: at least one request, over a time above zero."""
+    return bool(_RATE.fullmatch(text)) and float(text.partition("/")[2]) > 0
+
+
+def _mail_problems(settings: Settings) -> list[str]:
     problems = []
     if settings.smtp_url and urlsplit(settings.smtp_url).scheme not in SMTP_SCHEMES:
         problems.append("SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
@@ -193,12 +226,23 @@ def _everywhere(settings: Settings) -> list[str]:
         problems.append("MAIL_FROM must be an address, e.g. StudyBuddy <no-reply@example.com>")
     if urlsplit(settings.public_web_url).scheme not in ("http", "https"):
         problems.append("PUBLIC_WEB_URL must be an http(s) URL")
-    if settings.reminder_lead_s < 1 or settings.scheduler_tick_s < 1:
-        problems.append("REMINDER_LEAD_S and SCHEDULER_TICK_S must be at least 1")
-    if min(settings.retention_days.values()) < 0:
-        problems.append("RETENTION_*_DAYS must be at least 0")
-    if settings.http_head_timeout_s <= 0:
-        problems.append("HTTP_HEAD_TIMEOUT_S must be above 0")
+    return problems
+
+
+def _address_problems(settings: Settings) -> list[str]:
+    """URLs of the services, and the proxies' networks, in the forms the node can use."""
+    problems = []
+    if urlsplit(settings.database_url).scheme not in DATABASE_SCHEMES:
+        problems.append("DATABASE_URL must be a postgresql:// or sqlite+aiosqlite:/// URL")
+    if settings.redis_url and urlsplit(settings.redis_url).scheme not in REDIS_SCHEMES:
+        problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    if settings.sentry_dsn and urlsplit(settings.sentry_dsn).scheme not in ("http", "https"):
+        problems.append("SENTRY_DSN must be an http(s) DSN")
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            problems.append(f"TRUSTED_PROXIES entries must be IPs or CIDRs (not so: {proxy})")
     return problems
 
 

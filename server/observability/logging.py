@@ -79,6 +79,9 @@ def configure_logging(level: str) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # The SQLite driver logs each statement with its parameters at DEBUG: password hashes,
+    # search terms. DB_ECHO is the switch for statements, documented as such.
+    logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))
     uvicorn_errors = logging.getLogger("uvicorn.error")
     if not any(isinstance(each, ClientFaultFilter) for each in uvicorn_errors.filters):
         uvicorn_errors.addFilter(ClientFaultFilter())

@@ -17,6 +17,8 @@ _BEARER = re.compile(r"(?i)\b(bearer)\s+[\w.~+/=-]+")
 _CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
 """13 to 19 digits, spaced or dashed, standing alone: not the digit-only groups of a UUID."""
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+_BCRYPT = re.compile(r"\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}")
+"""A bcrypt hash (``$2b$12$`` and 53 characters of salt and digest)."""
 
 
 def is_sensitive_key(key: str) -> bool:
@@ -25,8 +27,9 @@ def is_sensitive_key(key: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Mask JWTs, bearer credentials, card numbers and email addresses inside free text."""
+    """Mask JWTs, bearer credentials, password hashes, card numbers and addresses in text."""
     text = _JWT.sub(REDACTED, text)
+    text = _BCRYPT.sub(REDACTED, text)
     text = _BEARER.sub(r"\1 " + REDACTED, text)
     text = _CARD.sub(REDACTED, text)
     return _EMAIL.sub(REDACTED, text)

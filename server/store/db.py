@@ -130,8 +130,9 @@ def create_database(
     as load asks, and kept. With ``replica_urls`` (PostgreSQL only), an engine per replica
     and ``marks`` to keep users' write positions in.
     """
-    primary = _engine(url, pool_min=pool_min, pool_max=pool_max, echo=echo)
-    warm = pool_min if primary.dialect.name == "postgresql" else 0
+    primary = _engine(url, pool_max=pool_max, echo=echo)
+    # DB_POOL_MAX is the bound operators size max_connections by: a minimum above it is cut.
+    warm = min(pool_min, pool_max) if primary.dialect.name == "postgresql" else 0
     if not replica_urls:
         return Database(primary, warm)
     if marks is None:
@@ -141,7 +142,6 @@ def create_database(
             replica_name(replica_url),
             _engine(
                 replica_url,
-                pool_min=pool_min,
                 pool_max=pool_max,
                 echo=echo,
                 timeout_s=2,
@@ -168,7 +168,6 @@ def _connection_lost(exc: BaseException) -> bool:
 def _engine(
     url: str,
     *,
-    pool_min: int,
     pool_max: int,
     echo: bool,
     timeout_s: float = 5,
@@ -185,7 +184,7 @@ def _engine(
         kwargs |= {
             # Connections opened under load stay open (no overflow opened and closed again
             # per burst: a reconnect storm would pay a connection set-up per request).
-            "pool_size": max(pool_min, pool_max),
+            "pool_size": pool_max,
             "max_overflow": 0,
             "pool_timeout": 5,
             "connect_args": {"timeout": timeout_s, "command_timeout": 30},

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from server.store.db import create_database
 from tests.fixtures.proxy import CuttableProxy
 from tests.fixtures.server import RunningServer, serve
 from tests.fixtures.services import REDIS_URL
@@ -102,3 +103,17 @@ async def test_rest_call_during_redis_outage_is_503(
         assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
     finally:
         redis_proxy.restore()
+
+
+async def test_the_pool_never_opens_more_than_db_pool_max(pg_url: str) -> None:
+    """DB_POOL_MIN above DB_POOL_MAX: the node warms DB_POOL_MAX connections, no more.
+
+    Operators size max_connections by DB_POOL_MAX; the pool's size was the larger of the two.
+    """
+    database = create_database(pg_url, pool_min=30, pool_max=3)
+    try:
+        await database.warm()
+        assert database.engine.pool.size() == 3  # type: ignore[attr-defined]
+        assert database.engine.pool.checkedin() == 3  # type: ignore[attr-defined]
+    finally:
+        await database.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from server.settings import (
@@ -233,9 +235,9 @@ def test_mail_settings_have_working_defaults() -> None:
         ({"SMTP_URL": "http://smtp.example.com"}, "SMTP_URL must start with smtp://"),
         ({"MAIL_FROM": "nobody"}, "MAIL_FROM must be an address"),
         ({"PUBLIC_WEB_URL": "ftp://app.example.com"}, "PUBLIC_WEB_URL must be an http(s) URL"),
-        ({"REMINDER_LEAD_S": "0"}, "REMINDER_LEAD_S and SCHEDULER_TICK_S must be at least 1"),
-        ({"SCHEDULER_TICK_S": "0"}, "REMINDER_LEAD_S and SCHEDULER_TICK_S must be at least 1"),
-        ({"HTTP_HEAD_TIMEOUT_S": "0"}, "HTTP_HEAD_TIMEOUT_S must be above 0"),
+        ({"REMINDER_LEAD_S": "0"}, "REMINDER_LEAD_S: Expected `int` >= 1"),
+        ({"SCHEDULER_TICK_S": "0"}, "SCHEDULER_TICK_S: Expected `int` >= 1"),
+        ({"HTTP_HEAD_TIMEOUT_S": "0"}, "HTTP_HEAD_TIMEOUT_S: Expected `float` > 0.0"),
         ({"JWT_PREVIOUS_KEYS": "old:"}, "JWT_PREVIOUS_KEYS entries must be kid:secret"),
         ({"JWT_PREVIOUS_KEYS": "old:short"}, "JWT_PREVIOUS_KEYS entries must be kid:secret"),
         ({"JWT_PREVIOUS_KEYS": f":{'x' * 32}"}, "JWT_PREVIOUS_KEYS entries must be kid:secret"),
@@ -248,6 +250,40 @@ def test_mail_values_that_cannot_work_are_refused_everywhere(
     """A scheme the mailer does not speak, a sender without an address: refused even in dev."""
     with pytest.raises(SettingsError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(variables)
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"ACCESS_TOKEN_TTL_S": "-5"}, "ACCESS_TOKEN_TTL_S: Expected `int` >= 1"),
+        ({"MAX_JSON_BYTES": "-1"}, "MAX_JSON_BYTES: Expected `int` >= 1"),
+        ({"WS_MAX_SOCKETS_PER_USER": "0"}, "WS_MAX_SOCKETS_PER_USER: Expected `int` >= 1"),
+        ({"BCRYPT_ROUNDS": "100"}, "BCRYPT_ROUNDS: Expected `int` <= 31"),
+        ({"WS_MESSAGE_RATE": "0"}, "WS_MESSAGE_RATE: Expected `float` > 0.0"),
+        ({"RETENTION_SESSIONS_DAYS": "-1"}, "RETENTION_SESSIONS_DAYS: Expected `int` >= 0"),
+        ({"RATE_LIMIT_AUTH": "abc"}, "RATE_LIMIT_AUTH must be <requests>/<seconds>"),
+        ({"RATE_LIMIT_USER": "0/60"}, "RATE_LIMIT_USER must be <requests>/<seconds>"),
+        ({"RATE_LIMIT_ANON": "5/0"}, "RATE_LIMIT_ANON must be <requests>/<seconds>"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of DEBUG, INFO"),
+        ({"MEDIA_URL_PREFIX": "media"}, "MEDIA_URL_PREFIX must start with /"),
+        ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL must be a postgresql://"),
+        ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL must be a redis://"),
+        ({"SENTRY_DSN": "garbage"}, "SENTRY_DSN must be an http(s) DSN"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/8,foo"}, "TRUSTED_PROXIES entries must be IPs or CIDRs"),
+    ],
+)
+def test_values_a_node_cannot_work_with_are_refused_naming_the_variable(
+    variables: dict[str, str], problem: str
+) -> None:
+    """Out of range or malformed: refused at start-up, not a node that works for no one."""
+    with pytest.raises(SettingsError, match=re.escape(problem)):
+        Settings.from_env(variables)
+
+
+def test_lower_case_log_levels_and_proxy_addresses_are_fine() -> None:
+    """LOG_LEVEL is read in any case; a proxy may be one address or a network."""
+    settings = Settings.from_env({"LOG_LEVEL": "debug", "TRUSTED_PROXIES": "10.0.0.1,fd00::/8"})
+    assert settings.log_level == "debug" and len(settings.trusted_proxies) == 2
 
 
 @pytest.mark.parametrize("env", ["production", "staging"])

@@ -175,6 +175,18 @@ def test_configure_logging_sends_json_lines_to_stdout(capsys: pytest.CaptureFixt
     )
 
 
+@pytest.mark.usefixtures("restore_logging")
+def test_debug_leaves_out_the_sqlite_drivers_statements(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The SQLite driver logs each statement with its parameters (hashes too) at DEBUG."""
+    configure_logging("debug")
+    logging.getLogger("aiosqlite").debug("executing INSERT ... ('secret parameters')")
+    logging.getLogger("studybuddy.test").debug("our own debug line")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["message"] for line in lines] == ["our own debug line"]
+
+
 @pytest.mark.parametrize(("level", "shown"), [("info", True), ("warning", False)])
 @pytest.mark.usefixtures("restore_logging")
 def test_a_clients_invalid_utf8_is_not_a_server_error(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bcrypt
 import pytest
 
 from server.observability.redaction import REDACTED, is_sensitive_key, redact, redact_text
@@ -51,6 +52,13 @@ def test_bearer_credentials_are_masked_keeping_the_scheme() -> None:
         f"Authorization: Bearer {REDACTED}"
     )
     assert redact_text("bearer opaque") == f"bearer {REDACTED}"
+
+
+def test_bcrypt_hashes_are_masked() -> None:
+    """A password hash inside a logged statement's parameters is replaced."""
+    hashed = bcrypt.hashpw(b"analytical-engine-1843-x", bcrypt.gensalt(4)).decode()
+    line = f"executing INSERT ... ('dbguser2', '{hashed}', 'x')"
+    assert redact_text(line) == f"executing INSERT ... ('dbguser2', '{REDACTED}', 'x')"
 
 
 @pytest.mark.parametrize("card", ["4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111"])

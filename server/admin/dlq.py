@@ -28,6 +28,7 @@ from server.resources import open_resources
 from server.services.clock import Clock
 from server.settings import Settings, SettingsError
 from server.store.models import DeadLetter
+from server.tasks.broker import drain
 from server.tasks.jobs import register_jobs, replay_dead_letter
 
 NAME = "dlq"
@@ -91,7 +92,7 @@ async def _show(domain: Domain, _broker: AsyncBroker, args: argparse.Namespace) 
 async def _replay(domain: Domain, broker: AsyncBroker, args: argparse.Namespace) -> int:
     letter = await replay_dead_letter(domain, BrokerJobs(broker), args.id)
     if isinstance(broker, InMemoryBroker):  # embedded default: the job runs here, now
-        await broker.wait_all()
+        await drain(broker)
     print(f"replayed {letter.id}: {letter.task} queued again")
     return 0
 

@@ -33,3 +33,14 @@ def build_broker(settings: Settings) -> AsyncBroker:
             unacknowledged_lock_timeout=60,
         )
     return broker.with_middlewares(RetryMiddleware(settings.task_retry_base_s))
+
+
+async def drain(broker: InMemoryBroker) -> None:
+    """Wait for the in-process jobs and the retries they queue, until none is left.
+
+    ``wait_all`` awaits the jobs running when it is called; a retry that a failing one queues
+    starts after it, and a short-lived process (``dlq replay``) would exit before it ran:
+    neither done nor dead-lettered.
+    """
+    while broker._running_tasks:  # taskiq keeps no public view of them
+        await broker.wait_all()

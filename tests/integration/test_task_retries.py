@@ -8,6 +8,7 @@ its arguments and last error; one that recovers is not. The lease is exercised o
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -201,3 +202,33 @@ def test_admin_dlq_replays_on_the_embedded_default(
     assert "purged 1" in capsys.readouterr().out
     monkeypatch.setenv("ENV", "nowhere")
     assert admin_main(["dlq", "list"]) == 2
+
+
+def test_a_replay_that_fails_again_on_the_embedded_default_is_dead_lettered_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SMTP still down: the command waits for the job's retries and their dead letter.
+
+    The command exited once the first run failed, with its retry queued in the process that
+    was ending: the job was neither done nor dead-lettered.
+    """
+    url = f"sqlite:///{tmp_path / 'dlq.db'}"
+    migrate(url)
+    settings = make_settings(url, None, "sb:", tmp_path / "media")
+    letter_id = asyncio.run(_dead_verification(settings))
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    for name, value in {
+        "DATABASE_URL": url,
+        "REDIS_URL": "",
+        "SMTP_URL": f"smtp://127.0.0.1:{port}?timeout=2",
+        "TASK_RETRY_BASE_S": "0.01",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert admin_main(["dlq", "replay", str(letter_id)]) == 0
+    capsys.readouterr()
+    assert admin_main(["dlq", "list"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "waiting" in line and "email.verification" in line and " x3 " in line, line
+    assert str(letter_id) not in line  # a new letter; the replayed one is done with

@@ -27,6 +27,7 @@ from server.resources import Resources
 from server.security.tokens import Principal
 from server.services.clock import Clock
 from server.settings import Settings
+from server.store.schema import SchemaCheck
 from server.tasks.schedule import LocalSchedule, periodic_jobs
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Node:
             self.schedule = LocalSchedule(resources.broker, periodic_jobs(self.settings))
         self.draining = False
         self._replica_watch: asyncio.Task[None] | None = None
+        self._schema = SchemaCheck(resources.db)
 
     async def authenticate(self, token: str) -> Principal:
         """Verify an access token (REST or socket) and count its user as active today.
@@ -115,6 +117,8 @@ class Node:
         names = list(checks)
         results = await asyncio.gather(*(_probe(checks[name]) for name in names))
         states = dict(zip(names, results, strict=True))
+        if states["database"] == "ok":  # a database out of reach is named as such, alone
+            states["schema"] = await _probe(self._schema)
         if self.draining:
             states["node"] = "draining"
         return states

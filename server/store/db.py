@@ -97,6 +97,12 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def revision(self) -> str | None:
+        """Alembic's revision of the schema; raises if it was never migrated."""
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+        return None if found is None else str(found)
+
     async def warm(self) -> None:
         """Open the pool's first connections now, not during the first burst of requests."""
         if self._warm <= 1:

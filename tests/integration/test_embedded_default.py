@@ -46,7 +46,7 @@ def test_embedded_node_serves_health_docs_and_accounts(embedded: NodeProcess) ->
     with httpx.Client(base_url=embedded.base_url) as http:
         assert http.get("/health").status_code == 200
         ready = http.get("/health/ready").json()["data"]["checks"]
-        assert ready == {"database": "ok"}
+        assert ready == {"database": "ok", "schema": "ok"}
         assert "swagger-ui" in http.get("/docs").text
         payload = user_payload()
         assert http.post("/api/v1/auth/register", json=payload).status_code == 201

@@ -19,7 +19,7 @@ async def test_ready_names_every_dependency(client: httpx.AsyncClient) -> None:
     """Readiness checks PostgreSQL and Redis."""
     response = await client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json()["data"]["checks"] == {"database": "ok", "redis": "ok"}
+    assert response.json()["data"]["checks"] == {"database": "ok", "redis": "ok", "schema": "ok"}
 
 
 async def test_unknown_route_is_enveloped_404_with_request_id(client: httpx.AsyncClient) -> None:

@@ -36,8 +36,8 @@ locals {
   processes = {
     release   = "alembic upgrade head"
     web       = "python -m server.serve --host 0.0.0.0 --port $PORT"
-    worker    = "taskiq worker server.tasks.worker:broker --workers 1"
-    scheduler = "taskiq scheduler server.tasks.scheduler:scheduler"
+    worker    = "python -m server.tasks.worker --workers 1"
+    scheduler = "python -m server.tasks.scheduler"
   }
 
   image = "${aws_ecr_repository.app.repository_url}:${var.image_tag}"

@@ -34,6 +34,7 @@ from server.tasks.jobs import register_jobs, replay_dead_letter
 NAME = "dlq"
 HELP = "list, show, replay and purge dead letters (jobs that failed every attempt)"
 ERROR_PREVIEW = 80
+MAX_LIMIT = 10_000
 Action = Callable[[Domain, AsyncBroker, argparse.Namespace], Awaitable[int]]
 
 
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="dead letters, newest first")
     listing.add_argument("--all", action="store_true", help="include replayed ones")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    listing.add_argument("--limit", type=_count, default=50, help="at most this many (50)")
     show = actions.add_parser("show", help="one dead letter as JSON")
     show.add_argument("id", type=uuid.UUID)
     replay = actions.add_parser("replay", help="queue the job again (once)")
@@ -73,6 +74,13 @@ def _line(letter: DeadLetter) -> str:
         f"{letter.id}  {letter.created_at:%Y-%m-%d %H:%M:%S}  {state:8}  "
         f"{letter.task}({args})  x{letter.attempts}  {error}"
     )
+
+
+def _count(text: str) -> int:
+    """A positive whole number (``--limit``)."""
+    if not (text.isascii() and text.isdigit() and 0 < int(text) <= MAX_LIMIT):
+        raise argparse.ArgumentTypeError(f"must be a number 1..{MAX_LIMIT}, not {text!r}")
+    return int(text)
 
 
 async def _list(domain: Domain, _broker: AsyncBroker, args: argparse.Namespace) -> int:

@@ -200,6 +200,10 @@ def test_admin_dlq_replays_on_the_embedded_default(
     assert admin_main(["dlq", "show", str(uuid.uuid4())]) == 1
     assert admin_main(["dlq", "purge"]) == 0
     assert "purged 1" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:  # argparse: a usage line, not a traceback
+        admin_main(["dlq", "list", "--limit", "-1"])
+    assert refused.value.code == 2
+    assert "must be a number 1..10000, not '-1'" in capsys.readouterr().err
     monkeypatch.setenv("ENV", "nowhere")
     assert admin_main(["dlq", "list"]) == 2
 

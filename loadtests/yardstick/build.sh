@@ -3,7 +3,7 @@
 # against Debian's packaged centrifuge library at a pinned version. Nothing is downloaded:
 # the Go sources come from the Debian packages under /usr/share/gocode (GOPATH mode).
 #
-#   apt-get install -y golang-go golang-github-centrifugal-centrifuge-dev \
+#   apt-get install -y golang-go golang-github-centrifugal-centrifuge-dev golang-github-gogo-protobuf-dev \
 #       golang-github-centrifugal-protocol-dev golang-github-fzambia-eagle-dev \
 #       golang-github-igm-sockjs-go-dev golang-github-mna-redisc-dev
 #

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 import uuid
 from collections.abc import AsyncGenerator
@@ -33,8 +32,6 @@ from server.store import users as repo
 from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, fetch_page
 from server.store.models import Role, User
-
-log = logging.getLogger(__name__)
 
 MAX_AVATAR_BYTES = 2 * 1024 * 1024
 USER_LIST = ListSpec(
@@ -243,6 +240,7 @@ class UserService:
                 raise NotFound("User not found")  # erased meanwhile by a request like this one
             heirs = await accounts.hand_over_groups(session, user_id, now)
             left = await accounts.leave_all_groups(session, user_id)
+            audience = {group: await group_repo.member_ids(session, group) for group in left}
             groups = left + await accounts.erase_messages(session, user_id, now)
             await accounts.erase_snapshots(session, user_id)
             await accounts.forget_dead_letters(session, user.email)
@@ -251,31 +249,25 @@ class UserService:
         audit(AuditEvent.ACCOUNT_ERASED, user_id)
         self._remove_file(user.avatar_url)
         await self._erasure.finish(user_id, groups, now)
-        await self._tell_members(user_id, left, heirs)
+        await self._tell_members(user_id, audience, heirs)
 
     async def _tell_members(
-        self, user_id: uuid.UUID, left: list[uuid.UUID], heirs: dict[uuid.UUID, uuid.UUID]
+        self,
+        user_id: uuid.UUID,
+        audience: dict[uuid.UUID, list[uuid.UUID]],
+        heirs: dict[uuid.UUID, uuid.UUID],
     ) -> None:
         """Tell the members' sockets of a new owner, then that the user left, group by group.
 
-        As when the two are done by hand. Best effort, like every push: the erasure is done,
-        so a bus away is logged, not answered (clients see the roster when they reload).
+        As when the two are done by hand. Best effort, like every push (a bus away is logged
+        by the notifier); the members were read in the erasure's transaction.
         """
-        try:
-            for group_id in left:
-                async with self._db.session() as session:
-                    members = await group_repo.member_ids(session, group_id)
-                heir = heirs.get(group_id)
-                if heir is not None:
-                    frame = member_notice(group_id, heir, "role_changed", Role.OWNER)
-                    await self._notifier.to_users(members, frame)
-                frame = member_notice(group_id, user_id, "left", None)
+        for group_id, members in audience.items():
+            heir = heirs.get(group_id)
+            if heir is not None:
+                frame = member_notice(group_id, heir, "role_changed", Role.OWNER)
                 await self._notifier.to_users(members, frame)
-        except Exception as exc:
-            log.warning(
-                "the members of an erased account's groups were not told live",
-                extra={"account": str(user_id), "error": repr(exc)},
-            )
+            await self._notifier.to_users(members, member_notice(group_id, user_id, "left", None))
 
     async def _get(self, user_id: uuid.UUID) -> User:
         async with self._db.session() as session:

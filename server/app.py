@@ -45,6 +45,7 @@ from server.observability.logging import configure_logging
 from server.observability.sentry import init_sentry
 from server.resources import open_resources
 from server.settings import Settings
+from server.tasks.broker import start_queueing
 from server.tasks.jobs import register_jobs
 from server.ws.admission import Admission
 from server.ws.endpoint import SocketShortcutMiddleware
@@ -150,7 +151,7 @@ def _lifespan(settings: Settings) -> Any:
             gate = build_gate(settings, resources.redis, node.authenticate)
             register_jobs(resources.broker)
             resources.broker.state.domain = node.domain
-            await resources.broker.startup()
+            await start_queueing(resources.broker)
             await node.start()
             gc.freeze()  # start-up objects live forever: keep them out of every collection
             log.info(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
+from redis.exceptions import RedisClusterException, RedisError
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq_redis import RedisStreamBroker
 
 from server.settings import Settings
 from server.tasks.cluster_broker import ReclaimingStreamClusterBroker
 from server.tasks.middleware import RetryMiddleware
+
+log = logging.getLogger(__name__)
 
 
 def build_broker(settings: Settings) -> AsyncBroker:
@@ -33,6 +38,24 @@ def build_broker(settings: Settings) -> AsyncBroker:
             unacknowledged_lock_timeout=60,
         )
     return broker.with_middlewares(RetryMiddleware(settings.task_retry_base_s))
+
+
+async def start_queueing(broker: AsyncBroker) -> None:
+    """Start a serving node's side of the broker; a Redis out of reach is not fatal.
+
+    A node only queues jobs. The broker's start-up ends by declaring the workers' consumer
+    group, which each worker declares again when it starts; so a Redis that is down when the
+    node starts (Redis coming up after the app, a failover in progress) leaves the node
+    serving, readiness naming ``redis``, and jobs queued once Redis answers, instead of a
+    process that exits before it could say so.
+    """
+    try:
+        await broker.startup()
+    except (RedisError, RedisClusterException, OSError) as exc:
+        log.warning(
+            "Redis is out of reach at start-up; jobs are queued once it answers",
+            extra={"error": repr(exc)},
+        )
 
 
 async def drain(broker: InMemoryBroker) -> None:

@@ -80,6 +80,44 @@ async def test_redis_restart_during_traffic(
         assert set(acked) <= set(await _history(http, watcher, group))
 
 
+async def test_a_node_started_while_redis_is_down_serves_once_it_is_back(
+    pg_url: str, owned_redis: OwnRedis, tmp_path: Path
+) -> None:
+    """Redis coming up after the node: the node starts, says redis is down, then serves.
+
+    It used to exit during start-up (the job queue's start-up reached Redis), so a
+    deployment whose Redis started second crash-looped instead of reporting not ready.
+    """
+    owned_redis.kill()
+    settings = make_settings(pg_url, owned_redis.url, f"sbtest:{uuid.uuid4().hex[:8]}:", tmp_path)
+    async with (
+        serve(settings) as node,
+        httpx.AsyncClient(base_url=node.base_url, timeout=20) as http,
+    ):
+        down = await http.get("/health/ready")
+        assert down.status_code == 503
+        assert down.json()["error"]["details"]["unavailable"] == ["redis"]
+        await owned_redis.astart()
+        for _ in range(100):
+            if (await http.get("/health/ready")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert (await http.get("/health/ready")).status_code == 200
+        sender, watcher = await account(http), await account(http)
+        group = await public_group(http, sender, watcher)
+        url = f"{node.ws_url}/api/v1/ws"
+        async with socket(url, sender.token) as s, socket(url, watcher.token) as w:
+            await w.subscribe(group)
+            ack = await _send(s, group, "after-start")
+            assert ack["type"] == "ack" and ack["seq"] == 1
+            assert [m["body"] for m in await w.collect("message", 1, timeout=20)] == ["after-start"]
+        for _ in range(100):
+            if await _history(http, watcher, group) == [1]:
+                break
+            await asyncio.sleep(0.2)
+        assert await _history(http, watcher, group) == [1]
+
+
 @pytest.fixture
 async def pg_proxy(pg_url: str) -> AsyncIterator[CuttableProxy]:
     """A cuttable path to the test PostgreSQL."""

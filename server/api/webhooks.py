@@ -12,7 +12,7 @@ from protocol.errors import ErrorCode
 from protocol.objects import Delivery, Webhook, WebhookEvent
 from server.api.operation import Call, Operation
 from server.api.responses import Pagination, created, no_content, page
-from server.services.webhooks import DELIVERY_LIST, WEBHOOK_LIST
+from server.services.webhooks import DELIVERY_LIST, WEBHOOK_LIST, WEBHOOKS_PER_GROUP
 from server.store.listing import parse_list_query
 
 Url = Annotated[
@@ -32,7 +32,8 @@ DESCRIPTION = (
     '`X-StudyBuddy-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` keyed by '
     "the secret, which is shown only in this response. Non-2xx answers and timeouts are "
     "retried after 1 s and 4 s; after 3 attempts a delivery is `dead`. Deduplicate by "
-    "`X-StudyBuddy-Delivery`: delivery is at least once."
+    "`X-StudyBuddy-Delivery`: delivery is at least once. A group has at most "
+    f"{WEBHOOKS_PER_GROUP} webhooks (409 beyond)."
 )
 
 
@@ -85,7 +86,7 @@ OPERATIONS: list[Operation[Any]] = [
         body=WebhookCreate,
         response=Webhook,
         status=201,
-        errors=(ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN),
+        errors=(ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.CONFLICT),
         description=DESCRIPTION,
     ),
     Operation(

@@ -11,7 +11,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol import objects
-from server.errors import NotFound
+from server.errors import Conflict, NotFound
 from server.security import signing
 from server.security.crypto import SecretBox
 from server.services.access import authorize
@@ -24,8 +24,8 @@ from server.store.db import Database
 from server.store.listing import ListQuery, ListSpec, choice_filter, fetch_page
 from server.store.models import DeliveryStatus, Webhook, WebhookDelivery
 
-"""Roles whose holders see and manage a group's webhooks (the policy's rule)."""
-
+WEBHOOKS_PER_GROUP = 20
+"""The most webhooks a group may have: each is an outgoing request per event (GitHub's cap)."""
 WEBHOOK_LIST = ListSpec(
     sorts={"created_at": Webhook.created_at},
     default_sort="-created_at",
@@ -67,13 +67,16 @@ class WebhookService:
             NotFound: no such group, or a private one the caller is not in.
             Forbidden: the caller may not manage the group's webhooks.
             ValidationFailed: the URL is not http(s) or does not resolve to public addresses.
+            Conflict: the group has :data:`WEBHOOKS_PER_GROUP` webhooks already.
         """
         async with self._db.session() as session:
             await authorize(session, group_id, actor_id, Action.MANAGE_WEBHOOKS)
+            await _room_for_one(session, group_id)
         await self._deliveries.check_url(url)  # no transaction held while it resolves
         secret = signing.new_secret()
         async with self._db.session() as session, session.begin():
-            await authorize(session, group_id, actor_id, Action.MANAGE_WEBHOOKS)
+            await authorize(session, group_id, actor_id, Action.MANAGE_WEBHOOKS, lock=True)
+            await _room_for_one(session, group_id)  # under the group's lock: no race past it
             hook = Webhook(
                 group_id=group_id,
                 url=url,
@@ -119,3 +122,10 @@ class WebhookService:
         if hook is None:
             raise NotFound("Webhook not found")
         return hook
+
+
+async def _room_for_one(session: AsyncSession, group_id: uuid.UUID) -> None:
+    if await repo.count_live(session, group_id) >= WEBHOOKS_PER_GROUP:
+        raise Conflict(
+            f"A group has at most {WEBHOOKS_PER_GROUP} webhooks; delete one to add another"
+        )

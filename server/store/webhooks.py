@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -62,6 +62,16 @@ async def get_managed_webhook(
         webhooks_managed_by(user_id, roles).where(Webhook.id == webhook_id)
     )
     return result
+
+
+async def count_live(session: AsyncSession, group_id: uuid.UUID) -> int:
+    """How many webhooks a group has (not deleted, active or not)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Webhook)
+        .where(Webhook.group_id == group_id, Webhook.deleted_at.is_(None))
+    )
+    return int(count or 0)
 
 
 def deliveries_of(webhook_id: uuid.UUID) -> AnySelect:

@@ -138,6 +138,29 @@ async def test_create_shows_the_secret_once_and_lists_only_managed_groups(
         assert listed.json()["data"] == [] and listed.json()["pagination"]["total"] == 0
 
 
+async def test_a_group_has_at_most_twenty_webhooks(
+    http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """The 21st is 409, also when asked for at once; a deletion makes room for one."""
+    owner = await account(http)
+    group = await create_group(http, owner)
+    body = {"url": receiver.url(), "events": ["member.joined"], "group_id": group["id"]}
+    answers = await asyncio.gather(
+        *(http.post(HOOKS, headers=owner.headers, json=body) for _ in range(24))
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201] * 20 + [409] * 4
+    refused = next(answer for answer in answers if answer.status_code == 409)
+    assert refused.json()["error"]["code"] == "CONFLICT"
+    assert "at most 20 webhooks" in refused.json()["error"]["message"]
+    listed = await http.get(HOOKS, headers=owner.headers, params={"page_size": 100})
+    assert listed.json()["pagination"]["total"] == 20
+    kept = [a.json()["data"]["id"] for a in answers if a.status_code == 201]
+    assert (await http.delete(f"{HOOKS}/{kept[0]}", headers=owner.headers)).status_code == 204
+    assert (await http.post(HOOKS, headers=owner.headers, json=body)).status_code == 201
+    assert (await http.post(HOOKS, headers=owner.headers, json=body)).status_code == 409
+
+
 async def test_who_may_create_and_read(http: httpx.AsyncClient, receiver: Receiver) -> None:
     """A member gets 403, a stranger 404 (private group); others' webhooks answer 404."""
     owner, member, stranger = [await account(http) for _ in range(3)]

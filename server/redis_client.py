@@ -6,7 +6,9 @@ seed node; redis-py discovers the others and follows ``MOVED``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
@@ -14,9 +16,12 @@ from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 200
+WAIT_BACKOFF_MAX_S = 5.0
 POOL_WAIT_S = 5.0
 
 RedisClient = Redis | RedisCluster
@@ -114,6 +119,28 @@ def create_redis(url: str, *, cluster: bool = False) -> RedisClient:
         **options,
     )
     return Redis.from_pool(pool)
+
+
+async def wait_until_answering(redis: RedisClient) -> None:
+    """Return once Redis answers a ``PING``; until then retry with backoff (up to 5 s apart).
+
+    For processes that can do nothing without Redis (the scheduler): started before Redis,
+    they wait for it instead of exiting. Logged once when waiting starts, and once at the end.
+    """
+    backoff, waited = 0.1, False
+    while True:
+        try:
+            await redis.ping()
+        except (RedisError, RedisClusterException, OSError) as exc:
+            if not waited:
+                log.warning("waiting for Redis to answer", extra={"error": repr(exc)})
+                waited = True
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, WAIT_BACKOFF_MAX_S)
+        else:
+            if waited:
+                log.info("Redis answers")
+            return
 
 
 def glob_escape(text: str) -> str:

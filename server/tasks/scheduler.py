@@ -25,7 +25,7 @@ from taskiq_redis import ListRedisScheduleSource, RedisClusterScheduleSource
 
 from server.lease import RedisLease
 from server.observability.logging import configure_logging
-from server.redis_client import RedisClient, create_redis
+from server.redis_client import RedisClient, create_redis, wait_until_answering
 from server.settings import Settings
 from server.tasks.broker import build_broker
 from server.tasks.jobs import register_jobs
@@ -56,13 +56,14 @@ class LeasedScheduler(TaskiqScheduler):
         self.lease: RedisLease | None = None
 
     async def startup(self) -> None:
-        """Connect, take the lease if free, and (re)write the periodic jobs into the source."""
-        await super().startup()
+        """Wait for Redis, connect, and (re)write the periodic jobs into the source."""
         configure_logging(self._settings.log_level)
         settings = self._settings
         self._redis = self._redis or create_redis(
             settings.redis_url or "", cluster=settings.redis_cluster
         )
+        await wait_until_answering(self._redis)
+        await super().startup()
         ttl = 2 * settings.scheduler_tick_s + LEASE_MARGIN_S
         self.lease = RedisLease(self._redis, f"{settings.redis_prefix}scheduler:lease", ttl)
         for job in periodic_jobs(settings):

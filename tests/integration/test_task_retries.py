@@ -25,6 +25,8 @@ from server.services.clock import Clock
 from server.settings import Settings
 from server.tasks.middleware import ATTEMPT, MAX_ATTEMPTS, backoff
 from server.tasks.schedule import LocalSchedule, Periodic
+from server.tasks.scheduler import build_scheduler
+from tests.fixtures.redis_server import OwnRedis
 from tests.fixtures.services import REDIS_URL, migrate
 from tests.fixtures.settings import make_settings
 
@@ -126,6 +128,32 @@ async def test_the_lease_has_one_holder_and_passes_on_release_or_expiry(own_pref
     finally:
         await redis.delete(key)
         await redis.aclose()
+
+
+async def test_a_scheduler_started_before_redis_waits_for_it(
+    owned_redis: OwnRedis, tmp_path: Path
+) -> None:
+    """Started while Redis is down, the scheduler waits, then starts once Redis answers.
+
+    It exited with a traceback. Now it installs the periodic jobs and takes the lease.
+    """
+    owned_redis.kill()
+    settings = make_settings(f"sqlite:///{tmp_path / 'db'}", owned_redis.url, "sbsched:", tmp_path)
+    scheduler = build_scheduler(settings)
+    starting = asyncio.create_task(scheduler.startup())
+    await asyncio.sleep(1.0)
+    assert not starting.done()
+    await owned_redis.astart()
+    await asyncio.wait_for(starting, 15)
+    try:
+        assert scheduler.lease is not None and await scheduler.lease.hold()
+        schedules = await scheduler.sources[0].get_schedules()
+        assert {s.task_name for s in schedules} >= {"reminders.due_soon", "retention.purge"}
+    finally:
+        await scheduler.shutdown()
+        # taskiq-redis's list source never closes its pool (its shutdown is the base no-op);
+        # the scheduler process exits after it, a test does not.
+        await scheduler.sources[0]._connection_pool.disconnect()  # type: ignore[attr-defined]
 
 
 async def test_the_embedded_schedule_queues_its_jobs_every_interval(

@@ -5,7 +5,8 @@ from a Redis schedule source, stored as JSON (never pickle), and queues each whe
 jobs are written into the source at start-up, so ``SCHEDULER_TICK_S`` changes take effect on
 a restart. Before queueing anything a scheduler must hold the lease ``<prefix>scheduler:lease``
 (:class:`server.lease.RedisLease`, two ticks plus 5 s): however many schedulers run, one
-acts and the others stand by, taking over within a lease time when the holder dies. The jobs
+acts and the others stand by, taking over within a lease time when the holder dies, and at
+their next tick when it stops (SIGTERM hands the lease over). The jobs
 themselves are idempotent (reminder claims in the database), so even a lease lost mid-send
 reminds nobody twice.
 
@@ -15,8 +16,11 @@ Without ``REDIS_URL`` there is nothing to share a schedule through: the node run
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
 
 from taskiq import AsyncBroker, ScheduledTask, ScheduleSource, TaskiqScheduler
@@ -56,12 +60,16 @@ class LeasedScheduler(TaskiqScheduler):
         self.lease: RedisLease | None = None
 
     async def startup(self) -> None:
-        """Wait for Redis, connect, and (re)write the periodic jobs into the source."""
+        """Wait for Redis, connect, and (re)write the periodic jobs into the source.
+
+        From here on SIGTERM stops the scheduler gracefully, handing the lease over.
+        """
         configure_logging(self._settings.log_level)
         settings = self._settings
         self._redis = self._redis or create_redis(
             settings.redis_url or "", cluster=settings.redis_cluster
         )
+        _stop_on_sigterm()
         await wait_until_answering(self._redis)
         await super().startup()
         ttl = 2 * settings.scheduler_tick_s + LEASE_MARGIN_S
@@ -101,6 +109,19 @@ class LeasedScheduler(TaskiqScheduler):
         )
         await self._source.delete_schedule(schedule.schedule_id)
         await self._source.add_schedule(schedule)
+
+
+def _stop_on_sigterm() -> None:
+    """End the scheduler on SIGTERM as on Ctrl-C: cancelled, so :meth:`shutdown` runs.
+
+    taskiq's command shuts a scheduler down only when its task is cancelled; SIGTERM (what
+    a deploy or an orchestrator sends) killed the process outright, keeping the lease until
+    it expired: no scheduler acted for up to two ticks and 5 s.
+    """
+    task = asyncio.current_task()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals here
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def build_scheduler(settings: Settings) -> LeasedScheduler:

@@ -197,6 +197,28 @@ async def test_two_schedulers_still_remind_once(stack: Stack) -> None:
         await stack.stop("scheduler-2")
 
 
+async def test_a_stopped_scheduler_hands_the_lease_over(stack: Stack) -> None:
+    """SIGTERM (a deploy) stops the scheduler gracefully: exit 0, the lease given up at once.
+
+    It was killed outright, so a standby waited for the lease to expire (two ticks + 5 s).
+    """
+    key = f"{stack.prefix}scheduler:lease"
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await eventually(lambda: _exists(redis, key))
+        process = stack.processes["scheduler"]
+        await stack.stop("scheduler")
+        assert process.returncode == 0, stack.log("scheduler")[-2000:]
+        assert not await redis.exists(key)  # the lease would have lived 7 s more
+    finally:
+        await redis.aclose()
+        stack.start_scheduler()
+
+
+async def _exists(redis: Redis, key: str) -> bool:
+    return bool(await redis.exists(key))
+
+
 async def _crowd(stack: Stack, group_id: str, size: int) -> None:
     """Add ``size`` members straight into the database (registering them would be slow)."""
     hashed = await PasswordHasher(4, 2).hash("crowd-member-password-1")

@@ -44,6 +44,8 @@ PAGE_CACHE: Final = "no-cache"
 INDEX: Final = "index.html"
 EMAIL_LINK_PAGES: Final = ("verify-email", "reset-password")
 """Paths of the links in account emails (contract section 3); the web app takes them over."""
+APP_VIEW_LINKS: Final = ("/groups/{group_id:uuid}", "/notifications", "/settings/notifications")
+"""Paths of the links in notification emails; each opens that view of the web app."""
 _TYPES: Final = {".js": "text/javascript", ".ts": "text/plain", ".css": "text/css"}
 
 
@@ -173,6 +175,10 @@ def webapp_routes(webapp: WebApp | None = None) -> list[BaseRoute]:
         step = request.url.path.strip("/")
         return RedirectResponse(f"/app/#/{step}?{urlencode({'token': token})}", status_code=302)
 
+    async def app_view(request: Request) -> Response:
+        """A link in a notification email (a group, the notifications, the email settings)."""
+        return RedirectResponse(f"/app/#{request.url.path}", status_code=302)
+
     async def page(request: Request) -> Response:
         return asset_response(request, served.page, PAGE_CACHE, page_headers(request))
 
@@ -188,7 +194,7 @@ def webapp_routes(webapp: WebApp | None = None) -> list[BaseRoute]:
     return [
         labelled("/", root),
         *(labelled(f"/{step}", email_link) for step in EMAIL_LINK_PAGES),
-        labelled("/settings/notifications", root),  # an email's unsubscribe link: the app
+        *(labelled(path, app_view) for path in APP_VIEW_LINKS),
         labelled("/app/", page),
         labelled("/app/{name:str}", app_file),
         labelled("/sdk/{name:str}", sdk_file),

@@ -577,3 +577,49 @@ async def test_the_links_of_account_emails_finish_in_the_app(
         )
         assert login.json()["data"]["user"]["email_verified"] is True
     assert not person.errors, person.errors
+
+
+async def test_email_links_settings_a_forgotten_password_and_signing_out_of_every_tab(
+    stage: Stage, deployment: Deployment, cast: Cast, pg_url: str
+) -> None:
+    """What the account's emails lead to, and a sign-out that leaves no tab signed in.
+
+    A verification link opened while signed in says so on the signed-in page (it said so on
+    the hidden sign-in page); the emails' settings link opens the email switches, which save;
+    signing out in one tab signs the browser's other tabs out; "Forgot your password?" asks
+    for a link without leaving the page.
+    """
+    person = await arrive(stage, "alice", cast.alice_link, 0, cast.alice)
+    page = person.page
+    verify = await _emailed_token(pg_url, cast.alice, "verify_email")
+    await page.goto(f"/verify-email?token={verify}")
+    await expect(page.locator("#flash")).to_contain_text("verified", timeout=WAIT_MS)
+    await page.goto("/settings/notifications")
+    await expect(page.locator("#account-dialog")).to_be_visible(timeout=WAIT_MS)
+    await expect(page.locator("#email-status")).to_contain_text("is verified")
+    switch = page.locator('#email-settings-form input[name="assignment.created"]')
+    await expect(switch).not_to_be_checked()
+    await switch.check()
+    await page.click('#email-settings-form button[type="submit"]')
+    await expect(page.locator("#flash")).to_contain_text("saved", timeout=WAIT_MS)
+    async with httpx.AsyncClient(base_url=deployment.nodes[0].base_url, timeout=10) as http:
+        settings = await http.get(
+            "/api/v1/users/me/notification-settings", headers=cast.alice.headers
+        )
+        assert settings.json()["data"]["email"]["assignment.created"] is True
+    other = await person.context.new_page()
+    other.on("pageerror", lambda error: person.errors.append(str(error)))
+    await other.goto("/app/")
+    await ready(other)
+    await page.keyboard.press("Escape")
+    await page.click("#account-button")
+    await page.click("#logout-button")
+    await expect(page.locator("#login-form")).to_be_visible(timeout=WAIT_MS)
+    await expect(other.locator("#login-form")).to_be_visible(timeout=WAIT_MS)
+    await page.click("#forgot-button")
+    await expect(page.locator("#forgot-email")).to_be_focused()
+    await page.fill("#forgot-email", cast.alice.email)
+    await page.press("#forgot-email", "Enter")
+    await expect(page.locator("#auth-notice")).to_contain_text("reset link", timeout=WAIT_MS)
+    await expect(page.locator("#forgot-form")).to_be_hidden()
+    assert not person.errors, person.errors

@@ -114,6 +114,24 @@ async def test_the_root_leads_to_the_app_and_the_api_keeps_its_policy(
         assert policy["connect-src"] == "'self'", path
 
 
+async def test_the_links_in_notification_emails_open_the_app_at_their_view(
+    client: httpx.AsyncClient,
+) -> None:
+    """A group, the notifications and the email settings: each a 302 into the app.
+
+    The emails' "Open StudyBuddy" links were a 404 in the contract's JSON envelope.
+    """
+    group = "3f2b1c9e-6a1d-4e8b-9f0a-2c4d6e8f0a1b"
+    for path, target in (
+        (f"/groups/{group}", f"/app/#/groups/{group}"),
+        ("/notifications", "/app/#/notifications"),
+        ("/settings/notifications", "/app/#/settings/notifications"),
+    ):
+        answer = await client.get(path, follow_redirects=False)
+        assert (answer.status_code, answer.headers["location"]) == (302, target), path
+    assert (await client.get("/groups/not-a-uuid")).status_code == 404
+
+
 async def test_the_page_may_open_a_socket_on_its_own_origin_only(
     client: httpx.AsyncClient, node: RunningServer
 ) -> None:

@@ -12,6 +12,8 @@ const CONNECTION_LIMIT = 4009; // a user's 4th socket is refused: at most 3 at o
 const STORE_LIMIT = 300; // live messages kept per group while its room is closed
 
 const api = new Api();
+// Tabs of one browser tell each other about signing out: a shared computer keeps no live tab.
+const tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel('studybuddy') : null;
 const state = {
   me: null,
   client: null,
@@ -23,6 +25,7 @@ const state = {
   names: new Map(), // user id -> display name (unescaped)
   lookups: new Set(),
   room: null,
+  panels: null, // opens a dialog for a view link (#/notifications, #/settings/notifications)
   everReady: false,
   lastClose: null, // the code of the socket's last close, until it is ready again
 };
@@ -46,21 +49,45 @@ const app = {
   addGroup,
   openGroup: (groupId) => { location.hash = `#/groups/${groupId}`; },
   refreshUnread,
+  signOut,
+  flash,
+  nameLater,
 };
 
 // --- start ---
 
 async function boot() {
   api.onSignedOut = () => location.reload();
+  tabs?.addEventListener('message', ({ data }) => {
+    if (data?.type === 'signed-out' && state.me) endSession();
+  });
   wireAuthForms();
   const link = emailLink();
   if (link?.page === 'reset-password') {
     showReset(link.token);
     return;
   }
-  if (link?.page === 'verify-email') await verifyEmail(link.token);
-  if (api.hasSessionCookie() && (await resumeSession())) return;
+  const verified = link?.page === 'verify-email' ? await verifyEmail(link.token) : null;
+  if (api.hasSessionCookie() && (await resumeSession())) {
+    if (verified) flash(verified); // the signed-out view's notice is hidden now
+    return;
+  }
   showAuth();
+}
+
+/** Sign out here and in the browser's other tabs. */
+async function signOut() {
+  state.client?.close();
+  await api.logout().catch(() => {});
+  tabs?.postMessage({ type: 'signed-out' });
+  endSession();
+}
+
+/** Leave the signed-in page (another tab signed out, or this one did). */
+function endSession() {
+  state.client?.close();
+  location.hash = '';
+  location.reload();
 }
 
 /**
@@ -100,13 +127,16 @@ function notice(text) {
   $('auth-notice').hidden = false;
 }
 
+/** Use a verification link; the outcome is shown, and returned for a signed-in page. */
 async function verifyEmail(token) {
+  let text = 'Your email address is verified.';
   try {
     await api.request('POST', '/auth/email/verify', { body: { token }, auth: false });
-    notice('Your email address is verified.');
   } catch (error) {
-    notice(`This verification link did not work: ${error.message}`);
+    text = `This verification link did not work: ${error.message}`;
   }
+  notice(text);
+  return text;
 }
 
 function showReset(token) {
@@ -138,6 +168,22 @@ function wireAuthForms() {
       throw error;
     }
     await startShell();
+  });
+  $('forgot-button').addEventListener('click', () => {
+    $('forgot-form').hidden = false;
+    $('forgot-email').value = $('login-email').value;
+    $('forgot-email').focus();
+  });
+  $('forgot-cancel').addEventListener('click', () => {
+    $('forgot-form').hidden = true;
+    $('forgot-button').focus();
+  });
+  onSubmit($('forgot-form'), async (fields, form) => {
+    const body = { email: fields.get('email') };
+    const result = await api.request('POST', '/auth/password/forgot', { body, auth: false });
+    form.hidden = true;
+    notice(result?.data?.detail ?? 'If an account has this address, a reset link is on its way.');
+    $('auth-notice').focus();
   });
   onSubmit($('reset-form'), async (fields, form) => {
     const body = { token: fields.get('token'), new_password: fields.get('new_password') };
@@ -176,8 +222,9 @@ async function startShell() {
   state.client.connect().catch((error) => report(error));
   for (const groupId of state.groups.keys()) follow(groupId);
   window.addEventListener('hashchange', route);
+  state.panels = wirePanels(app);
   await route();
-  wirePanels(app);
+  if (!state.room && !document.querySelector('dialog[open]')) $('groups-title').focus();
 }
 
 function wireShell() {
@@ -223,7 +270,7 @@ function renderGroups() {
         type: 'button', dataset: { groupId: group.id }, 'aria-current': current ? 'true' : 'false',
         onclick: () => app.openGroup(group.id),
       },
-      h('span', { class: 'group-name' }, unescapeHtml(group.name)),
+      h('span', { class: 'group-name', dir: 'auto' }, unescapeHtml(group.name)),
       unread > 0 ? h('span', { class: 'badge', dataset: { unread } },
         String(unread), h('span', { class: 'visually-hidden' }, ' unread')) : null));
   }));
@@ -231,9 +278,10 @@ function renderGroups() {
 
 /** A group the person just joined or created: list it, follow it, open it. */
 function addGroup(group) {
+  const known = state.groups.has(group.id);
   state.groups.set(group.id, group);
   renderGroups();
-  follow(group.id);
+  if (!known) follow(group.id);
 }
 
 function follow(groupId) {
@@ -264,6 +312,11 @@ async function leave() {
 // --- the room ---
 
 async function route() {
+  const view = /^#\/(notifications|settings\/notifications)$/.exec(location.hash)?.[1];
+  if (view) { // a link from a notification email
+    history.replaceState(null, '', '#/');
+    state.panels?.open(view);
+  }
   const match = /^#\/groups\/([0-9a-f-]{36})$/.exec(location.hash);
   const groupId = match?.[1] ?? null;
   if (state.room?.id === groupId) return;
@@ -317,6 +370,19 @@ function nameOf(userId) {
     }).catch(() => state.names.set(userId, 'Former member'));
   }
   return 'Someone';
+}
+
+/** A user's name, looked up first when it is not known yet. */
+async function nameLater(userId) {
+  if (userId && userId !== state.me.id && !state.names.has(userId)) {
+    try {
+      const result = await api.get(`/users/${userId}`);
+      state.names.set(userId, unescapeHtml(result.data.display_name || result.data.username));
+    } catch {
+      state.names.set(userId, 'Former member');
+    }
+  }
+  return nameOf(userId);
 }
 
 function markRead(groupId, seq) {
@@ -424,7 +490,13 @@ function onMember(frame) {
     const group = state.groups.get(frame.group_id);
     if (group) group.role = frame.role;
   }
-  if (!state.groups.has(frame.group_id)) return;
+  if (!state.groups.has(frame.group_id)) {
+    // This person joined in another tab (or accepted an invite there): follow it here too.
+    if (frame.user_id === state.me.id && frame.action === 'joined') {
+      api.get(`/study-groups/${frame.group_id}`).then((result) => addGroup(result.data)).catch(() => {});
+    }
+    return;
+  }
   api.get(`/study-groups/${frame.group_id}`).then((result) => {
     state.groups.set(frame.group_id, result.data);
     if (state.room?.id !== frame.group_id) return null;
@@ -450,6 +522,16 @@ function showConnection(now) {
 }
 
 let toastTimer = null;
+let flashTimer = null;
+
+/** Tell the person something went well (a status, not an alert). */
+function flash(text) {
+  const element = $('flash');
+  element.textContent = text;
+  element.hidden = false;
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => { element.hidden = true; }, 8_000);
+}
 
 /** Tell the person about a failure that belongs to no form. */
 function report(error) {

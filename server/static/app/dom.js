@@ -85,7 +85,9 @@ export function showFormError(form, error) {
     const input = form.elements.namedItem(problem.field);
     if (input instanceof HTMLElement) input.setAttribute('aria-invalid', 'true');
   }
-  const detail = fields.map((problem) => `${problem.field}: ${problem.message}`).join('; ');
+  const detail = fields
+    .filter((problem) => problem.message !== error.message)
+    .map((problem) => `${problem.field}: ${problem.message}`).join('; ');
   if (alert) alert.textContent = detail ? `${error.message} (${detail})` : String(error?.message ?? error);
   const first = form.querySelector('[aria-invalid="true"]');
   if (first instanceof HTMLElement) first.focus();

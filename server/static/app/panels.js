@@ -1,17 +1,27 @@
 // Dialogs of the web app: find and join public groups, create a group, invites (received and
 // sent), notifications (hidden while the server has none: GET /notifications answers 404),
-// and the account (display name, two-factor authentication, sign out).
+// and the account (display name, email and its notification settings, two-factor
+// authentication, sign out).
 
 import { $, h, announce, formatDateTime, onSubmit, openDialog, unescapeHtml } from './dom.js';
 
-/** Wire every dialog once the person is signed in. */
+/**
+ * Wire every dialog once the person is signed in. Returns `open(view)`, which opens the
+ * dialog of a link from an email: `notifications` or `settings/notifications`.
+ */
 export function wirePanels(app) {
   wireFind(app);
   wireCreate(app);
   wireInvites(app);
   wireInviteSomeone(app);
-  wireNotifications(app).catch((error) => app.report(error));
-  wireAccount(app);
+  const notifications = wireNotifications(app).catch((error) => app.report(error));
+  const account = wireAccount(app);
+  return {
+    open(view) {
+      if (view === 'settings/notifications') account.open($('email-settings-form'));
+      else notifications.then(() => { if (!$('notifications-button').hidden) $('notifications-button').click(); });
+    },
+  };
 }
 
 // --- find and join ---
@@ -63,7 +73,7 @@ function findResult(app, group) {
     }, 'Join');
   return h('li', { dataset: { groupId: group.id } },
     h('div', { class: 'what' },
-      h('strong', {}, name),
+      h('strong', { dir: 'auto' }, name),
       h('div', { class: 'meta' }, details.filter(Boolean).join(' · ')),
       group.description ? h('div', {}, unescapeHtml(group.description)) : null),
     action);
@@ -103,7 +113,8 @@ function wireInvites(app) {
     const page = await app.api.get('/invites', { 'filter[status]': 'pending', page_size: 100 });
     invites.clear();
     for (const invite of page.data) invites.set(invite.id, invite);
-    await Promise.all(page.data.map((invite) => groupName(app, invite, groupNames)));
+    await Promise.all(page.data.flatMap((invite) => [
+      groupName(app, invite, groupNames), app.nameLater(invite.inviter_id)]));
     render();
   };
   $('invites-button').addEventListener('click', () => {
@@ -112,11 +123,14 @@ function wireInvites(app) {
   });
   app.client.on('invite', async ({ invite }) => {
     invites.set(invite.id, invite);
-    await groupName(app, invite, groupNames);
+    const [inviter] = await Promise.all([app.nameLater(invite.inviter_id), groupName(app, invite, groupNames)]);
     render();
     if (invite.invitee_id === app.me.id && invite.status === 'pending') {
-      announce(`${app.nameOf(invite.inviter_id)} invited you to ${groupNames.get(invite.group_id)}.`);
+      announce(`${inviter} invited you to ${groupNames.get(invite.group_id)}.`);
     }
+  });
+  app.client.on('member', (frame) => { // joined in another tab: its invite is settled
+    if (frame.user_id === app.me.id && frame.action === 'joined') load().catch(() => {});
   });
   load().catch((error) => app.report(error));
 }
@@ -155,7 +169,7 @@ function inviteItem(app, invite, groupNames, invites, render) {
   }, label);
   return h('li', { dataset: { inviteId: invite.id } },
     h('div', { class: 'what' },
-      h('strong', {}, name),
+      h('strong', { dir: 'auto' }, name),
       h('div', { class: 'meta' }, `from ${app.nameOf(invite.inviter_id)} · until ${formatDateTime(invite.expires_at)}`)),
     h('div', { class: 'row' }, button('accept', 'Accept', true), button('decline', 'Decline', false)));
 }
@@ -189,7 +203,7 @@ function personItem(app, groupId, user) {
   const name = unescapeHtml(user.display_name || user.username);
   const status = h('span', { class: 'meta', role: 'status' });
   return h('li', {},
-    h('div', { class: 'what' }, h('strong', {}, name), h('div', { class: 'meta' }, `@${user.username}`)),
+    h('div', { class: 'what' }, h('strong', { dir: 'auto' }, name), h('div', { class: 'meta' }, `@${user.username}`)),
     status,
     h('button', {
       type: 'button', class: 'primary', 'aria-label': `Invite ${name}`,
@@ -226,6 +240,7 @@ async function wireNotifications(app) {
     throw error;
   }
   const notifications = new Map(items.map((n) => [n.id, n]));
+  await Promise.all(items.map((n) => app.nameLater(n.data?.inviter_id ?? n.data?.author_id)));
   const render = () => {
     const sorted = [...notifications.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
     const unread = sorted.filter((n) => !n.read_at).length;
@@ -251,8 +266,9 @@ async function wireNotifications(app) {
       app.report(error);
     }
   });
-  app.client.on('notification', ({ notification }) => {
+  app.client.on('notification', async ({ notification }) => {
     notifications.set(notification.id, notification);
+    await app.nameLater(notification.data?.inviter_id ?? notification.data?.author_id);
     render();
     announce(`Notification: ${describe(app, notification)}`);
   });
@@ -306,10 +322,13 @@ function wireAccount(app) {
     $('mfa-disable-form').hidden = !user.mfa_enabled;
     if (user.mfa_enabled) $('mfa-enable-form').hidden = true;
   };
-  $('account-button').addEventListener('click', () => {
+  const open = (focus) => {
     render();
-    openDialog($('account-dialog'), $('profile-display'));
-  });
+    openDialog($('account-dialog'), focus);
+    loadEmailSettings(app).catch((error) => app.report(error));
+  };
+  $('account-button').addEventListener('click', () => open($('profile-display')));
+  wireEmail(app);
   onSubmit($('profile-form'), async (fields) => {
     const result = await app.api.patch('/users/me', { display_name: fields.get('display_name') });
     app.api.user = result.data;
@@ -341,10 +360,46 @@ function wireAccount(app) {
     render();
     announce('Two-factor authentication is off.');
   });
-  $('logout-button').addEventListener('click', async () => {
-    app.client.close();
-    await app.api.logout().catch(() => {});
-    location.hash = '';
-    location.reload();
+  $('logout-button').addEventListener('click', () => app.signOut());
+  return { open: (focus) => open(focus.querySelector('input') ?? focus) };
+}
+
+// --- email: verification and notification settings ---
+
+const EMAIL_KINDS = ['invite.received', 'mention', 'assignment.due_soon', 'assignment.created'];
+
+function renderEmail(app) {
+  const user = app.api.user;
+  $('email-status').textContent = user.email_verified
+    ? `${user.email} is verified: notification emails can reach it.`
+    : `${user.email} is not verified yet: use the link we emailed you. Until then you get no notification emails.`;
+  $('resend-button').hidden = Boolean(user.email_verified);
+}
+
+async function loadEmailSettings(app) {
+  renderEmail(app);
+  const settings = (await app.api.get('/users/me/notification-settings')).data;
+  const form = $('email-settings-form');
+  for (const kind of EMAIL_KINDS) form.elements.namedItem(kind).checked = Boolean(settings.email?.[kind]);
+}
+
+function wireEmail(app) {
+  $('resend-button').addEventListener('click', async (event) => {
+    const button = event.currentTarget;
+    button.disabled = true;
+    try {
+      const result = await app.api.post('/auth/email/resend');
+      app.flash(result?.data?.detail ?? 'A new verification link is on its way.');
+    } catch (error) {
+      app.report(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  onSubmit($('email-settings-form'), async (_fields, form) => {
+    const email = Object.fromEntries(EMAIL_KINDS.map((kind) => [kind, form.elements.namedItem(kind).checked]));
+    await app.api.put('/users/me/notification-settings', { email });
+    announce('Email settings saved.');
+    app.flash('Email settings saved.');
   });
 }

@@ -200,6 +200,10 @@ export class Room {
 
   onDeleted(frame) {
     this.app.store(this.id).delete(frame.seq);
+    if (this.editing?.seq === frame.seq) {
+      this.editing = null; // its editor goes with it; editing another message works again
+      announce('The message you were editing was deleted.');
+    }
     const item = this.items.get(frame.seq);
     if (!item) return;
     item.remove();
@@ -237,18 +241,18 @@ export class Room {
       : null;
     return h('li', { class: `message${mine ? ' mine' : ''}`, dataset: { seq: message.seq, id: message.id } },
       h('div', { class: 'meta' },
-        h('span', { class: 'author' }, name),
+        h('span', { class: 'author', dir: 'auto' }, name),
         h('time', { datetime: message.created_at, title: formatDateTime(message.created_at) }, formatTime(message.created_at)),
         message.edited_at ? h('span', { class: 'edited' }, '(edited)') : null,
         actions),
-      h('p', { class: 'body' }, text));
+      h('p', { class: 'body', dir: 'auto' }, text));
   }
 
   #edit(message) {
     const item = this.items.get(message.seq);
     if (!item || this.editing) return;
     this.editing = message;
-    const input = h('textarea', { rows: 2, maxlength: 4000, 'aria-label': 'Edit your message' });
+    const input = h('textarea', { rows: 2, maxlength: 4000, dir: 'auto', 'aria-label': 'Edit your message' });
     input.value = unescapeHtml(message.body);
     const error = h('p', { class: 'form-error', role: 'alert' });
     const finish = () => {
@@ -303,7 +307,7 @@ export class Room {
     if (this.pending.has(clientMsgId)) return;
     const item = h('li', { class: 'message mine pending', dataset: { clientMsgId } },
       h('div', { class: 'meta' }, h('span', { class: 'author' }, 'You'), h('span', { class: 'state' }, 'sending…')),
-      h('p', { class: 'body' }, body));
+      h('p', { class: 'body', dir: 'auto' }, body));
     this.pending.set(clientMsgId, item);
     this.list.append(item);
     this.scrollToBottom();
@@ -378,7 +382,7 @@ export class Room {
       const here = online.has(member.user_id);
       return h('li', { dataset: { userId: member.user_id } },
         h('span', { class: `presence${here ? ' online' : ''}`, 'aria-hidden': 'true' }),
-        h('span', {}, unescapeHtml(member.display_name || member.username)),
+        h('span', { dir: 'auto' }, unescapeHtml(member.display_name || member.username)),
         h('span', { class: 'visually-hidden' }, here ? ', online' : ', offline'),
         member.role !== 'member' ? h('span', { class: 'role' }, member.role) : null);
     }));
@@ -409,7 +413,7 @@ export class Room {
       const title = unescapeHtml(assignment.title);
       const overdue = new Date(assignment.due_at).getTime() < now;
       return h('li', { dataset: { id: assignment.id } },
-        h('strong', {}, title),
+        h('strong', { dir: 'auto' }, title),
         h('div', { class: `due${overdue ? ' overdue' : ''}` },
           overdue ? 'Was due ' : 'Due ',
           h('time', { datetime: assignment.due_at }, formatDateTime(assignment.due_at))),

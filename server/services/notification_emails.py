@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.services.clock import Clock
 from server.services.mail import Letter, Postman, one_line, plain
@@ -25,43 +28,57 @@ from server.store.models import EmailStatus, Notification, NotificationKind, Use
 SENDABLE = (EmailStatus.PENDING.value, EmailStatus.DEAD.value)
 Words = tuple[str, str, str]
 """Subject, headline and detail of an email."""
+ACTOR_FIELDS = ("inviter_id", "author_id", "created_by")
+"""Where a notification's data names who caused it (an invite, a message, an assignment)."""
+NOBODY = "Someone"
+"""The actor of an email whose actor is unknown (an erased account)."""
 
 
-def _invite(data: dict[str, object], group: str) -> Words:
+def readable_time(value: object) -> str:
+    """A stored ISO time for a reader: ``Mon 14 Dec 2026, 02:53 UTC`` (as stored if not one)."""
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    return when.strftime("%a %d %b %Y, %H:%M UTC")
+
+
+def _invite(data: dict[str, object], group: str, actor: str) -> Words:
     return (
-        f"Invitation to {group}",
-        f"You are invited to join the study group {group}.",
-        f"Accept or decline it in StudyBuddy before {data.get('expires_at', '')}.",
+        f"{actor} invited you to {group}",
+        f"{actor} invited you to join the study group {group}.",
+        f"Accept or decline it in StudyBuddy before {readable_time(data.get('expires_at'))}.",
     )
 
 
-def _assignment(data: dict[str, object], group: str) -> Words:
+def _assignment(data: dict[str, object], group: str, actor: str) -> Words:
     title = plain(str(data.get("title", "")))
+    due = readable_time(data.get("due_at"))
     return (
         f"New assignment in {group}: {title}",
-        f"{title} was set in {group}, due {data.get('due_at', '')}.",
+        f"{actor} set {title} in {group}, due {due}.",
         plain(str(data.get("description", ""))),
     )
 
 
-def _due_soon(data: dict[str, object], group: str) -> Words:
+def _due_soon(data: dict[str, object], group: str, _actor: str) -> Words:
     title = plain(str(data.get("title", "")))
     return (
         f"Due soon: {title}",
-        f"{title} in {group} is due {data.get('due_at', '')}.",
+        f"{title} in {group} is due {readable_time(data.get('due_at'))}.",
         plain(str(data.get("description", ""))),
     )
 
 
-def _mention(data: dict[str, object], group: str) -> Words:
+def _mention(data: dict[str, object], group: str, actor: str) -> Words:
     return (
-        f"You were mentioned in {group}",
-        f"Someone mentioned you in {group}:",
+        f"{actor} mentioned you in {group}",
+        f"{actor} mentioned you in {group}:",
         plain(str(data.get("body", ""))),
     )
 
 
-WORDS: dict[str, Callable[[dict[str, object], str], Words]] = {
+WORDS: dict[str, Callable[[dict[str, object], str, str], Words]] = {
     NotificationKind.INVITE_RECEIVED.value: _invite,
     NotificationKind.ASSIGNMENT_CREATED.value: _assignment,
     NotificationKind.ASSIGNMENT_DUE_SOON.value: _due_soon,
@@ -90,10 +107,11 @@ class NotificationEmails:
             user = await user_repo.get_user(session, row.user_id)
             stored = (await repo.email_choices(session, [row.user_id])).get(row.user_id, {})
             group = await group_repo.get_group(session, row.group_id) if row.group_id else None
+            actor = await _actor(session, row.data)
         if user is None or not self._wanted(user, stored, row.kind):
             return await self._mark(notification_id, EmailStatus.SKIPPED)
         group_name = plain(group.name) if group is not None else "StudyBuddy"
-        await self._postman.deliver(self._letter(row, user, group_name))
+        await self._postman.deliver(self._letter(row, user, group_name, actor))
         return await self._mark(notification_id, EmailStatus.SENT)
 
     async def mark_dead(self, notification_id: uuid.UUID) -> None:
@@ -109,8 +127,8 @@ class NotificationEmails:
         verified = user.email_verified_at is not None
         return verified and {**DEFAULT_EMAIL, **stored}.get(kind, False)
 
-    def _letter(self, row: Notification, user: User, group: str) -> Letter:
-        subject, headline, detail = WORDS[row.kind](row.data, group)
+    def _letter(self, row: Notification, user: User, group: str, actor: str) -> Letter:
+        subject, headline, detail = WORDS[row.kind](row.data, group, actor)
         composer = self._postman.composer
         link = composer.link(f"/groups/{row.group_id}" if row.group_id else "/notifications")
         return Letter(
@@ -139,3 +157,14 @@ class NotificationEmails:
         async with self._db.session() as session, session.begin():
             await repo.set_email_status(session, notification_id, status.value, only_if=only_if)
         return status.value
+
+
+async def _actor(session: AsyncSession, data: dict[str, object]) -> str:
+    """The display name of who caused the notification, or :data:`NOBODY`."""
+    named = next((data[field] for field in ACTOR_FIELDS if data.get(field)), None)
+    try:
+        actor_id = uuid.UUID(str(named))
+    except ValueError:
+        return NOBODY
+    actor = await user_repo.get_user(session, actor_id)
+    return plain(actor.display_name or actor.username) if actor is not None else NOBODY

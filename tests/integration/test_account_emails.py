@@ -9,6 +9,8 @@ replays once the server is back.
 
 from __future__ import annotations
 
+import html
+import re
 import statistics
 import time
 import uuid
@@ -287,9 +289,12 @@ async def test_notification_emails_go_only_to_verified_addresses(stack: Stack) -
         )
         assert sent.status_code == 201, sent.text
     email = (await stack.smtp.wait_for(verified.email, 2))[1]
+    me = await stack.http.get("/api/v1/users/me", headers=owner.headers)
+    inviter = html.unescape(me.json()["data"]["display_name"])
     assert email.message["Subject"] == (
-        "Invitation to Group <b>&</b> friends Bcc: victim@example.com"
+        f"{inviter} invited you to Group <b>&</b> friends Bcc: victim@example.com"
     )
+    assert re.search(r"before \w{3} \d{2} \w{3} \d{4}, \d{2}:\d{2} UTC", email.text), email.text
     assert email.message["Bcc"] is None
     assert email.rcpt_tos == [verified.email]
     assert "Group &lt;b&gt;&amp;&lt;/b&gt; friends" in email.html

@@ -29,8 +29,20 @@ Body = Annotated[
         extra_json_schema={"maxLength": MAX_BODY_CHARS},
     ),
 ]
+CONTROL_FREE = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""No C0 or C1 control character, nor DEL (PostgreSQL cannot even store a NUL)."""
 ClientMsgId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, description="Client-chosen idempotency key.")
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern=CONTROL_FREE,
+        description="Client-chosen idempotency key: 1..64 characters, no control characters.",
+        extra={
+            "message": "client_msg_id must be 1..64 characters, none of them a control character",
+            "suggestion": "Use a UUID",
+        },
+    ),
 ]
 Seq = Annotated[int, msgspec.Meta(ge=0, description="A group's message sequence number.")]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=8192, description="An access JWT.")]

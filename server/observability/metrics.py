@@ -86,6 +86,10 @@ PERSISTER_BATCHES = Counter(
     "studybuddy_persister_batches_total",
     "Message batches written to the database.",
 )
+PERSISTER_REFUSED = Counter(
+    "studybuddy_persister_refused_total",
+    "Acked messages the database refused to store, set aside so the rest flows (an error).",
+)
 PERSISTER_LAG_SECONDS = Histogram(
     "studybuddy_persister_lag_seconds",
     "Age of the oldest message of a batch when it was written.",

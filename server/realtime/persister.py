@@ -10,6 +10,11 @@ batches. A batch is acknowledged only after its transaction commits; a failed wr
 derived from the messages, so a replayed batch adds nothing twice. After a commit the
 batch's message ids are announced (see :mod:`server.realtime.persisted`), so that a REST
 post can answer once its message is in history.
+
+A batch the database refuses for its data (not an outage: an SQLSTATE of class 22, 23 or
+54) is written entry by entry, and an entry refused on its own is set aside: logged as an
+error with its row, counted in ``studybuddy_persister_refused_total`` and acknowledged, so
+one message the database cannot hold never stops history for every group behind it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.aio import cancel_and_wait
@@ -29,6 +35,7 @@ from server.observability.metrics import (
     PERSISTER_BATCHES,
     PERSISTER_LAG_SECONDS,
     PERSISTER_PARTITIONS,
+    PERSISTER_REFUSED,
 )
 from server.realtime.leases import LEASE_MS, Leases
 from server.realtime.log import MessageLog, PersistEntry
@@ -44,6 +51,10 @@ IDLE_BLOCK_S = 2.0
 wait at once). A cluster node reads many partitions, most of them quiet most of the time;
 each empty read is a wake-up and a round trip. Well below the Redis client's 5 s socket
 timeout."""
+
+REFUSED_DATA = ("22", "23", "54")
+"""SQLSTATE classes of a database that refuses the data itself: data exception, integrity
+constraint violation, program limit exceeded. Retrying such a write can never succeed."""
 
 Announce = Callable[[list[uuid.UUID]], Awaitable[None]]
 """Told the ids of the messages of each committed batch."""
@@ -129,12 +140,37 @@ class Persister:
         block = self._block_s if block_s is None else block_s
         entries = await self._log.pending(partition, self._consumer, self._batch, block, own=own)
         if entries:
-            await self._write(entries)
+            written = await self._write_or_set_aside(entries)
             await self._log.acknowledge(partition, [entry.entry_id for entry in entries])
             PERSISTER_BATCHES.inc()
             PERSISTER_LAG_SECONDS.observe(max(0.0, time.time() - entries[0].logged_at))
-            await self._announced([entry.row["id"] for entry in entries])
+            await self._announced([entry.row["id"] for entry in written])
         return len(entries)
+
+    async def _write_or_set_aside(self, entries: list[PersistEntry]) -> list[PersistEntry]:
+        """Write the batch; one the database refuses for its data, entry by entry.
+
+        Returns the entries written: the others were refused on their own and set aside.
+        Raises whatever else the database raised (an outage: the batch is retried).
+        """
+        try:
+            await self._write(entries)
+        except DBAPIError as exc:
+            if not refused_data(exc):
+                raise
+        else:
+            return entries
+        written: list[PersistEntry] = []
+        for entry in entries:
+            try:
+                await self._write([entry])
+            except DBAPIError as exc:
+                if not refused_data(exc):
+                    raise
+                _set_aside(entry, exc)
+            else:
+                written.append(entry)
+        return written
 
     async def _supervise(self) -> None:
         while not self._stopping:
@@ -254,3 +290,24 @@ class Persister:
         except Exception:
             log.exception("could not stage the batch's hook work", extra={"messages": len(rows)})
             return []
+
+
+def refused_data(exc: DBAPIError) -> bool:
+    """Whether the database refused the data itself (see :data:`REFUSED_DATA`)."""
+    state = getattr(exc.orig, "sqlstate", None)
+    return isinstance(state, str) and state[:2] in REFUSED_DATA
+
+
+def _set_aside(entry: PersistEntry, exc: DBAPIError) -> None:
+    """An acked message the database will never take: say so loudly, with what it held."""
+    PERSISTER_REFUSED.inc()
+    log.error(
+        "the database refused an acked message; it is set aside, not stored",
+        extra={
+            "message_id": str(entry.row["id"]),
+            "group_id": str(entry.row["group_id"]),
+            "seq": entry.row["seq"],
+            "row": repr(entry.row),
+            "error": repr(exc.orig),
+        },
+    )

@@ -138,7 +138,7 @@ async def test_body_and_client_msg_id_limits(client: httpx.AsyncClient) -> None:
         assert response.status_code == 400, repr(body[:10])
         assert error_code(response) == "VALIDATION_ERROR"
         assert response.json()["error"]["details"]["fields"][0]["field"] == "body"
-    for cmid in ("", "c" * 65):
+    for cmid in ("", "c" * 65, "a\x00b", "tab\there", "c1\x85"):
         bad = await client.post(
             f"{GROUPS}/{gid}/messages",
             headers=alice.headers,

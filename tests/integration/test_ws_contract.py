@@ -172,6 +172,24 @@ async def test_a_cut_emoji_is_a_validation_error_not_a_close(rt: Realtime) -> No
         assert (await ws.expect("pong"))["ref"] == "alive"
 
 
+async def test_a_control_character_in_client_msg_id_is_a_validation_error(rt: Realtime) -> None:
+    """A NUL in client_msg_id (PostgreSQL cannot store it) is refused, not acked.
+
+    It was acked, and the message then blocked the persister for every group behind it.
+    """
+    alice = await account(rt.http)
+    group = await public_group(rt.http, alice)
+    async with socket(rt.ws, alice.token) as ws:
+        for ref, cmid in (("nul", "a\x00b"), ("c1", "c\x9b1")):
+            await ws.send(
+                {"type": "send", "group_id": group, "body": "hi", "client_msg_id": cmid, "ref": ref}
+            )
+            error = await ws.expect("error", ref=ref)
+            assert error["code"] == "VALIDATION_ERROR" and "client_msg_id" in error["message"]
+        await ws.send({"type": "ping", "ref": "alive"})
+        assert (await ws.expect("pong"))["ref"] == "alive"
+
+
 async def test_invalid_utf8_closes_with_1007(
     rt: Realtime, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -8,6 +8,7 @@ import msgspec
 from starlette.responses import Response
 
 from protocol.errors import ErrorCode
+from protocol.frames import CONTROL_FREE
 from protocol.objects import UserPrivate
 from server.api.cookies import clear_session_cookies, read_refresh_cookie, set_session_cookies
 from server.api.operation import Bucket, Call, Operation
@@ -95,7 +96,15 @@ class RegisterBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 class LoginBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Credentials; ``totp_code`` when MFA is on."""
 
-    email: Annotated[str, msgspec.Meta(max_length=254, examples=["jane@example.com"])]
+    email: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=254,
+            pattern=CONTROL_FREE,  # any other string is just unknown: the same 401
+            examples=["jane@example.com"],
+            extra={"message": "An email address has at most 254 characters and no control ones"},
+        ),
+    ]
     password: AnyPassword
     totp_code: TotpCode | None = None
 

@@ -140,6 +140,17 @@ def b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
+async def test_a_control_character_in_the_login_email_is_a_field_error(
+    client: httpx.AsyncClient,
+) -> None:
+    """A NUL in the email (PostgreSQL cannot compare it) is 400 naming ``email``, not a 500."""
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": "jane\u0000@example.com", "password": "x" * 12}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"]["fields"][0]["field"] == "email"
+
+
 async def test_bad_access_tokens_are_refused(client: httpx.AsyncClient, settings: Settings) -> None:
     """Tampered, alg none, expired, wrong audience/issuer and missing tokens all get 401."""
     user = await account(client)

@@ -9,6 +9,12 @@ from server.errors import ServiceUnavailable
 from server.redis_client import LIBRARY_RACES
 
 _DB_ERRORS = (sa_errors.OperationalError, sa_errors.InterfaceError, sa_errors.TimeoutError)
+REFUSING = ("08", "53", "57")
+"""SQLSTATE classes of a PostgreSQL that cannot serve now: connection exception, insufficient
+resources (too many connections), operator intervention (shutting down, starting up)."""
+NOT_ACCEPTING = "55000"
+"""What a new connection meets while the database does not accept connections
+(``ALLOW_CONNECTIONS false``, as during maintenance)."""
 _REDIS_ERRORS = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
@@ -25,7 +31,7 @@ def as_unavailable(exc: BaseException) -> ServiceUnavailable | None:
     if isinstance(exc, _REDIS_ERRORS) or _closed_under_a_command(exc):
         return ServiceUnavailable("Redis is unavailable; try again shortly")
     if isinstance(exc, _DB_ERRORS) or (
-        isinstance(exc, sa_errors.DBAPIError) and exc.connection_invalidated
+        isinstance(exc, sa_errors.DBAPIError) and (exc.connection_invalidated or _refused(exc))
     ):
         return ServiceUnavailable("The database is unavailable; try again shortly")
     if isinstance(exc, sa_errors.DBAPIError) and _stale_plan(exc):
@@ -47,6 +53,12 @@ def _closed_under_a_command(exc: BaseException) -> bool:
     while trace.tb_next is not None:
         trace = trace.tb_next
     return str(trace.tb_frame.f_globals.get("__name__", "")).startswith("redis.")
+
+
+def _refused(exc: sa_errors.DBAPIError) -> bool:
+    """PostgreSQL refused the connection or the work for its own state (see :data:`REFUSING`)."""
+    state = getattr(exc.orig, "sqlstate", None)
+    return isinstance(state, str) and (state[:2] in REFUSING or state == NOT_ACCEPTING)
 
 
 def _stale_plan(exc: sa_errors.DBAPIError) -> bool:

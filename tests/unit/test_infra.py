@@ -48,6 +48,29 @@ def test_database_outages_are_unavailable(error: Exception) -> None:
     assert translated.message == DB_DOWN
 
 
+class _Refusal(Exception):
+    """An asyncpg error as SQLAlchemy's adapter carries it: with its SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize("sqlstate", ["57P03", "57P01", "53300", "08006", "55000"])
+def test_a_postgresql_that_refuses_for_its_state_is_unavailable(sqlstate: str) -> None:
+    """Starting up, shutting down, full, cut off, not accepting connections: the database."""
+    translated = as_unavailable(sa_errors.DBAPIError("stmt", {}, _Refusal(sqlstate)))
+    assert isinstance(translated, ServiceUnavailable)
+    assert translated.message == DB_DOWN
+
+
+@pytest.mark.parametrize("sqlstate", ["22021", "23505", "42P01", "55P03", None])
+def test_a_postgresql_error_about_the_work_is_not_an_outage(sqlstate: str | None) -> None:
+    """Bad data, a duplicate, a missing table, a lock timeout: not SERVICE_UNAVAILABLE."""
+    error = _Refusal(sqlstate) if sqlstate else Exception("x")
+    assert as_unavailable(sa_errors.DBAPIError("stmt", {}, error)) is None
+
+
 @pytest.mark.parametrize(
     "error",
     [OSError("network down"), ConnectionRefusedError(), TimeoutError()],

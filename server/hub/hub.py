@@ -93,8 +93,8 @@ class Hub:
         self._maintenance = asyncio.create_task(self._maintain(), name="hub-maintenance")
 
     async def stop(self) -> None:
-        """Stop background work (presence changes not yet announced are dropped)."""
-        self._presence.stop()
+        """Stop background work, after announcing the presence changes still batched."""
+        await self._presence.stop()
         await self._catchup.stop()
         await cancel_and_wait([self._maintenance, *self._tasks])
 

@@ -29,6 +29,8 @@ from server.singleflight import SingleFlight
 log = logging.getLogger(__name__)
 PRESENCE_BATCH_S = 0.25
 """Presence changes are announced at most this late, batched per group."""
+FLUSH_S = 2.0
+"""How long a stopping node waits for its last presence batch to be published."""
 _DIFF = msgspec.json.Decoder(PresenceDiff)
 
 
@@ -96,10 +98,19 @@ class PresenceFeed:
                 log.warning("could not reload presence", extra={"error": repr(exc)})
                 return
 
-    def stop(self) -> None:
-        """Stop announcing (changes not yet announced are dropped)."""
+    async def stop(self, flush_s: float = FLUSH_S) -> None:
+        """Announce the changes still batched, wait (bounded) for them to go out, then stop.
+
+        A node shutting down has just closed its sockets, each a change to ``offline``
+        whose registry entry is already gone: no other node's sweep would ever report it,
+        so dropping the batch left those users online elsewhere until they came back.
+        """
         if self._batch is not None:
             self._batch.cancel()
+            self._batch = None
+        self._announce()
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=flush_s)
         for task in self._sending:
             task.cancel()
 

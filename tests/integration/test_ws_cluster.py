@@ -165,6 +165,30 @@ async def test_dead_nodes_slots_and_presence_expire(
                 await asyncio.sleep(0.5)
 
 
+async def test_a_drained_nodes_users_go_offline_at_once_elsewhere(
+    two_nodes: tuple[NodeProcess, NodeProcess],
+) -> None:
+    """SIGTERM on node A: a watcher on node B sees A's user go offline within seconds.
+
+    The drain took the user's registry entry and dropped the batched offline change, so no
+    node ever said offline (a crash did, after the lease).
+    """
+    a, b = two_nodes
+    async with httpx.AsyncClient(base_url=b.base_url, timeout=10) as http:
+        user, watcher = await account(http), await account(http)
+        group = await public_group(http, user, watcher)
+    async with socket(b.ws_url, watcher.token) as w, socket(a.ws_url, user.token) as leaving:
+        await w.subscribe(group)
+        await leaving.subscribe(group)
+        await w.expect("presence", user_id=user.id, status="online")
+        assert a.process is not None
+        a.process.send_signal(signal.SIGTERM)
+        stopped_at = asyncio.get_running_loop().time()
+        offline = await w.expect("presence", timeout=LEASE_TTL_S + 10, user_id=user.id)
+        assert offline["status"] == "offline"
+        assert asyncio.get_running_loop().time() - stopped_at < LEASE_TTL_S / 2
+
+
 async def test_sigterm_drains_with_going_away_codes(
     two_nodes: tuple[NodeProcess, NodeProcess],
 ) -> None:

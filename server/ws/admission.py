@@ -17,17 +17,16 @@ auth deadline; a storm of real clients, all talking, is queued and refused as be
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from protocol.errors import CloseCode, ErrorCode
+from server.ws.refusals import refuse
 
 if TYPE_CHECKING:
     from starlette.types import Scope, Send
 
 RETRY_AFTER_S = 1
-DENIAL = "websocket.http.response"
 """The ASGI extension that lets a socket be refused with a plain HTTP answer."""
 
 
@@ -74,33 +73,13 @@ async def refuse_busy(scope: Scope, send: Send) -> None:
 
     Either way the socket is never accepted, and the client is told to retry shortly.
     """
-    if DENIAL not in (scope.get("extensions") or {}):
-        await send({"type": "websocket.accept"})
-        await send(
-            {
-                "type": "websocket.close",
-                "code": CloseCode.TRY_AGAIN_LATER,
-                "reason": "busy; retry shortly",
-            }
-        )
-        return
-    body = json.dumps(
-        {
-            "error": {
-                "code": ErrorCode.SERVICE_UNAVAILABLE.value,
-                "message": "This node is admitting many sockets; retry shortly",
-                "details": {"retry_after_s": RETRY_AFTER_S},
-            }
-        }
-    ).encode()
-    await send(
-        {
-            "type": "websocket.http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"retry-after", str(RETRY_AFTER_S).encode()),
-            ],
-        }
+    await refuse(
+        scope,
+        send,
+        503,
+        ErrorCode.SERVICE_UNAVAILABLE,
+        "This node is admitting many sockets; retry shortly",
+        close_code=CloseCode.TRY_AGAIN_LATER,
+        headers=[(b"retry-after", str(RETRY_AFTER_S).encode())],
+        details={"retry_after_s": RETRY_AFTER_S},
     )
-    await send({"type": "websocket.http.response.body", "body": body})

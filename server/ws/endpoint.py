@@ -24,6 +24,7 @@ from server.infra import as_unavailable
 from server.observability.context import user_id_var
 from server.observability.metrics import FRAMES
 from server.ws.admission import Admission, refuse_busy
+from server.ws.refusals import refuse
 from server.ws.session import (
     Authenticate,
     Close,
@@ -79,8 +80,21 @@ class SocketEndpoint:
         admission = cast(Admission, scope["state"]["admission"])
         if (await receive())["type"] != "websocket.connect":
             return
-        if node.draining or not origin_allowed(scope, node.settings.cors_origins):
-            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+        if node.draining:
+            await refuse(
+                scope,
+                send,
+                503,
+                ErrorCode.SERVICE_UNAVAILABLE,
+                "This node is shutting down; reconnect",
+                close_code=CloseCode.SERVICE_RESTART,
+                headers=[(b"retry-after", b"1")],
+            )
+            return
+        if not origin_allowed(scope, node.settings.cors_origins):
+            await refuse(
+                scope, send, 403, ErrorCode.FORBIDDEN, "This Origin may not open sockets here"
+            )
             return
         if not admission.enter():
             await refuse_busy(scope, send)

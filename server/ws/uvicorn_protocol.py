@@ -6,20 +6,42 @@ sends the same frame to many sockets, so this protocol offers the ASGI extension
 already framed once per node, and they go straight to the transport. Everything else
 (handshake, pings, closes, reads) is uvicorn's. Without the extension, as under any other
 ASGI server, the app falls back to plain ``websocket.send``.
+
+One fix besides: an upgrade request that ``websockets`` refuses before parsing it whole (a
+header line over 8 KiB, too many headers, a request line too long, no HTTP at all) was never
+answered: ``websockets`` queued its 4xx, uvicorn waited for a request that never came, and
+the connection stayed open for as long as the client liked. It is answered in the
+contract's envelope and closed.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
+from http import HTTPStatus
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import HeaderLineTooLong, RequestLineTooLong, TooManyHeaders
 from websockets.http11 import Request
+
+from protocol.errors import ErrorCode
 
 EXTENSION = "studybuddy.frames"
 
 
 class FrameWriterProtocol(WebSocketsSansIOProtocol):
     """A WebSocket connection that also accepts pre-framed data frames."""
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, then answer a request ``websockets`` refused before it was whole."""
+        super().data_received(data)
+        refused = self.conn.handshake_exc
+        if refused is not None and not self.handshake_initiated:
+            if not self.transport.is_closing():
+                self.conn.data_to_send()  # websockets' own plain-text answer: ours instead
+                self.transport.write(unparsed_answer(refused))
+                self.transport.close()
 
     def handle_connect(self, event: Request) -> None:
         """Build the scope as uvicorn does, and offer the extension in it."""
@@ -59,3 +81,23 @@ class FrameWriterProtocol(WebSocketsSansIOProtocol):
     def abort_transport(self) -> None:
         """Drop the connection now, unsent data included (a peer that stopped reading)."""
         self.transport.abort()
+
+
+def unparsed_answer(refused: Exception) -> bytes:
+    """The HTTP answer to an upgrade request refused before it was parsed whole."""
+    status = HTTPStatus.BAD_REQUEST
+    if isinstance(refused, RequestLineTooLong):
+        status = HTTPStatus.REQUEST_URI_TOO_LONG
+    elif isinstance(refused, HeaderLineTooLong | TooManyHeaders):
+        status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+    message = f"The WebSocket upgrade request was refused: {refused}"
+    error = {"code": ErrorCode.VALIDATION_ERROR.value, "message": message}
+    body = json.dumps({"error": error}).encode()
+    head = (
+        f"HTTP/1.1 {status.value} {status.phrase}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"X-Request-ID: {uuid.uuid4().hex}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -79,3 +80,50 @@ async def test_prompt_requests_and_kept_alive_connections_are_served(node: Runni
         await reader.readexactly(length)
         await asyncio.sleep(HEAD_TIMEOUT_S + 0.2)  # idle between requests: keep-alive's business
     writer.close()
+
+
+UPGRADE = (
+    b"GET /api/v1/ws HTTP/1.1\r\nHost: node\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+async def _answer(node: RunningServer, head: bytes) -> tuple[bytes, float | None]:
+    """What the node answers to ``head``, and how soon it closed the connection after."""
+    reader, writer = await _connect(node)
+    writer.write(head)
+    started = time.monotonic()
+    answer = b""
+    try:
+        async with asyncio.timeout(5):
+            while chunk := await reader.read(4096):
+                answer += chunk
+        closed: float | None = time.monotonic() - started
+    except TimeoutError:
+        closed = None
+    writer.close()
+    return answer, closed
+
+
+@pytest.mark.parametrize(
+    ("extra", "status"),
+    [
+        (b"X-Big: " + b"a" * 9000 + b"\r\n", b"431"),
+        (b"".join(b"X-H%d: v\r\n" % i for i in range(200)), b"431"),
+    ],
+    ids=["header-over-8KiB", "200-headers"],
+)
+async def test_an_upgrade_with_oversized_headers_is_answered_and_closed(
+    node: RunningServer, extra: bytes, status: bytes
+) -> None:
+    """431 in the contract's envelope, then closed at once.
+
+    It was never answered (uvicorn waited for a request ``websockets`` had refused) and the
+    connection stayed open for as long as the client liked.
+    """
+    answer, closed = await _answer(node, UPGRADE + extra + b"\r\n")
+    assert closed is not None and closed < 2
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status), answer[:200]
+    assert b"x-request-id:" in head.lower()
+    assert json.loads(body)["error"]["code"] == "VALIDATION_ERROR"

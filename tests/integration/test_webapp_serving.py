@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 
 import httpx
@@ -145,3 +146,6 @@ async def test_the_page_may_open_a_socket_on_its_own_origin_only(
         async with socket(ws, origin=f"{host}:{int(port) + 1}"):
             pass
     assert refused.value.response.status_code == 403
+    assert refused.value.response.headers["X-Request-ID"]  # in the envelope, as REST answers
+    error = json.loads(refused.value.response.body)["error"]
+    assert error["code"] == "FORBIDDEN"

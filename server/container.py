@@ -47,6 +47,7 @@ from server.services.clock import Clock
 from server.services.dead_letters import DeadLetters
 from server.services.deliveries import DeliveryQueue, MessageEvents, WebhookDeliveries
 from server.services.erasures import ErasureFollowUp
+from server.services.export_slots import ExportSlots
 from server.services.groups import GroupService
 from server.services.invites import InviteService
 from server.services.mail import Composer, Postman
@@ -189,6 +190,7 @@ def build_domain(resources: Resources, realtime: Realtime, clock: Clock) -> Doma
         media_dir=settings.media_dir,
         media_url_prefix=settings.media_url_prefix,
         cache_ttl_s=settings.profile_cache_ttl_s,
+        exports=ExportSlots(max(1, settings.db_pool_max // 5)),
     )
     return Domain(
         clock=clock,

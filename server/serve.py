@@ -48,7 +48,7 @@ def config(settings: Settings, host: str, port: int) -> uvicorn.Config:
         host=host,
         port=port,
         ws=FrameWriterProtocol,
-        http=with_head_deadline(settings.http_head_timeout_s),
+        http=with_head_deadline(settings.http_head_timeout_s, settings.http_send_timeout_s),
         loop="auto",  # uvloop where installed (ADR 0011), else asyncio
         ws_max_size=65536,
         ws_per_message_deflate=False,

@@ -100,6 +100,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_heartbeat_s: Above0F = 20.0
     ws_auth_timeout_s: Above0F = 5.0
     http_head_timeout_s: Above0F = 10.0
+    http_send_timeout_s: Above0F = 30.0
     ws_max_sockets_per_user: AtLeast1 = 3
     ws_lease_ttl_s: Above0F = 30.0
     ws_queue_max_frames: AtLeast1 = 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from pathlib import Path
 
 import msgspec
@@ -23,6 +24,7 @@ from server.security.tokens import IssuedToken
 from server.services.auth import AuthService
 from server.services.clock import Clock
 from server.services.erasures import ErasureFollowUp
+from server.services.export_slots import ExportSlots
 from server.services.groups import member_notice
 from server.services.notify import Notifier
 from server.services.views import profile_key, user_private, user_public
@@ -46,6 +48,7 @@ USER_LIST = ListSpec(
     created=User.created_at,
 )
 EXPORT_BATCH = 500
+EXPORTS_PER_NODE = 4
 _public_codec = msgspec.json.Decoder(UserPublic)
 _encoder = msgspec.json.Encoder()
 
@@ -66,8 +69,10 @@ class UserService:
         media_dir: str,
         media_url_prefix: str,
         cache_ttl_s: int,
+        exports: ExportSlots | None = None,
     ) -> None:
         self._db = db
+        self._exports = exports or ExportSlots(EXPORTS_PER_NODE)
         self._auth = auth
         self._cache = cache
         self._scanner = scanner
@@ -201,7 +206,14 @@ class UserService:
 
         Raises:
             NotFound: no such user (on the first piece).
+            RateLimited: the caller's previous export still runs, or too many run (first piece).
         """
+        with self._exports.hold(user_id):
+            async with aclosing(self._export(user_id)) as pieces:
+                async for piece in pieces:
+                    yield piece
+
+    async def _export(self, user_id: uuid.UUID) -> AsyncGenerator[bytes]:
         async with self._db.read_session(for_user=user_id) as session:
             user = await self._get_in(session, user_id)
             head = {

@@ -8,6 +8,8 @@ leaks no secret, and is streamed in batches.
 from __future__ import annotations
 
 import asyncio
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +47,12 @@ async def export_node(
         url = f"sqlite:///{folder / 'export.db'}"
         await asyncio.to_thread(migrate, url)
     settings = make_settings(
-        url, None, "sbexport:", folder / "media", webhook_allowed_hosts=["127.0.0.1/32"]
+        url,
+        None,
+        "sbexport:",
+        folder / "media",
+        webhook_allowed_hosts=["127.0.0.1/32"],
+        http_send_timeout_s=1.0,
     )
     async with serve(settings) as running:
         yield running
@@ -186,3 +193,64 @@ async def test_export_needs_a_signed_in_user(http: httpx.AsyncClient) -> None:
     response = await http.get(EXPORT)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+async def _many_long_messages(node: RunningServer, who: Account, group_id: str) -> None:
+    """Megabytes of the user's messages, straight into the database (posting is slow)."""
+    from server.store.models import Message
+
+    async with node.node.resources.db.session() as session, session.begin():
+        session.add_all(
+            Message(
+                id=uuid.uuid4(),
+                group_id=uuid.UUID(group_id),
+                seq=seq,
+                author_id=uuid.UUID(who.id),
+                body="x" * 4000,
+                client_msg_id=f"bulk-{seq}",
+            )
+            for seq in range(1, 1501)
+        )
+
+
+async def _stalled_export(base_url: str, who: Account) -> socket.socket:
+    """Ask for the export with a tiny receive window, read the head, and stop reading."""
+    host, port = base_url.removeprefix("http://").split(":")
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(raw, (host, int(port)))
+    request = f"GET {EXPORT} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {who.token}\r\n\r\n"
+    await loop.sock_sendall(raw, request.encode())
+    assert (await loop.sock_recv(raw, 1024)).startswith(b"HTTP/1.1 200")
+    return raw
+
+
+async def test_exports_are_one_per_user_and_a_stalled_one_is_given_up(
+    http: httpx.AsyncClient, export_node: RunningServer
+) -> None:
+    """A second export while the first runs is 429; a reader who stops is cut off in time.
+
+    Twenty exports left unread held the whole database pool (every other request waited
+    5 s, or got 503): each held a snapshot for as long as its reader liked.
+    """
+    alice = await account(http)
+    group = str((await create_group(http, alice))["id"])
+    await _many_long_messages(export_node, alice, group)
+    stalled = await _stalled_export(export_node.base_url, alice)
+    try:
+        second = await http.get(EXPORT, headers=alice.headers)
+        assert second.status_code == 429, second.text[:200]
+        assert second.json()["error"]["code"] == "RATE_LIMITED"
+        assert int(second.headers["Retry-After"]) > 0
+        for _ in range(50):  # given up after about 1 s: the slot is free again
+            async with http.stream("GET", EXPORT, headers=alice.headers) as again:
+                if again.status_code == 200:
+                    body = b"".join([piece async for piece in again.aiter_raw()])
+                    break
+            await asyncio.sleep(0.2)
+        document = msgspec.json.decode(body, type=AccountExportDocument, strict=True)
+        assert len(document.data.messages) == 1500
+    finally:
+        stalled.close()

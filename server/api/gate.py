@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,10 @@ from server.security.tokens import Principal
 from server.settings import Settings
 
 Authenticate = Callable[[str], Awaitable[Principal]]
+RUNNING_PER_USER = 10
+"""A user's REST calls running at once on a node; more are 429 at once. The rate limit
+counts calls per minute; this bounds what they hold at one time (database connections): a
+hundred slow searches fired together held the whole pool and starved everyone else."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,33 @@ class Gate:
         self._rates = rates
         self._trusted = trusted_proxies
         self._authenticate = authenticate
+        self._running: dict[uuid.UUID, int] = {}
+        self.running_per_user = RUNNING_PER_USER
+
+    @contextmanager
+    def running(self, principal: Principal | None) -> Iterator[None]:
+        """Count a signed-in caller's call while it runs.
+
+        Raises:
+            Rejected: the caller has ``running_per_user`` calls running already.
+        """
+        if principal is None:
+            yield
+            return
+        user = principal.user_id
+        count = self._running.get(user, 0)
+        if count >= self.running_per_user:
+            message = "Too many of your requests are running at once; wait for them to finish"
+            raise Rejected(RateLimited(1, message), {})
+        self._running[user] = count + 1
+        try:
+            yield
+        finally:
+            left = self._running[user] - 1
+            if left:
+                self._running[user] = left
+            else:
+                del self._running[user]
 
     def client_ip(self, request: Request) -> str:
         """The caller's address, honouring ``TRUSTED_PROXIES``."""

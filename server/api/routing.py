@@ -86,7 +86,8 @@ def _wrap(op: Operation[Any], max_json_bytes: int, max_body_bytes: int) -> Endpo
             )
             if isinstance(body, NoBody):
                 body = None
-            response = await op.handler(Call(request, body, principal))
+            with _gate(request).running(principal):
+                response = await op.handler(Call(request, body, principal))
             if principal is not None and op.method not in _READS and response.status_code < 400:  # noqa: PLR2004
                 await _database(request).wrote(principal.user_id)
         except Rejected as rejected:

@@ -81,11 +81,6 @@ def search_form(stored: str) -> str:
     return stored.lower()
 
 
-def search_term(value: str) -> str:
-    """A search term cleaned and escaped exactly as stored text is, then in its search form."""
-    return search_form(escape_for_search(value))
-
-
 def clean_email(value: str) -> str:
     """Validate an email address and return it lower-cased.
 

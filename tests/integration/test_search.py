@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -27,6 +28,8 @@ TYPED = {
     "lookalike": "5000 offXsale",
     "case": "UPPER lower",
     "literal": "a &lt; typed entity",
+    "greek": "ΟΔΟΣ ΠΑΝΕΠΙΣΤΗΜΙΟΥ 12",
+    "turkish": "İstanbul'da görüşürüz",
 }
 CASES = [
     ("&", {"cartoon", "quotes", "literal"}),
@@ -45,6 +48,8 @@ CASES = [
     ("_", {"percent"}),
     ("0% off_", {"percent"}),
     ("upper LOWER", {"case"}),
+    ("ΟΔΟΣ", {"greek"}),  # Python and PostgreSQL lower-case a final sigma differently
+    ("İstanbul", {"turkish"}),  # and a dotted capital I
 ]
 
 
@@ -122,3 +127,54 @@ async def test_group_search_keeps_sort_and_filters(search_node: RunningServer) -
         assert [n for n in found if n.startswith(tag)] == sorted(ampersands, reverse=True)
         assert await search("amp") == [] and await search("lt;") == []
         assert await search(f"{tag.upper()} r&d <LAB>") == [f"{tag} R&amp;D &lt;lab&gt;"]
+
+
+async def test_searches_fired_together_by_one_user_cannot_take_the_node(
+    search_node: RunningServer,
+) -> None:
+    """Beyond the user's running calls, more are 429 at once; another user is served.
+
+    A hundred slow searches fired together by one user held the whole database pool:
+    other users waited seconds or got 503.
+    """
+    from server.store.models import Message
+
+    gate = search_node.server.lifespan.state["gate"]  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(base_url=search_node.base_url, timeout=60) as http:
+        greedy, other = await account(http), await account(http)
+        group = str((await create_group(http, greedy))["id"])
+        async with search_node.node.resources.db.session() as session, session.begin():
+            session.add_all(
+                Message(
+                    id=uuid.uuid4(),
+                    group_id=uuid.UUID(group),
+                    seq=seq,
+                    author_id=uuid.UUID(greedy.id),
+                    body=f"line {seq} of a long study log",
+                    client_msg_id=f"log-{seq}",
+                )
+                for seq in range(1, 20_001)
+            )
+        gate.running_per_user = 2
+        try:
+            answers = await asyncio.gather(
+                *(
+                    http.get(
+                        f"{GROUPS}/{group}/messages",
+                        headers=greedy.headers,
+                        params={"search": "xq"},
+                    )
+                    for _ in range(12)
+                ),
+                http.get("/api/v1/users/me", headers=other.headers),
+            )
+        finally:
+            gate.running_per_user = 10
+    *searches, served = answers
+    assert served.status_code == 200
+    statuses = sorted(answer.status_code for answer in searches)
+    assert 200 in statuses and 429 in statuses and set(statuses) == {200, 429}, statuses
+    refused = next(answer for answer in searches if answer.status_code == 429)
+    assert refused.json()["error"]["code"] == "RATE_LIMITED"
+    assert refused.headers["Retry-After"] == "1"
+    assert all(a.json()["pagination"]["total"] == 0 for a in searches if a.status_code == 200)

@@ -13,7 +13,6 @@ from server.security.sanitize import (
     escape_for_search,
     normalise,
     search_form,
-    search_term,
 )
 
 
@@ -112,12 +111,6 @@ def test_search_form_undoes_the_stored_escaping_and_lowers() -> None:
     stored = clean_text(typed, field="body", max_length=100)
     assert search_form(stored) == typed.lower()
     assert "amp" not in search_form(stored)
-
-
-def test_search_term_is_the_search_form_of_the_cleaned_term() -> None:
-    """NFD input, control characters and case all land on the stored text's search form."""
-    assert search_term("E\u0301cole\x00 &AMP") == "\u00e9cole &amp"
-    assert search_term("50%_") == "50%_"
 
 
 def test_clean_email_accepts_the_longest_local_part() -> None:

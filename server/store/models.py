@@ -238,6 +238,14 @@ Index(
     postgresql_where=LIVE,
     sqlite_where=LIVE,
 )
+Index(
+    "ix_messages_group_id_created_at_live",
+    Message.group_id,
+    Message.created_at,
+    Message.seq,
+    postgresql_where=LIVE,
+    sqlite_where=LIVE,
+)
 trigram_index("ix_messages_group_id_body_trgm", Message.body, Message.group_id)
 
 

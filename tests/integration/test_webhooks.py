@@ -145,9 +145,11 @@ async def test_a_group_has_at_most_twenty_webhooks(
     owner = await account(http)
     group = await create_group(http, owner)
     body = {"url": receiver.url(), "events": ["member.joined"], "group_id": group["id"]}
-    answers = await asyncio.gather(
-        *(http.post(HOOKS, headers=owner.headers, json=body) for _ in range(24))
-    )
+    answers = []
+    for _ in range(3):  # eight at once: under the caller's ten running calls
+        answers += await asyncio.gather(
+            *(http.post(HOOKS, headers=owner.headers, json=body) for _ in range(8))
+        )
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses == [201] * 20 + [409] * 4
     refused = next(answer for answer in answers if answer.status_code == 409)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.dialects.sqlite import dialect as sqlite
 
 from server.errors import ValidationFailed
 from server.store.listing import (
@@ -169,10 +170,10 @@ def test_parameters_that_are_not_filters_are_ignored() -> None:
 
 
 def test_text_filter_is_case_insensitive_exact_match() -> None:
-    """filter[visibility]=Public compares lower-cased column and value."""
+    """filter[visibility]=Public compares column and value lower-cased by the database."""
     (clause,) = parse_list_query({"filter[visibility]": "Public"}, SPEC).where
-    assert _sql(clause) == "lower(study_groups.visibility) = :lower_1"
-    assert _params(clause) == {"lower_1": "public"}
+    assert _sql(clause) == "lower(study_groups.visibility) = lower(:param_1)"
+    assert _params(clause) == {"param_1": "Public"}
 
 
 def test_filter_builder_receives_the_viewer() -> None:
@@ -231,10 +232,10 @@ def test_datetime_filter_builder_directly() -> None:
 
 
 def test_text_filter_builder_directly() -> None:
-    """text_filter keeps its description and lower-cases the value."""
+    """text_filter keeps its description and escapes the value as stored text is."""
     definition = text_filter(StudyGroup.subject, "exact subject")
     assert definition.description == "exact subject"
-    assert _params(definition.build("MATH", VIEWER)) == {"lower_1": "math"}
+    assert _params(definition.build("M&TH", VIEWER)) == {"param_1": "M&amp;TH"}
 
 
 def test_created_range_adds_both_bounds() -> None:
@@ -278,26 +279,40 @@ def test_created_range_is_ignored_without_a_created_column() -> None:
 
 
 def test_search_matches_any_search_column_case_insensitively() -> None:
-    """A search adds one OR of LIKEs on ``sb_search_text`` of the declared columns."""
+    """A search adds one OR of LIKEs on ``sb_search_text`` of the declared columns.
+
+    The term goes through the same ``sb_search_text`` in the database, so both sides fold
+    case alike.
+    """
     (clause,) = parse_list_query({"search": "AlGebra"}, SPEC).where
     sql = _sql(clause)
-    assert "sb_search_text(study_groups.name) LIKE :sb_search_text_1" in sql
-    assert "sb_search_text(study_groups.description) LIKE :sb_search_text_2" in sql
+    pattern = "(:param_{} || sb_search_text(:param_{}) || :param_{})"
+    assert f"sb_search_text(study_groups.name) LIKE {pattern.format(1, 2, 3)}" in sql
+    assert f"sb_search_text(study_groups.description) LIKE {pattern.format(4, 5, 6)}" in sql
     assert " OR " in sql
     assert "ESCAPE" in sql
-    assert _params(clause) == {"sb_search_text_1": "%algebra%", "sb_search_text_2": "%algebra%"}
+    assert _params(clause)["param_2"] == "AlGebra" and _params(clause)["param_1"] == "%"
 
 
 def test_search_escapes_like_wildcards() -> None:
     """%, _ and backslash in the term match literally."""
     (clause,) = parse_list_query({"search": "50%_off\\"}, SPEC).where
-    assert _params(clause)["sb_search_text_1"] == "%50\\%\\_off\\\\%"
+    assert _params(clause)["param_2"] == "50\\%\\_off\\\\"
 
 
 def test_search_is_cleaned_like_stored_text_and_compared_as_typed() -> None:
-    """The term is cleaned (NFC, control characters out) and compared as typed, lower-cased."""
+    """The term is cleaned (NFC, control characters out) and escaped as stored text is."""
     (clause,) = parse_list_query({"search": "<B>&e\u0301\x00"}, SPEC).where
-    assert _params(clause)["sb_search_text_1"] == "%<b>&\u00e9%"
+    assert _params(clause)["param_2"] == "&lt;B&gt;&amp;\u00e9"
+
+
+def test_a_term_under_three_characters_is_found_with_strpos() -> None:
+    """No trigram index narrows a short term: strpos (instr on SQLite), no LIKE."""
+    (clause,) = parse_list_query({"search": "&X"}, SPEC).where
+    sql = _sql(clause)
+    assert "strpos(sb_search_text(study_groups.name), sb_search_text(:param_1)) > :strpos_1" in sql
+    assert "LIKE" not in sql and _params(clause)["param_1"] == "&amp;X"
+    assert "instr(sb_search_text(study_groups.name)" in str(clause.compile(dialect=sqlite()))
 
 
 def test_empty_search_or_unsearchable_spec_adds_nothing() -> None:
@@ -402,7 +417,7 @@ def test_apply_list_query_adds_the_where_clauses() -> None:
     """Filters become a WHERE joined with AND; no ordering or window is added."""
     query = parse_list_query({"filter[visibility]": "public", "created_after": "2024-01-01"}, SPEC)
     statement = _sql(apply_list_query(select(StudyGroup.id), query))
-    assert "WHERE lower(study_groups.visibility) = :lower_1 AND study_groups.created_at >=" in (
+    assert "WHERE lower(study_groups.visibility) = lower(:param_1) AND study_groups.created_at" in (
         statement
     )
     assert "ORDER BY" not in statement
@@ -450,9 +465,9 @@ async def test_fetch_page_counts_then_fetches_the_ordered_window() -> None:
     assert count_sql.startswith("SELECT count(*) AS count_1 FROM (SELECT study_groups.id")
     assert "lower(study_groups.visibility)" in count_sql
     assert "ORDER BY study_groups.created_at DESC, study_groups.id" in page_sql
-    assert "LIMIT :param_1 OFFSET :param_2" in page_sql
-    assert session.statements[1].compile().params["param_1"] == 5
+    assert "LIMIT :param_2 OFFSET :param_3" in page_sql
     assert session.statements[1].compile().params["param_2"] == 5
+    assert session.statements[1].compile().params["param_3"] == 5
 
 
 async def test_fetch_page_with_no_count_is_zero() -> None:

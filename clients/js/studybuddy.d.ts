@@ -186,6 +186,26 @@ export interface BackoffOptions {
   retryLaterMs?: number;
 }
 
+/**
+ * Pacing of `send` frames, to stay within the server's message rate (contract section 4: 10
+ * messages/s per user, burst 30; more than 10 `RATE_LIMITED` answers within 10 s close the
+ * socket with 4008). Set these to the node's `WS_MESSAGE_RATE` and `WS_MESSAGE_BURST` when they
+ * are not the defaults.
+ */
+export interface SendRateOptions {
+  /** Sends per second once the burst is spent (default 10). */
+  perSecond?: number;
+  /** Sends that may go out at once, the bucket's size (default 30). It starts full and refills at `perSecond`. */
+  burst?: number;
+  /**
+   * Sends awaiting their `ack` or `error` at a time (default 5): the most that can be refused
+   * together. After a `RATE_LIMITED` or `SERVICE_UNAVAILABLE` pause it is 1 until the next ack.
+   * Whatever this says, and also with `sendRate: null`, the sends awaiting an answer plus the
+   * `RATE_LIMITED` answers of the last 10 s stay at 8 or fewer (the server closes at over 10).
+   */
+  maxInFlight?: number;
+}
+
 /** Timer functions (inject a fake in tests). */
 export interface Clock {
   now(): number;
@@ -193,18 +213,30 @@ export interface Clock {
   clearTimeout(id: unknown): void;
 }
 
-/** The subset of the WebSocket API the client uses (browser `WebSocket`, or `ws` in Node). */
+/**
+ * The subset of the WebSocket API the client uses (browser `WebSocket`, or `ws` in Node). The
+ * handlers take `any` events so that both the DOM's and `ws`'s event types fit; the client reads
+ * `data` from a message event, `code` and `reason` from a close event.
+ */
 export interface WebSocketLike {
   binaryType: string;
   readonly protocol?: string;
+  /** 3 once closed. */
+  readonly readyState?: number;
   send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-  onclose: ((event: { code: number; reason?: string }) => void) | null;
+  /** `ws` only: destroy the connection at once (used when a close handshake does not finish). */
+  terminate?(): void;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
 }
-export type WebSocketConstructor = new (url: string, protocols: string[]) => WebSocketLike;
+/**
+ * A WebSocket class: the browser's `WebSocket`, Node 22's global one, or `ws`'s default export
+ * (which type-checks as is with `@types/ws`). The client calls `new WebSocket(url, [subprotocol])`.
+ */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 export interface TokenRequest {
   /**
@@ -228,12 +260,32 @@ export interface ClientOptions {
   refreshMarginMs?: number;
   /** Wait before trying a failed refresh again (default 5000). */
   refreshRetryMs?: number;
-  /** 4001 refusals in a row, before any `ready`, after which the client stops (default 3). */
+  /**
+   * 4001 refusals in a row, before any `ready`, after which the client stops (default 3):
+   * the 3rd refusal stops it. 0 or 1: the first refusal does.
+   */
   maxAuthFailures?: number;
-  /** Send `ping` frames this often (default 0: off; the server's WebSocket pings suffice). */
+  /**
+   * A connection attempt (getting the token, the WebSocket handshake, `auth`) that brings no
+   * `ready` within this long is given up and retried with backoff like a dropped one
+   * (default 15000; 0: no limit). The `disconnected` event says `no ready within 15000 ms`, or,
+   * when `getToken` has not answered, an `error` event `TOKEN_ERROR` comes instead.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Send a `ping` frame this often while ready (default: half of `ready.heartbeat_s`, 10000 with
+   * the server's default 20 s; 0: off). Together with `pingTimeoutMs` this notices a node that
+   * froze or a network that went silent, which a browser or `ws` may not report for minutes.
+   */
   pingIntervalMs?: number;
-  /** Without a `pong` within this long, drop the connection and reconnect (default 10000). */
+  /** Without a `pong` within this long, drop the connection (`no pong`) and reconnect (default 10000). */
   pingTimeoutMs?: number;
+  /**
+   * Pacing of `send` frames (default `{ perSecond: 10, burst: 30, maxInFlight: 5 }`, the
+   * server's defaults); null drops the bucket and `maxInFlight` (the pause after
+   * `RATE_LIMITED` and the limit of 8 awaiting an answer still apply).
+   */
+  sendRate?: SendRateOptions | null;
   /** At most one `typing` frame per group this often (default 2000). */
   typingIntervalMs?: number;
   clock?: Clock;
@@ -245,6 +297,7 @@ export interface ClientOptions {
 
 export interface StateEvent { state: ConnectionState; previous: ConnectionState }
 export interface DisconnectedEvent {
+  /** The close code; 1006 also when the client gave the connection up (`no pong`, `no ready within ... ms`). */
   code: number;
   reason: string;
   /** The HTTP status of a refused handshake, when the WebSocket implementation reports it (ws does, browsers do not). */
@@ -254,7 +307,8 @@ export interface DisconnectedEvent {
   delayMs: number | null;
 }
 /** After every subscribe with `since_seq`. On `recovered: false`, reload history over REST:
- * `GET /api/v1/study-groups/{group_id}/messages?after_seq={since_seq}&sort=seq`. */
+ * `GET /api/v1/study-groups/{group_id}/messages?after_seq={since_seq}&sort=seq`. `lastSeq()`
+ * is then `last_seq`, also when that is below `since_seq` (the group's log is behind the client). */
 export interface RecoveryEvent { group_id: Uuid; recovered: boolean; since_seq: number; last_seq: number }
 /** A message arrived past a hole; the client re-subscribes with `since_seq` to fill it. */
 export interface GapEvent { group_id: Uuid; expected_seq: number; seq: number }
@@ -306,18 +360,26 @@ export declare class StudyBuddyClient {
   readonly groups: Uuid[];
   /** Sends not yet acknowledged, oldest first. */
   readonly outbox: OutboxEntry[];
-  /** The highest seq delivered for a group, or null. */
+  /** The highest seq delivered for a group (or the server's `last_seq` after a subscribe), or null. */
   lastSeq(groupId: Uuid): number | null;
   on<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): () => void;
   off<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): void;
   /** Start or resume; resolves with the next `ready`. */
   connect(): Promise<ReadyFrame>;
-  /** Stop for good; pending sends and subscribes reject with `CLOSED`. */
+  /**
+   * Stop for good; pending sends and subscribes reject with `CLOSED`. The socket is closed
+   * with 1000; one whose close handshake is not over within 1 s is terminated (`ws`), so a
+   * frozen node does not keep a Node process alive.
+   */
   close(): void;
   subscribe(groupId: Uuid, options?: { sinceSeq?: number }): Promise<SubscribedFrame>;
   /** Resolves with `unsubscribed`, or null when not connected. */
   unsubscribe(groupId: Uuid): Promise<UnsubscribedFrame | null>;
-  /** Queued in the outbox until acked (across reconnects). */
+  /**
+   * Queued in the outbox until acked (across reconnects). The outbox goes out oldest first,
+   * paced by `sendRate`; `RATE_LIMITED` or `SERVICE_UNAVAILABLE` pauses all of it and it is
+   * sent again with the same `client_msg_id`.
+   */
   send(groupId: Uuid, body: string, options?: { clientMsgId?: string }): Promise<AckFrame>;
   /** true when a `typing` frame went out (throttled). */
   typing(groupId: Uuid): boolean;

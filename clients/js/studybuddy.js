@@ -2,9 +2,10 @@
  * StudyBuddy client SDK: one ES module, no build step, no runtime dependency.
  *
  * A {@link StudyBuddyClient} keeps one socket to `GET /api/v1/ws` alive: it authenticates,
- * refreshes the token before it expires, reconnects with full-jitter exponential backoff,
- * re-subscribes every group with `since_seq`, resends unacked messages with their
- * `client_msg_id`, drops duplicate `message` frames and repairs gaps. See docs/clients.md.
+ * refreshes the token before it expires, pings to notice a dead link, reconnects with
+ * full-jitter exponential backoff, re-subscribes every group with `since_seq`, paces and resends
+ * unacked messages with their `client_msg_id`, drops duplicate `message` frames and repairs
+ * gaps. See docs/clients.md.
  * @module
  */
 
@@ -48,15 +49,35 @@ const RETRY_LATER_CODES = new Set([
 /** How often a replay that still leaves a hole is asked for again before giving up. */
 const MAX_REPLAY_TRIES = 3;
 
+/** The outbox's first pause after `RATE_LIMITED`; it doubles while they keep coming. */
+const RATE_LIMIT_PAUSE_MS = 1_000;
+
+/**
+ * The server closes a socket with 4008 after more than 10 `RATE_LIMITED` answers within 10 s
+ * (contract section 4). Sends awaiting an answer plus those answers of the last 10 s are kept
+ * at 8 or fewer, leaving room for other frames.
+ */
+const STRIKE_WINDOW_MS = 10_000;
+const MAX_STRIKES = 8;
+
+/** How long a closed socket may take to finish the close handshake before it is terminated. */
+const CLOSE_TIMEOUT_MS = 1_000;
+
+/** The ping interval when `ready` carries no usable `heartbeat_s`. */
+const FALLBACK_PING_INTERVAL_MS = 10_000;
+
 const DEFAULTS = Object.freeze({
   format: 'json',
   backoff: Object.freeze({ baseMs: 500, capMs: 30_000, retryLaterMs: 2_000 }),
   refreshMarginMs: 60_000,
   refreshRetryMs: 5_000,
   maxAuthFailures: 3,
-  pingIntervalMs: 0,
+  connectTimeoutMs: 15_000,
+  pingIntervalMs: null, // null: half of ready.heartbeat_s; 0: off
   pingTimeoutMs: 10_000,
   typingIntervalMs: 2_000,
+  // the server's default message rate (contract section 4), and how many sends may await an answer
+  sendRate: Object.freeze({ perSecond: 10, burst: 30, maxInFlight: 5 }),
 });
 
 const systemClock = Object.freeze({
@@ -456,8 +477,10 @@ function randomId() {
 function withDefaults(options) {
   return {
     ...DEFAULTS,
-    ...options,
+    ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
     backoff: { ...DEFAULTS.backoff, ...options.backoff },
+    pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+    sendRate: options.sendRate === null ? null : { ...DEFAULTS.sendRate, ...options.sendRate },
     WebSocket: options.WebSocket ?? globalThis.WebSocket,
     clock: options.clock ?? systemClock,
     random: options.random ?? Math.random,
@@ -504,8 +527,14 @@ export class StudyBuddyClient {
   #requests = new Map();
   /** @type {Map<string, {status: string, lastSeq: number|null, sentSince: number|null, waiters: object[], tries: number, replayTries: number, subscribed: object|null}>} */
   #groups = new Map();
-  /** @type {Map<string, {frame: object, promise: Promise<object>, resolve: Function, reject: Function, tries: number}>} */
+  /** @type {Map<string, {frame: object, promise: Promise<object>, resolve: Function, reject: Function, inFlight: boolean, epoch: number}>} */
   #outbox = new Map();
+  /** The client's side of the server's message rate: tokens left at time `at` (see `sendRate`). */
+  #sendTokens = { tokens: 0, at: 0 };
+  /** Sends wait until `until`; `tries` counts pauses since the last ack, `epoch` all pauses. */
+  #outboxPause = { until: 0, tries: 0, epoch: 0 };
+  /** When this connection got `RATE_LIMITED` answers (the server counts them per socket). */
+  #strikes = [];
   #reads = new Map();
   #typingAt = new Map();
   #readyWaiters = [];
@@ -524,6 +553,7 @@ export class StudyBuddyClient {
     if (typeof this.#opts.WebSocket !== 'function') {
       throw new TypeError('no WebSocket: pass options.WebSocket (in Node, from the ws package)');
     }
+    this.#sendTokens = { tokens: this.#opts.sendRate?.burst ?? 0, at: this.#opts.clock.now() };
   }
 
   /** `idle`, `connecting`, `authenticating`, `ready`, `reconnecting` or `closed`. */
@@ -546,7 +576,7 @@ export class StudyBuddyClient {
     return [...this.#outbox.values()].map((entry) => ({ ...entry.frame }));
   }
 
-  /** The highest `seq` delivered for a group, or null before any. */
+  /** The highest `seq` delivered for a group (or the server's `last_seq` after a subscribe), or null before any. */
   lastSeq(groupId) {
     return this.#groups.get(groupId)?.lastSeq ?? null;
   }
@@ -575,7 +605,10 @@ export class StudyBuddyClient {
     return ready;
   }
 
-  /** Stop for good: close the socket, reject pending sends and subscriptions, forget groups. */
+  /**
+   * Stop for good: close the socket (terminated if its close handshake takes over 1 s), reject
+   * pending sends and subscriptions, forget groups.
+   */
   close() {
     const error = new StudyBuddyError('CLOSED', 'the client was closed');
     this.#stop(error);
@@ -616,7 +649,8 @@ export class StudyBuddyClient {
 
   /**
    * Send a message. It waits in the outbox until acked, across reconnects; resolves with the
-   * `ack`. The same `clientMsgId` again returns the same promise (and the server dedupes).
+   * `ack`. The outbox goes out in order, paced by `sendRate`, and holds back after
+   * `RATE_LIMITED`. The same `clientMsgId` again returns the same promise (and the server dedupes).
    * @param {string} groupId
    * @param {string} body 1..4000 characters
    * @param {{clientMsgId?: string}} [options]
@@ -627,10 +661,10 @@ export class StudyBuddyClient {
     const existing = this.#outbox.get(clientMsgId);
     if (existing) return existing.promise;
     const frame = { type: 'send', group_id: groupId, body, client_msg_id: clientMsgId };
-    const entry = /** @type {any} */ ({ frame, tries: 0 });
+    const entry = /** @type {any} */ ({ frame, inFlight: false, epoch: 0 });
     entry.promise = quiet(new Promise((resolve, reject) => Object.assign(entry, { resolve, reject })));
     this.#outbox.set(clientMsgId, entry);
-    if (this.#state === 'ready') this.#transmitSend(entry);
+    this.#pumpOutbox();
     return entry.promise;
   }
 
@@ -685,9 +719,11 @@ export class StudyBuddyClient {
   async #open() {
     const generation = ++this.#generation;
     this.#setState('connecting');
+    const { connectTimeoutMs } = this.#opts;
+    if (connectTimeoutMs > 0) this.#setTimer('connect', connectTimeoutMs, () => this.#connectTimedOut());
     let token;
     try {
-      token = await this.#freshToken();
+      token = await this.#freshToken(generation);
     } catch (cause) {
       if (generation === this.#generation) this.#retryAfter('TOKEN_ERROR', 'getToken failed', cause);
       return;
@@ -706,15 +742,26 @@ export class StudyBuddyClient {
     this.#scheduleReconnect(this.#nextDelay('retry'));
   }
 
+  /**
+   * No `ready` within `connectTimeoutMs` of the attempt's start (a node that accepts but never
+   * answers, or a token getter that hangs): give the attempt up and retry with backoff.
+   */
+  #connectTimedOut() {
+    const limit = `within ${this.#opts.connectTimeoutMs} ms`;
+    if (this.#ws) return this.#drop(`no ready ${limit}`);
+    this.#generation += 1; // the getter's late answer is ignored
+    return this.#retryAfter('TOKEN_ERROR', `getToken did not answer ${limit}`);
+  }
+
   /** The getter's token; forced when the last one was refused or has already expired. */
-  async #freshToken() {
+  async #freshToken(generation) {
     const force = this.#forceToken;
     let token = await this.#opts.getToken({ force });
     if (!force && refreshDelay(token, 0, this.#opts.clock.now()) === 0) {
       token = await this.#opts.getToken({ force: true });
     }
     if (typeof token !== 'string' || !token) throw new TypeError('getToken returned no token');
-    this.#forceToken = false;
+    if (generation === this.#generation) this.#forceToken = false;
     return token;
   }
 
@@ -761,7 +808,7 @@ export class StudyBuddyClient {
     if (action !== 'reauth') return this.#nextDelay(action);
     this.#forceToken = true;
     if (!wasReady) this.#authFailures += 1;
-    if (this.#authFailures > this.#opts.maxAuthFailures) return null;
+    if (this.#authFailures >= this.#opts.maxAuthFailures) return null;
     return this.#nextDelay('retry');
   }
 
@@ -772,11 +819,12 @@ export class StudyBuddyClient {
   }
 
   #scheduleReconnect(delayMs) {
+    this.#clearTimer('connect');
     this.#setState('reconnecting');
     this.#setTimer('reconnect', delayMs, () => this.#open());
   }
 
-  /** Forget the socket and everything tied to it; groups and the outbox stay. */
+  /** Forget the socket and everything tied to it; groups, the outbox and its pacing stay. */
   #detach() {
     const ws = this.#ws;
     this.#ws = null;
@@ -792,18 +840,34 @@ export class StudyBuddyClient {
       else request.reject?.(new StudyBuddyError('DISCONNECTED', 'the connection closed'));
     }
     for (const group of this.#groups.values()) group.status = 'pending';
+    for (const entry of this.#outbox.values()) entry.inFlight = false;
+    this.#strikes = [];
     return ws;
   }
 
-  /** Close our side without waiting for the close handshake (e.g. no pong). */
+  /** Give a connection up without waiting for the close handshake (no pong, no ready). */
   #drop(reason) {
     const ws = this.#ws;
     this.#onClose(CloseCode.ABNORMAL, reason);
+    this.#closeSocket(ws, reason);
+  }
+
+  /**
+   * Close a detached socket with 1000. Node's `ws` waits 30 s for the peer's close frame,
+   * keeping the process alive when the peer is frozen: terminate it if the handshake is not
+   * over within CLOSE_TIMEOUT_MS. (A browser's WebSocket has no terminate() and needs none.)
+   */
+  #closeSocket(ws, reason) {
+    if (!ws) return;
     try {
-      ws?.close(CloseCode.NORMAL, reason);
+      ws.close(CloseCode.NORMAL, reason);
     } catch {
       // already closing
     }
+    if (typeof ws.terminate !== 'function' || ws.readyState === 3) return;
+    const { clock } = this.#opts;
+    const timer = clock.setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS);
+    ws.onclose = () => clock.clearTimeout(timer);
   }
 
   #stop(error) {
@@ -811,11 +875,7 @@ export class StudyBuddyClient {
     this.#generation += 1;
     const ws = this.#detach();
     this.#clearTimer('reconnect');
-    try {
-      ws?.close(CloseCode.NORMAL, 'client closed');
-    } catch {
-      // already closing
-    }
+    this.#closeSocket(ws, 'client closed');
     settleAll(this.#readyWaiters, 'reject', error);
     this.#setState('closed');
   }
@@ -879,11 +939,12 @@ export class StudyBuddyClient {
     this.#ready = frame;
     this.#attempt = 0;
     this.#authFailures = 0;
+    this.#clearTimer('connect');
     this.#setState('ready');
     this.#scheduleRefresh();
     this.#schedulePing();
     for (const [groupId, group] of this.#groups) this.#sendSubscribe(groupId, group);
-    for (const entry of this.#outbox.values()) this.#transmitSend(entry);
+    this.#pumpOutbox();
     this.#flushReads();
     settleAll(this.#readyWaiters, 'resolve', frame);
     return this.#events.emit('ready', frame);
@@ -894,7 +955,11 @@ export class StudyBuddyClient {
     const group = this.#groups.get(frame.group_id);
     if (group?.status !== 'subscribing') return;
     if (group.sentSince !== null && !this.#checkRecovery(frame, group)) return;
-    group.lastSeq = Math.max(group.lastSeq ?? 0, frame.last_seq);
+    // The server's cursor starts at last_seq: messages up to it were replayed (or are to be
+    // reloaded: `recovery` said so), and live ones follow it. Also when last_seq is below what
+    // the client saw (a sinceSeq past the end, a log restored from backup): else every live
+    // message up to the old lastSeq would be dropped as a duplicate.
+    group.lastSeq = frame.last_seq;
     group.status = 'subscribed';
     group.tries = 0;
     group.replayTries = 0;
@@ -952,12 +1017,14 @@ export class StudyBuddyClient {
     const entry = this.#outbox.get(frame.client_msg_id);
     if (!entry) return;
     this.#outbox.delete(frame.client_msg_id);
-    this.#clearTimer(`send:${frame.client_msg_id}`);
+    this.#outboxPause.tries = 0;
     entry.resolve(frame);
     this.#events.emit('ack', frame);
+    this.#pumpOutbox();
   }
 
   #onErrorFrame(frame) {
+    if (frame.code === 'RATE_LIMITED') this.#strikes.push(this.#opts.clock.now());
     const error = new StudyBuddyError(frame.code, frame.message, { frame });
     const request = this.#takeRequest(frame.ref);
     if (!request) return this.#emitError(error);
@@ -970,14 +1037,33 @@ export class StudyBuddyClient {
     const entry = this.#outbox.get(clientMsgId);
     if (!entry) return;
     if (TRANSIENT_ERRORS.has(error.code)) {
-      entry.tries += 1;
-      this.#setTimer(`send:${clientMsgId}`, this.#retryDelay(entry.tries), () => {
-        if (this.#outbox.get(clientMsgId) === entry) this.#transmitSend(entry);
-      });
+      entry.inFlight = false; // back in its place in the outbox
+      if (entry.epoch === this.#outboxPause.epoch) this.#pauseOutbox(error.code);
+      this.#pumpOutbox();
       return;
     }
     this.#outbox.delete(clientMsgId);
     entry.reject(error);
+    this.#pumpOutbox();
+  }
+
+  /**
+   * Hold the whole outbox back after `RATE_LIMITED` or `SERVICE_UNAVAILABLE` to a send made
+   * since the last pause (the answers to sends already in flight do not pause it again).
+   * `RATE_LIMITED`: 1 s, doubling up to `backoff.capMs` until an ack, and no send tokens left
+   * (the server's bucket is empty too). `SERVICE_UNAVAILABLE`: a jittered backoff window.
+   */
+  #pauseOutbox(code) {
+    const pause = this.#outboxPause;
+    const now = this.#opts.clock.now();
+    pause.tries += 1;
+    pause.epoch += 1;
+    if (code === 'RATE_LIMITED') {
+      pause.until = now + Math.min(this.#opts.backoff.capMs, RATE_LIMIT_PAUSE_MS * 2 ** (pause.tries - 1));
+      this.#sendTokens = { tokens: 0, at: now };
+    } else {
+      pause.until = now + this.#retryDelay(pause.tries);
+    }
   }
 
   #subscribeFailed(groupId, error) {
@@ -1043,8 +1129,66 @@ export class StudyBuddyClient {
     this.#transmit({ ...frame, ref: this.#track('subscribe', groupId) });
   }
 
+  /**
+   * Send what the outbox may now, oldest first: not while paused, at most
+   * `sendRate.maxInFlight` awaiting an answer (one after a pause, until an ack), never so many
+   * that their refusals could get the socket closed for flooding, and as `sendRate` tokens
+   * allow. A timer comes back for the rest; an answer frees a place.
+   */
+  #pumpOutbox() {
+    if (this.#state !== 'ready') return;
+    const now = this.#opts.clock.now();
+    const pause = this.#outboxPause;
+    if (pause.until > now) {
+      this.#setTimer('outbox', pause.until - now, () => this.#pumpOutbox());
+      return;
+    }
+    this.#strikes = this.#strikes.filter((at) => now - at < STRIKE_WINDOW_MS);
+    const room = MAX_STRIKES - this.#strikes.length;
+    const maxInFlight = Math.min(room, pause.tries > 0 ? 1 : (this.#opts.sendRate?.maxInFlight ?? Infinity));
+    let inFlight = 0;
+    for (const entry of this.#outbox.values()) if (entry.inFlight) inFlight += 1;
+    for (const entry of this.#outbox.values()) {
+      if (entry.inFlight) continue;
+      if (inFlight >= maxInFlight) {
+        // held back by recent refusals: come back when the oldest no longer counts
+        if (inFlight >= room && this.#strikes.length) {
+          this.#setTimer('outbox', this.#strikes[0] + STRIKE_WINDOW_MS - now, () => this.#pumpOutbox());
+        }
+        return;
+      }
+      const tokenMs = this.#takeSendToken(now);
+      if (tokenMs > 0) {
+        this.#setTimer('outbox', tokenMs, () => this.#pumpOutbox());
+        return;
+      }
+      this.#transmitSend(entry);
+      inFlight += 1;
+    }
+  }
+
+  /** Take a send token (a bucket of `sendRate.burst`, refilled at `perSecond`): 0, or the ms until one. */
+  #takeSendToken(now) {
+    const rate = this.#opts.sendRate;
+    if (!rate) return 0;
+    const bucket = this.#sendTokens;
+    bucket.tokens = Math.min(rate.burst, bucket.tokens + ((now - bucket.at) * rate.perSecond) / 1000);
+    bucket.at = now;
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil(((1 - bucket.tokens) * 1000) / rate.perSecond));
+  }
+
   #transmitSend(entry) {
-    this.#transmit({ ...entry.frame, ref: this.#track('send', entry.frame.client_msg_id) });
+    entry.inFlight = true;
+    entry.epoch = this.#outboxPause.epoch;
+    const ref = this.#track('send', entry.frame.client_msg_id);
+    if (!this.#transmit({ ...entry.frame, ref })) {
+      this.#requests.delete(ref);
+      entry.inFlight = false; // the socket is going: the next ready sends it
+    }
   }
 
   #flushReads() {
@@ -1069,9 +1213,13 @@ export class StudyBuddyClient {
     });
   }
 
-  /** Optional `ping` frames; no `pong` within `pingTimeoutMs` drops the connection. */
+  /**
+   * `ping` frames every `pingIntervalMs` (by default half of `ready.heartbeat_s`): no `pong`
+   * within `pingTimeoutMs` drops the connection, so a frozen node or a silent network is noticed.
+   */
   #schedulePing() {
-    const { pingIntervalMs, pingTimeoutMs } = this.#opts;
+    const { pingTimeoutMs } = this.#opts;
+    const pingIntervalMs = this.#pingInterval();
     if (!(pingIntervalMs > 0)) return;
     this.#setTimer('ping', pingIntervalMs, () => {
       const ws = this.#ws;
@@ -1083,6 +1231,13 @@ export class StudyBuddyClient {
       };
       this.ping().then(next, next);
     });
+  }
+
+  #pingInterval() {
+    const { pingIntervalMs } = this.#opts;
+    if (pingIntervalMs !== null) return pingIntervalMs;
+    const heartbeatS = this.#ready?.heartbeat_s;
+    return typeof heartbeatS === 'number' && heartbeatS > 0 ? heartbeatS * 500 : FALLBACK_PING_INTERVAL_MS;
   }
 
   #setTimer(name, ms, fn) {

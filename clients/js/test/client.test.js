@@ -77,6 +77,41 @@ function ack(frame, seq) {
 
 const seqs = (messages) => messages.map((m) => m.seq);
 
+/**
+ * Play the server's message rate (contract section 4) on `net`: a GCRA of `perSecond` with
+ * `burst` per user, RATE_LIMITED over it, and 4008 after more than 10 of those within 10 s.
+ * `drainedUntil`: the user's bucket is empty until then (another tab, REST sends).
+ */
+function rateLimitedServer(net, clock, { perSecond = 10, burst = 30, drainedUntil = 0 } = {}) {
+  const intervalMs = 1000 / perSecond;
+  const server = { tat: 0, seq: 0, strikes: [], limited: [], closed: [] };
+  /** Spend one message of the user's rate (also for another tab's sends); false when over it. */
+  server.take = (now) => {
+    const tat = Math.max(server.tat, now);
+    if (now < drainedUntil || tat - now > intervalMs * (burst - 1)) return false;
+    server.tat = tat + intervalMs;
+    return true;
+  };
+  net.serve = (frame, socket) => {
+    if (frame.type !== 'send') return;
+    const now = clock.now();
+    if (!server.take(now)) {
+      server.limited.push(frame.client_msg_id);
+      server.strikes = [...server.strikes.filter((t) => now - t < 10_000), now];
+      if (server.strikes.length > 10) {
+        server.closed.push(now);
+        socket.serverClose(4008, 'flooding');
+      } else {
+        socket.deliver({ type: 'error', code: 'RATE_LIMITED', message: 'Slow down', ref: frame.ref });
+      }
+      return;
+    }
+    server.seq += 1;
+    socket.deliver(ack(frame, server.seq));
+  };
+  return server;
+}
+
 // --- connecting ---
 
 test('connect asks for the JSON subprotocol, sends auth first and resolves with ready', async () => {
@@ -238,6 +273,94 @@ test('RATE_LIMITED or SERVICE_UNAVAILABLE: the send is retried later with the sa
   assert.equal((await sent).seq, 5);
 });
 
+test('100 sends in a row are paced to the server rate (burst 30, then 10/s): no 4008, all acked in 7 s', async () => {
+  const { client, net, clock, seen } = await connected();
+  const server = rateLimitedServer(net, clock);
+  const start = clock.now();
+  const acked = [];
+  client.on('ack', () => acked.push(clock.now() - start));
+  const sends = Array.from({ length: 100 }, (_, i) => client.send(G, `m${i}`, { clientMsgId: `k-${i}` }));
+  await flush();
+  assert.equal(acked.length, 30, 'the burst goes out at once');
+  await clock.advance(1_000);
+  assert.equal(acked.length, 40, 'then 10 per second');
+  await clock.advance(6_000);
+  assert.deepEqual((await Promise.all(sends)).map((a) => a.client_msg_id), sends.map((_, i) => `k-${i}`));
+  assert.equal(acked.at(-1), 7_000);
+  assert.deepEqual([server.limited, server.closed, seen('disconnected')], [[], [], []]);
+  assert.equal(net.last.frames('send').length, 100, 'each sent once');
+});
+
+test('at most sendRate.maxInFlight (5) sends await an answer; sendRate: null is unpaced, 8 at most', async () => {
+  const { client, net } = await connected();
+  for (let i = 0; i < 12; i += 1) client.send(G, `m${i}`, { clientMsgId: `k-${i}` });
+  assert.deepEqual(net.last.frames('send').map((f) => f.client_msg_id), ['k-0', 'k-1', 'k-2', 'k-3', 'k-4']);
+  net.last.deliver(ack(net.last.frames('send')[1], 1));
+  assert.equal(net.last.last('send').client_msg_id, 'k-5', 'an ack frees a place');
+  assert.equal(net.last.frames('send').length, 6);
+
+  const unpaced = await connected({ sendRate: null });
+  const sends = Array.from({ length: 100 }, (_, i) => unpaced.client.send(G, `m${i}`));
+  assert.equal(unpaced.net.last.frames('send').length, 8);
+  rateLimitedServer(unpaced.net, unpaced.clock, { burst: 1000 });
+  unpaced.net.last.frames('send').forEach((frame, i) => unpaced.net.last.deliver(ack(frame, 1000 + i)));
+  await flush();
+  assert.equal((await Promise.all(sends)).length, 100, 'all acked at once, without a timer');
+});
+
+test('sends awaiting an answer plus the RATE_LIMITED answers of the last 10 s stay at 8 or fewer', async () => {
+  const { client, net, clock, seen } = await connected();
+  const server = rateLimitedServer(net, clock);
+  while (server.take(clock.now())); // another tab spent the burst...
+  const sends = Array.from({ length: 40 }, (_, i) => client.send(G, `m${i}`, { clientMsgId: `k-${i}` }));
+  const strikes = [];
+  for (let step = 1; step <= 600; step += 1) {
+    await clock.advance(100);
+    if (step <= 300 && step % 5 !== 0) server.take(clock.now()); // ...and sends 8/s for 30 s
+    const now = clock.now();
+    strikes.push(server.strikes.filter((at) => now - at < 10_000).length);
+  }
+  assert.ok(Math.max(...strikes) <= 8, `at most 8 refusals within 10 s, got ${Math.max(...strikes)}`);
+  assert.deepEqual([server.closed, seen('disconnected')], [[], []]);
+  assert.equal((await Promise.all(sends)).length, 40);
+});
+
+test('RATE_LIMITED pauses the whole outbox (1 s, then 2 s...), then one send at a time until an ack', async () => {
+  const { client, net, clock, seen } = await connected();
+  const server = rateLimitedServer(net, clock, { drainedUntil: clock.now() + 2_500 }); // used up elsewhere
+  const sends = Array.from({ length: 10 }, (_, i) => client.send(G, `m${i}`, { clientMsgId: `k-${i}` }));
+  const sentAt = (from, to) => net.last.frames('send').slice(from, to).map((f) => f.client_msg_id);
+  await flush();
+  assert.deepEqual(server.limited, ['k-0', 'k-1', 'k-2', 'k-3', 'k-4'], 'the sends in flight');
+  await clock.advance(999);
+  assert.equal(net.last.frames('send').length, 5, 'nothing during the pause');
+  await clock.advance(1);
+  assert.deepEqual(sentAt(5), ['k-0'], 'after 1 s: the oldest, alone');
+  await clock.advance(1_999);
+  assert.equal(net.last.frames('send').length, 6, 'refused again: a 2 s pause');
+  await clock.advance(1);
+  assert.deepEqual(sentAt(6, 7), ['k-0']);
+  await clock.advance(1_000);
+  assert.deepEqual((await Promise.all(sends)).map((a) => a.client_msg_id), sends.map((_, i) => `k-${i}`));
+  assert.equal(server.strikes.length, 6);
+  assert.deepEqual([server.closed, seen('disconnected')], [[], []]);
+  assert.deepEqual(client.outbox, []);
+});
+
+test('the send pacing carries over a reconnect: a full outbox resends at the server rate', async () => {
+  const { client, net, clock, seen } = await connected();
+  const server = rateLimitedServer(net, clock);
+  for (let i = 0; i < 45; i += 1) client.send(G, `m${i}`, { clientMsgId: `k-${i}` });
+  await flush();
+  assert.equal(client.outbox.length, 15);
+  net.last.serverClose(1006);
+  await clock.advance(250); // random 0.5 of the first 500 ms window
+  await handshake(net);
+  await clock.advance(1_500);
+  assert.deepEqual([server.limited, server.closed, seen('disconnected').length], [[], [], 1]);
+  assert.deepEqual(client.outbox, []);
+});
+
 // --- reconnecting ---
 
 test('reconnect delays are full jitter within [0, min(cap, base * 2^n)] and reset after ready', async () => {
@@ -326,16 +449,33 @@ test('4001: the next connection asks for a fresh token; repeated refusals stop t
   await ready;
   net.last.serverClose(4001, 'token expired');
   assert.equal(seen('disconnected').at(-1).action, 'reauth');
-  await clock.advance(BACKOFF.capMs);
+  await clock.advance(1_000); // the delays are 250 and 500 ms (random 0.5)
   assert.deepEqual(tokenCalls.at(-1), { force: true });
-  for (let i = 0; i < 3; i += 1) {
+  for (let i = 0; i < 2; i += 1) {
     net.last.accept();
     net.last.serverClose(4001, 'invalid or expired token');
-    await clock.advance(BACKOFF.capMs);
+    await clock.advance(1_000);
   }
   assert.equal(client.state, 'closed');
   assert.equal(seen('disconnected').at(-1).delayMs, null);
-  assert.equal(net.sockets.length, 4);
+  assert.equal(net.sockets.length, 3, 'the socket refused after ready, then 2 refusals in a row');
+});
+
+test('maxAuthFailures (default 3): exactly 3 refusals before any ready stop the client', async () => {
+  const { client, net, clock, seen } = setup();
+  const ready = client.connect();
+  for (let i = 0; i < 3; i += 1) {
+    await flush();
+    net.last.accept();
+    net.last.serverClose(4001, 'invalid or expired token');
+    await clock.advance(1_000);
+  }
+  assert.equal(client.state, 'closed');
+  assert.deepEqual(seen('disconnected').map((d) => d.action), ['reauth', 'reauth', 'reauth']);
+  assert.deepEqual(seen('disconnected').map((d) => d.delayMs === null), [false, false, true]);
+  await assert.rejects(ready, { code: 'UNAUTHORIZED', message: 'the server refused the token 3 times' });
+  await clock.advance(60_000);
+  assert.equal(net.sockets.length, 3);
 });
 
 test('a client stopped by auth failures rejects connect waiters and resumes on connect()', async () => {
@@ -411,6 +551,64 @@ test('an expired cached token is replaced before dialling', async () => {
   client.close();
 });
 
+test('no ready within connectTimeoutMs (15 s) of the attempt: dropped and retried with backoff', async () => {
+  const { client, net, clock, seen } = setup();
+  const ready = client.connect();
+  await flush();
+  const silent = net.last; // the node accepts TCP but never answers the handshake
+  await clock.advance(14_999);
+  assert.deepEqual([client.state, seen('disconnected')], ['connecting', []]);
+  await clock.advance(1);
+  assert.deepEqual(seen('disconnected'), [
+    { code: 1006, reason: 'no ready within 15000 ms', httpStatus: null, action: 'retry', delayMs: 250 },
+  ]);
+  assert.equal(silent.readyState, 3);
+  await clock.advance(250);
+  assert.equal(net.sockets.length, 2);
+  net.last.accept(); // auth goes out, ready never comes
+  assert.equal(client.state, 'authenticating');
+  await clock.advance(14_999);
+  assert.equal(seen('disconnected').length, 1);
+  await clock.advance(1);
+  assert.equal(seen('disconnected')[1].reason, 'no ready within 15000 ms');
+  assert.equal(client.state, 'reconnecting');
+  await clock.advance(seen('disconnected')[1].delayMs);
+  await handshake(net);
+  assert.equal((await ready).type, 'ready');
+  await clock.advance(60_000);
+  assert.equal(seen('disconnected').length, 2, 'no timeout once ready');
+});
+
+test('connectTimeoutMs also bounds the token getter; 0 turns the timeout off', async () => {
+  const net = fakeNetwork();
+  const clock = new FakeClock();
+  const answers = [];
+  const getToken = () => new Promise((resolve) => answers.push(resolve));
+  const client = new StudyBuddyClient({
+    url: URL, getToken, WebSocket: net.WebSocket, clock, random: () => 0.5, connectTimeoutMs: 5_000,
+  });
+  const errors = [];
+  client.on('error', (e) => errors.push(`${e.code}: ${e.message}`));
+  const ready = client.connect();
+  await clock.advance(5_000);
+  assert.deepEqual(errors, ['TOKEN_ERROR: getToken did not answer within 5000 ms']);
+  assert.equal(client.state, 'reconnecting');
+  await clock.advance(250);
+  assert.equal(answers.length, 2, 'asked again');
+  answers[0]('late.token.ignored');
+  await flush();
+  assert.equal(net.sockets.length, 0, 'the late answer opens nothing');
+  answers[1]('a.b.c');
+  await handshake(net);
+  assert.equal((await ready).type, 'ready');
+  assert.equal(net.sockets.length, 1);
+
+  const patient = setup({ connectTimeoutMs: 0 });
+  patient.client.connect();
+  await patient.clock.advance(600_000);
+  assert.deepEqual([patient.client.state, patient.net.sockets.length], ['connecting', 1]);
+});
+
 // --- recovery, dedupe, gaps ---
 
 test('messages are delivered once per seq, in order', async () => {
@@ -484,6 +682,35 @@ test('recovered: false is surfaced so the app reloads history, and live messages
   assert.equal(client.lastSeq(G), 2000);
   net.last.deliver(message(G, 2001));
   assert.deepEqual(seqs(seen('message')), [2001]);
+});
+
+test('a sinceSeq past the last seq of the group: lastSeq drops to last_seq and live messages arrive', async () => {
+  const { client, net, seen } = await connected();
+  client.subscribe(G, { sinceSeq: 50 });
+  await answerSubscribe(net.last, G, { lastSeq: 3, recovered: false });
+  assert.deepEqual(seen('recovery'), [{ group_id: G, recovered: false, since_seq: 50, last_seq: 3 }]);
+  assert.equal(client.lastSeq(G), 3);
+  for (const seq of [4, 5, 6]) net.last.deliver(message(G, seq));
+  assert.deepEqual(seqs(seen('message')), [4, 5, 6]);
+});
+
+test('a group log behind the client after a reconnect (restored): the client follows the server', async () => {
+  const { client, net, clock, seen } = await connected();
+  client.subscribe(G);
+  await answerSubscribe(net.last, G, { lastSeq: 10 });
+  net.last.serverClose(1006);
+  await clock.advance(250);
+  await handshake(net);
+  const request = await answerSubscribe(net.last, G, { lastSeq: 7, recovered: false });
+  assert.equal(request.since_seq, 10);
+  assert.deepEqual(seen('recovery'), [{ group_id: G, recovered: false, since_seq: 10, last_seq: 7 }]);
+  assert.equal(client.lastSeq(G), 7);
+  net.last.deliver(message(G, 8));
+  assert.deepEqual(seqs(seen('message')), [8]);
+  net.last.serverClose(1006);
+  await clock.advance(250);
+  await handshake(net);
+  assert.equal(net.last.last('subscribe').since_seq, 8);
 });
 
 test('a subscription the server ends (kicked) is forgotten, not renewed', async () => {
@@ -612,10 +839,40 @@ test('close() while the token getter is still running opens nothing', async () =
   assert.equal(net.sockets.length, 0);
 });
 
+test('close() on a half-open connection terminates the socket when the close handshake hangs', async () => {
+  const { client, net, clock } = await connected();
+  const socket = net.last;
+  socket.freeze(); // ws would wait 30 s for the close frame, keeping Node alive
+  client.close();
+  assert.equal(client.state, 'closed');
+  assert.deepEqual([socket.closedWith, socket.readyState, socket.terminated], [{ code: 1000, reason: 'client closed' }, 2, false]);
+  await clock.advance(999);
+  assert.equal(socket.terminated, false);
+  await clock.advance(1);
+  assert.deepEqual([socket.readyState, socket.terminated], [3, true]);
+  assert.deepEqual(clock.pending(), []);
+});
+
+test('a socket without terminate() (a browser WebSocket) is only closed', async () => {
+  const net = fakeNetwork();
+  class BrowserWebSocket extends net.WebSocket {
+    terminate = undefined;
+  }
+  const clock = new FakeClock();
+  const client = new StudyBuddyClient({ url: URL, getToken: async () => 'a.b.c', WebSocket: BrowserWebSocket, clock });
+  const ready = client.connect();
+  await handshake(net);
+  await ready;
+  net.last.freeze();
+  client.close();
+  assert.deepEqual([net.last.readyState, clock.pending()], [2, []]);
+});
+
 // --- token refresh ---
 
 test('refresh is sent before the token expires, with a new token, and scheduled again', async () => {
-  const { net, clock, tokens, tokenCalls } = await connected({ refreshMarginMs: 60_000 });
+  // pings off, so that the refresh timer is the only one
+  const { net, clock, tokens, tokenCalls } = await connected({ refreshMarginMs: 60_000, pingIntervalMs: 0 });
   assert.deepEqual(clock.pending(), [840_000]);
   await clock.advance(839_999);
   assert.deepEqual(net.last.frames('refresh'), []);
@@ -652,8 +909,9 @@ test('refreshToken() refuses when not connected', async () => {
 
 // --- ping, typing ---
 
-test('optional ping frames: no pong within the timeout drops and reconnects', async () => {
+test('ping frames at pingIntervalMs: no pong within the timeout drops and reconnects', async () => {
   const { client, net, clock, seen } = await connected({ pingIntervalMs: 10_000, pingTimeoutMs: 3_000 });
+  net.answerPings = false;
   await clock.advance(10_000);
   const ping = net.last.last('ping');
   net.last.deliver({ type: 'pong', ref: ping.ref });
@@ -665,6 +923,41 @@ test('optional ping frames: no pong within the timeout drops and reconnects', as
   assert.equal(seen('disconnected').at(-1).reason, 'no pong');
   assert.equal(socket.closedWith.code, 1000);
   assert.equal(client.state, 'reconnecting');
+});
+
+test('by default a ping goes out every heartbeat_s / 2, so a frozen node is noticed', async () => {
+  const { client, net, clock, seen } = await connected(); // heartbeat_s: 20
+  await clock.advance(60_000);
+  assert.equal(net.last.frames('ping').length, 6, 'every 10 s, each answered');
+  assert.equal(client.state, 'ready');
+  const socket = net.last;
+  socket.freeze();
+  await clock.advance(10_000);
+  assert.equal(socket.frames('ping').length, 7);
+  await clock.advance(9_999);
+  assert.equal(client.state, 'ready');
+  await clock.advance(1); // no pong within pingTimeoutMs (10 s)
+  assert.equal(seen('disconnected').at(-1).reason, 'no pong');
+  assert.equal(client.state, 'reconnecting');
+  await clock.advance(1_000);
+  assert.equal(socket.terminated, true, 'not left to the close handshake');
+});
+
+test('the default ping interval follows ready.heartbeat_s; pingIntervalMs: 0 turns pings off', async () => {
+  const { client, net, clock } = setup();
+  client.connect();
+  await flush();
+  net.last.accept();
+  net.last.deliver({ type: 'ready', user_id: 'u-1', session_id: 's1', heartbeat_s: 30 });
+  await clock.advance(14_999);
+  assert.equal(net.last.frames('ping').length, 0);
+  await clock.advance(1);
+  assert.equal(net.last.frames('ping').length, 1);
+
+  const off = await connected({ pingIntervalMs: 0 });
+  off.net.last.freeze();
+  await off.clock.advance(120_000);
+  assert.deepEqual([off.net.last.frames('ping'), off.client.state], [[], 'ready']);
 });
 
 test('typing is throttled to one frame per interval per group', async () => {

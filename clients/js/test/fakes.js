@@ -9,10 +9,15 @@ export const flush = () => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * A network of fake sockets: every socket the client opens is kept in `sockets`.
- * @param {{format?: 'json'|'msgpack'}} [options] how the fake server encodes frames
+ * @param {{format?: 'json'|'msgpack', answerPings?: boolean}} [options] how the fake server
+ *   encodes frames; whether it answers `ping` with `pong` (on a microtask, as a live node
+ *   would; `net.answerPings = false` plays a frozen one). `net.serve = (frame, socket) => ...`
+ *   sees every other client frame, on a microtask, to answer it.
  */
-export function fakeNetwork({ format = 'json' } = {}) {
+export function fakeNetwork({ format = 'json', answerPings = true } = {}) {
   const sockets = [];
+  let pongs = answerPings;
+  let serve = null;
   const decode = (data) => (typeof data === 'string' ? JSON.parse(data) : msgpack.decode(data));
 
   class FakeWebSocket {
@@ -24,19 +29,35 @@ export function fakeNetwork({ format = 'json' } = {}) {
       this.binaryType = 'blob';
       this.sent = [];
       this.closedWith = null;
+      this.frozen = false;
+      this.terminated = false;
       sockets.push(this);
     }
 
     send(data) {
       if (this.readyState !== 1) throw new Error('InvalidStateError: the socket is not open');
       this.sent.push(data);
+      if (this.frozen) return;
+      const frame = decode(data);
+      if (frame.type === 'ping' && pongs) {
+        queueMicrotask(() => this.readyState === 1 && this.deliver({ type: 'pong', ref: frame.ref }));
+      } else if (serve) {
+        queueMicrotask(() => this.readyState === 1 && serve(frame, this));
+      }
     }
 
-    /** Like Node's ws: closing while connecting emits an 'error', which throws without a listener. */
+    /**
+     * Like Node's ws: closing while connecting emits an 'error', which throws without a listener.
+     * A frozen peer never answers the close frame: the socket stays closing.
+     */
     close(code = 1000, reason = '') {
       if (this.readyState >= 2) return;
       const connecting = this.readyState === 0;
       this.closedWith = { code, reason };
+      if (this.frozen && !connecting) {
+        this.readyState = 2;
+        return;
+      }
       this.readyState = 3;
       if (!connecting) {
         this.onclose?.({ code, reason, wasClean: true });
@@ -50,7 +71,20 @@ export function fakeNetwork({ format = 'json' } = {}) {
       });
     }
 
+    /** Like Node's ws: destroy the connection without a close handshake. */
+    terminate() {
+      if (this.readyState === 3) return;
+      this.terminated = true;
+      this.readyState = 3;
+      this.onclose?.({ code: 1006, reason: '', wasClean: false });
+    }
+
     // --- the server's side ---
+
+    /** The node freezes (SIGSTOP, a silent partition): nothing the client sends is answered. */
+    freeze() {
+      this.frozen = true;
+    }
 
     /** Complete the handshake. */
     accept() {
@@ -95,6 +129,18 @@ export function fakeNetwork({ format = 'json' } = {}) {
     sockets,
     get last() {
       return sockets.at(-1);
+    },
+    get answerPings() {
+      return pongs;
+    },
+    set answerPings(value) {
+      pongs = value;
+    },
+    get serve() {
+      return serve;
+    },
+    set serve(handler) {
+      serve = handler;
     },
   };
 }

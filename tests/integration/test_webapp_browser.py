@@ -623,3 +623,36 @@ async def test_email_links_settings_a_forgotten_password_and_signing_out_of_ever
     await expect(page.locator("#auth-notice")).to_contain_text("reset link", timeout=WAIT_MS)
     await expect(page.locator("#forgot-form")).to_be_hidden()
     assert not person.errors, person.errors
+
+
+async def test_the_owner_moderates_messages_and_members(
+    stage: Stage, deployment: Deployment, cast: Cast
+) -> None:
+    """The owner deletes another's message, makes them an admin, then removes them.
+
+    The web app had no way to do what the contract lets owners and admins do.
+    """
+    await post_messages(deployment.nodes[0].base_url, cast.bob, cast.group_id, ["spam spam"])
+    alice = await arrive(stage, "alice", cast.alice_link, 0, cast.alice)
+    page = alice.page
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await enter_room(page, cast.group_id)
+    await shows(page, ["spam spam"])
+    await page.get_by_role("button", name="Delete message: spam spam").click()
+    await expect(page.locator(MESSAGES)).to_have_count(0, timeout=WAIT_MS)
+    await page.click("#members-button")
+    bob = page.locator(f'#member-list li[data-user-id="{cast.bob.id}"]')
+    await bob.get_by_role("button", name="Make admin: Bob Builder").click()
+    await expect(bob.locator(".role")).to_have_text("admin", timeout=WAIT_MS)
+    await bob.get_by_role("button", name="Remove: Bob Builder").click()
+    await expect(bob).to_have_count(0, timeout=WAIT_MS)
+    async with httpx.AsyncClient(base_url=deployment.nodes[0].base_url, timeout=10) as http:
+        members = await http.get(
+            f"/api/v1/study-groups/{cast.group_id}/members", headers=cast.alice.headers
+        )
+        assert [m["user_id"] for m in members.json()["data"]] == [cast.alice.id]
+        history = await http.get(
+            f"/api/v1/study-groups/{cast.group_id}/messages", headers=cast.alice.headers
+        )
+        assert history.json()["data"] == []
+    assert not alice.errors, alice.errors

@@ -232,12 +232,16 @@ export class Room {
     const mine = message.author_id === this.app.me.id;
     const name = mine ? 'You' : this.app.nameOf(message.author_id);
     const text = unescapeHtml(message.body);
-    const actions = mine
+    const moderator = ['owner', 'admin'].includes(this.group.role);
+    const remove = mine || moderator
+      ? h('button', { type: 'button', class: 'link', 'aria-label': `Delete message: ${text.slice(0, 40)}`,
+        onclick: () => this.#delete(message, mine) }, 'Delete')
+      : null;
+    const actions = mine || remove
       ? h('span', { class: 'actions' },
-          h('button', { type: 'button', class: 'link', 'aria-label': `Edit message: ${text.slice(0, 40)}`,
-            onclick: () => this.#edit(message) }, 'Edit'),
-          h('button', { type: 'button', class: 'link', 'aria-label': `Delete message: ${text.slice(0, 40)}`,
-            onclick: () => this.#delete(message) }, 'Delete'))
+          mine ? h('button', { type: 'button', class: 'link', 'aria-label': `Edit message: ${text.slice(0, 40)}`,
+            onclick: () => this.#edit(message) }, 'Edit') : null,
+          remove)
       : null;
     return h('li', { class: `message${mine ? ' mine' : ''}`, dataset: { seq: message.seq, id: message.id } },
       h('div', { class: 'meta' },
@@ -289,8 +293,10 @@ export class Room {
     input.focus();
   }
 
-  async #delete(message) {
-    if (!window.confirm('Delete this message for everyone?')) return;
+  async #delete(message, mine = true) {
+    const question = mine ? 'Delete this message for everyone?'
+      : `Delete this message by ${this.app.nameOf(message.author_id)} for everyone?`;
+    if (!window.confirm(question)) return;
     try {
       await this.app.api.delete(`/study-groups/${this.id}/messages/${message.id}`);
       this.onDeleted({ seq: message.seq });
@@ -384,8 +390,36 @@ export class Room {
         h('span', { class: `presence${here ? ' online' : ''}`, 'aria-hidden': 'true' }),
         h('span', { dir: 'auto' }, unescapeHtml(member.display_name || member.username)),
         h('span', { class: 'visually-hidden' }, here ? ', online' : ', offline'),
-        member.role !== 'member' ? h('span', { class: 'role' }, member.role) : null);
+        member.role !== 'member' ? h('span', { class: 'role' }, member.role) : null,
+        this.#memberActions(member));
     }));
+  }
+
+  /**
+   * What the caller may do to a member (contract: owner and admins remove members, admins not
+   * admins or the owner; the owner alone changes roles). Nothing for oneself: Leave does that.
+   */
+  #memberActions(member) {
+    const me = this.group.role;
+    if (member.user_id === this.app.me.id || !['owner', 'admin'].includes(me)) return null;
+    const name = unescapeHtml(member.display_name || member.username);
+    const act = (label, run) => h('button', { type: 'button', class: 'link', 'aria-label': `${label}: ${name}`,
+      onclick: () => run().catch((error) => this.app.report(error)) }, label);
+    const path = `/study-groups/${this.id}/members/${member.user_id}`;
+    const setRole = (role) => async () => {
+      await this.app.api.patch(path, { role });
+      announce(`${name} is now ${role === 'admin' ? 'an admin' : 'a member'}.`);
+    };
+    const remove = async () => {
+      if (!window.confirm(`Remove ${name} from ${unescapeHtml(this.group.name)}?`)) return;
+      await this.app.api.delete(path);
+      announce(`${name} was removed.`);
+    };
+    const removable = me === 'owner' || member.role === 'member';
+    return h('span', { class: 'actions' },
+      me === 'owner' && member.role === 'member' ? act('Make admin', setRole('admin')) : null,
+      me === 'owner' && member.role === 'admin' ? act('Make member', setRole('member')) : null,
+      removable && member.role !== 'owner' ? act('Remove', remove) : null);
   }
 
   // --- assignments ---

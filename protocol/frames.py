@@ -29,8 +29,9 @@ Body = Annotated[
         extra_json_schema={"maxLength": MAX_BODY_CHARS},
     ),
 ]
-CONTROL_FREE = r"^[^\x00-\x1f\x7f-\x9f]*$"
-"""No C0 or C1 control character, nor DEL (PostgreSQL cannot even store a NUL)."""
+CONTROL_FREE = r"^(?![\s\S]*[\x00-\x1f\x7f-\x9f])"
+"""No C0 or C1 control character, nor DEL (PostgreSQL cannot even store a NUL). A lookahead,
+not ``[^...]*$``: Python's ``$`` also matches before a trailing newline, which let one in."""
 ClientMsgId = Annotated[
     str,
     msgspec.Meta(

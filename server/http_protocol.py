@@ -48,6 +48,8 @@ class HeadDeadlineProtocol(H11Protocol):
         super().data_received(data)
         if self._head_done():
             self._disarm()
+            if self.transport.get_protocol() is not self:  # upgraded to a WebSocket
+                self._reader_back()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """No deadline outlives its connection."""
@@ -72,13 +74,19 @@ class HeadDeadlineProtocol(H11Protocol):
             self._send_timer = None
 
     def _reader_gone(self) -> None:
+        """Drop the connection, unsent data and all.
+
+        Also one uvicorn is closing gracefully: a close waits for the buffer to drain, which
+        a client that never reads never lets happen.
+        """
         self._send_timer = None
-        if not self.transport.is_closing():
-            log.warning(
-                "a client took none of its response for the send timeout; connection dropped",
-                extra={"send_timeout_s": self.send_timeout_s},
-            )
-            self.transport.abort()
+        if self.transport.get_protocol() is not self:
+            return  # a WebSocket now: its own protocol deals with slow readers
+        log.warning(
+            "a client took none of its response for the send timeout; connection dropped",
+            extra={"send_timeout_s": self.send_timeout_s},
+        )
+        self.transport.abort()
 
     def _head_done(self) -> bool:
         """The head is parsed (h11 left IDLE), or the connection became a WebSocket."""

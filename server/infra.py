@@ -12,6 +12,8 @@ _DB_ERRORS = (sa_errors.OperationalError, sa_errors.InterfaceError, sa_errors.Ti
 REFUSING = ("08", "53", "57")
 """SQLSTATE classes of a PostgreSQL that cannot serve now: connection exception, insufficient
 resources (too many connections), operator intervention (shutting down, starting up)."""
+QUERY_CANCELED = "57014"
+"""Class 57 too, but a statement timeout or a cancelled query: about the work, not an outage."""
 NOT_ACCEPTING = "55000"
 """What a new connection meets while the database does not accept connections
 (``ALLOW_CONNECTIONS false``, as during maintenance)."""
@@ -58,7 +60,9 @@ def _closed_under_a_command(exc: BaseException) -> bool:
 def _refused(exc: sa_errors.DBAPIError) -> bool:
     """PostgreSQL refused the connection or the work for its own state (see :data:`REFUSING`)."""
     state = getattr(exc.orig, "sqlstate", None)
-    return isinstance(state, str) and (state[:2] in REFUSING or state == NOT_ACCEPTING)
+    if not isinstance(state, str) or state == QUERY_CANCELED:
+        return False
+    return state[:2] in REFUSING or state == NOT_ACCEPTING
 
 
 def _stale_plan(exc: sa_errors.DBAPIError) -> bool:

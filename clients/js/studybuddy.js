@@ -807,7 +807,8 @@ export class StudyBuddyClient {
   #delayAfterClose(action, wasReady) {
     if (action !== 'reauth') return this.#nextDelay(action);
     this.#forceToken = true;
-    if (!wasReady) this.#authFailures += 1;
+    if (wasReady) return this.#nextDelay('retry'); // an expired token: never counted
+    this.#authFailures += 1;
     if (this.#authFailures >= this.#opts.maxAuthFailures) return null;
     return this.#nextDelay('retry');
   }

@@ -83,7 +83,8 @@ class Gate:
         """Count a signed-in caller's call while it runs.
 
         Raises:
-            Rejected: the caller has ``running_per_user`` calls running already.
+            RateLimited: the caller has ``running_per_user`` calls running already (the
+                answer keeps the rate limit's ``X-RateLimit-*`` headers of the admission).
         """
         if principal is None:
             yield
@@ -92,7 +93,7 @@ class Gate:
         count = self._running.get(user, 0)
         if count >= self.running_per_user:
             message = "Too many of your requests are running at once; wait for them to finish"
-            raise Rejected(RateLimited(1, message), {})
+            raise RateLimited(1, message)
         self._running[user] = count + 1
         try:
             yield

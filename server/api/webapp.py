@@ -44,7 +44,12 @@ PAGE_CACHE: Final = "no-cache"
 INDEX: Final = "index.html"
 EMAIL_LINK_PAGES: Final = ("verify-email", "reset-password")
 """Paths of the links in account emails (contract section 3); the web app takes them over."""
-APP_VIEW_LINKS: Final = ("/groups/{group_id:uuid}", "/notifications", "/settings/notifications")
+APP_VIEW_LINKS: Final = (
+    "/groups/{group_id:uuid}",
+    "/invites",
+    "/notifications",
+    "/settings/notifications",
+)
 """Paths of the links in notification emails; each opens that view of the web app."""
 _TYPES: Final = {".js": "text/javascript", ".ts": "text/plain", ".css": "text/css"}
 

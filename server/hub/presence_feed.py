@@ -44,6 +44,7 @@ class PresenceFeed:
         self._batch: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._loading: SingleFlight[uuid.UUID, list[uuid.UUID]] = SingleFlight()
+        self._stopped = False
 
     async def watch(self, group_id: uuid.UUID) -> None:
         """Load the group's view from the registry, once per local group (one read at once)."""
@@ -62,9 +63,12 @@ class PresenceFeed:
 
     def changed(self, group_id: uuid.UUID, user_id: uuid.UUID, *, online: bool) -> None:
         """Note a change of this node's; it goes out with the next batch."""
-        if self._book.change(group_id, user_id, online):
-            loop = asyncio.get_running_loop()
-            self._batch = loop.call_later(PRESENCE_BATCH_S, self._announce)
+        if not self._book.change(group_id, user_id, online):
+            return
+        if self._stopped:  # a socket released after the last batch: no batch will follow
+            self._announce()
+        else:
+            self._batch = asyncio.get_running_loop().call_later(PRESENCE_BATCH_S, self._announce)
 
     def received(self, group_id: uuid.UUID, members: Iterable[Connection], frame: bytes) -> None:
         """A diff from the bus: update the view, then tell each local subscriber as it asked."""
@@ -105,6 +109,7 @@ class PresenceFeed:
         whose registry entry is already gone: no other node's sweep would ever report it,
         so dropping the batch left those users online elsewhere until they came back.
         """
+        self._stopped = True
         if self._batch is not None:
             self._batch.cancel()
             self._batch = None

@@ -130,7 +130,7 @@ class NotificationEmails:
     def _letter(self, row: Notification, user: User, group: str, actor: str) -> Letter:
         subject, headline, detail = WORDS[row.kind](row.data, group, actor)
         composer = self._postman.composer
-        link = composer.link(f"/groups/{row.group_id}" if row.group_id else "/notifications")
+        link = composer.link(_view(row))
         return Letter(
             kind=row.kind,
             to_address=user.email,
@@ -168,3 +168,10 @@ async def _actor(session: AsyncSession, data: dict[str, object]) -> str:
         return NOBODY
     actor = await user_repo.get_user(session, actor_id)
     return plain(actor.display_name or actor.username) if actor is not None else NOBODY
+
+
+def _view(row: Notification) -> str:
+    """Where the email's link opens the web app: an invite's answer, or the group."""
+    if row.kind == NotificationKind.INVITE_RECEIVED.value:
+        return "/invites"  # the invitee is not in the group yet: its page would not open
+    return f"/groups/{row.group_id}" if row.group_id else "/notifications"

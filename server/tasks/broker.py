@@ -13,6 +13,10 @@ from server.tasks.cluster_broker import ReclaimingStreamClusterBroker
 from server.tasks.middleware import RetryMiddleware
 
 log = logging.getLogger(__name__)
+FROM_THE_START = "0"
+"""Where the workers' consumer group starts when whoever comes first creates it: at the
+stream's start, not its end (taskiq's ``$``). A node started before Redis queues jobs before
+any group exists; a group created at the end afterwards would never deliver them."""
 
 
 def build_broker(settings: Settings) -> AsyncBroker:
@@ -24,17 +28,20 @@ def build_broker(settings: Settings) -> AsyncBroker:
     dead-lettered after its last attempt.
     """
     broker: AsyncBroker = InMemoryBroker()
+    queue, group = f"{settings.redis_prefix}tasks", f"{settings.redis_prefix}workers"
     if settings.redis_url and settings.redis_cluster:
         broker = ReclaimingStreamClusterBroker(
             settings.redis_url,
-            queue_name=f"{settings.redis_prefix}tasks",
-            consumer_group_name=f"{settings.redis_prefix}workers",
+            queue_name=queue,
+            consumer_group_name=group,
+            consumer_id=FROM_THE_START,
         )
     elif settings.redis_url:
         broker = RedisStreamBroker(
             settings.redis_url,
-            queue_name=f"{settings.redis_prefix}tasks",
-            consumer_group_name=f"{settings.redis_prefix}workers",
+            queue_name=queue,
+            consumer_group_name=group,
+            consumer_id=FROM_THE_START,
             unacknowledged_lock_timeout=60,
         )
     return broker.with_middlewares(RetryMiddleware(settings.task_retry_base_s))

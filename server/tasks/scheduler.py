@@ -69,9 +69,9 @@ class LeasedScheduler(TaskiqScheduler):
         self._redis = self._redis or create_redis(
             settings.redis_url or "", cluster=settings.redis_cluster
         )
-        _stop_on_sigterm()
-        await wait_until_answering(self._redis)
+        await wait_until_answering(self._redis)  # SIGTERM meanwhile: the default, an exit
         await super().startup()
+        _stop_on_sigterm()
         ttl = 2 * settings.scheduler_tick_s + LEASE_MARGIN_S
         self.lease = RedisLease(self._redis, f"{settings.redis_prefix}scheduler:lease", ttl)
         for job in periodic_jobs(settings):

@@ -85,12 +85,15 @@ class FrameWriterProtocol(WebSocketsSansIOProtocol):
 
 def unparsed_answer(refused: Exception) -> bytes:
     """The HTTP answer to an upgrade request refused before it was parsed whole."""
-    status = HTTPStatus.BAD_REQUEST
+    status = HTTPStatus.BAD_REQUEST  # VALIDATION_ERROR is 400 in the contract, whatever the fault
+    what = "too long"
     if isinstance(refused, RequestLineTooLong):
-        status = HTTPStatus.REQUEST_URI_TOO_LONG
+        what = "a request line too long"
     elif isinstance(refused, HeaderLineTooLong | TooManyHeaders):
-        status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
-    message = f"The WebSocket upgrade request was refused: {refused}"
+        what = "headers too large (8 KiB a line, 128 lines)"
+    else:
+        what = "not an HTTP request"
+    message = f"The WebSocket upgrade request was refused: {what} ({refused})"
     error = {"code": ErrorCode.VALIDATION_ERROR.value, "message": message}
     body = json.dumps({"error": error}).encode()
     head = (

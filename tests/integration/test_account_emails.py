@@ -295,6 +295,7 @@ async def test_notification_emails_go_only_to_verified_addresses(stack: Stack) -
         f"{inviter} invited you to Group <b>&</b> friends Bcc: victim@example.com"
     )
     assert re.search(r"before \w{3} \d{2} \w{3} \d{4}, \d{2}:\d{2} UTC", email.text), email.text
+    assert "https://app.studybuddy.test/invites\r\n" in email.text  # not the group's page
     assert email.message["Bcc"] is None
     assert email.rcpt_tos == [verified.email]
     assert "Group &lt;b&gt;&amp;&lt;/b&gt; friends" in email.html

@@ -177,4 +177,5 @@ async def test_searches_fired_together_by_one_user_cannot_take_the_node(
     refused = next(answer for answer in searches if answer.status_code == 429)
     assert refused.json()["error"]["code"] == "RATE_LIMITED"
     assert refused.headers["Retry-After"] == "1"
+    assert "X-RateLimit-Limit" in refused.headers  # the admission's, as every limited answer
     assert all(a.json()["pagination"]["total"] == 0 for a in searches if a.status_code == 200)

@@ -23,6 +23,7 @@ from server.lease import RedisLease
 from server.resources import Resources, open_resources
 from server.services.clock import Clock
 from server.settings import Settings
+from server.tasks.broker import build_broker
 from server.tasks.middleware import ATTEMPT, MAX_ATTEMPTS, backoff
 from server.tasks.schedule import LocalSchedule, Periodic
 from server.tasks.scheduler import build_scheduler
@@ -154,6 +155,36 @@ async def test_a_scheduler_started_before_redis_waits_for_it(
         # taskiq-redis's list source never closes its pool (its shutdown is the base no-op);
         # the scheduler process exits after it, a test does not.
         await scheduler.sources[0]._connection_pool.disconnect()  # type: ignore[attr-defined]
+
+
+async def test_a_job_queued_before_the_workers_group_exists_is_delivered(
+    own_prefix: str, tmp_path: Path
+) -> None:
+    """A job queued before the workers' group exists reaches the worker that creates it.
+
+    A node that met Redis down at start queues before any group exists. Created at the
+    stream's end (taskiq's default), the group skipped such a job for good.
+    """
+    settings = make_settings(f"sqlite:///{tmp_path / 'db'}", REDIS_URL, own_prefix, tmp_path)
+    node, worker = build_broker(settings), build_broker(settings)
+    for broker in (node, worker):
+        broker.register_task(_noop, task_name="test.noop")
+    try:
+        sent = await node.find_task("test.noop").kiq()  # type: ignore[union-attr]
+        await worker.startup()  # declares the group, as a worker process does
+        received = await asyncio.wait_for(anext(aiter(worker.listen())), 10)
+        assert sent.task_id.encode() in received.data
+        await received.ack()  # type: ignore[misc]
+    finally:
+        await worker.shutdown()
+        await node.shutdown()
+        redis = Redis.from_url(REDIS_URL)
+        await redis.delete(f"{own_prefix}tasks")
+        await redis.aclose()
+
+
+async def _noop() -> None:
+    """A job that does nothing."""
 
 
 async def test_the_embedded_schedule_queues_its_jobs_every_interval(

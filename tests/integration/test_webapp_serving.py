@@ -126,6 +126,7 @@ async def test_the_links_in_notification_emails_open_the_app_at_their_view(
     for path, target in (
         (f"/groups/{group}", f"/app/#/groups/{group}"),
         ("/notifications", "/app/#/notifications"),
+        ("/invites", "/app/#/invites"),
         ("/settings/notifications", "/app/#/settings/notifications"),
     ):
         answer = await client.get(path, follow_redirects=False)

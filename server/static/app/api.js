@@ -5,6 +5,13 @@
 import { decodeJwt } from '/sdk/studybuddy.js';
 
 const BASE = '/api/v1';
+/**
+ * Calls of this page running at once. The server runs at most 10 calls of a user at a time
+ * per node (more are 429), and over HTTP/2 a page could start dozens together.
+ */
+const MAX_RUNNING = 6;
+/** A GET refused 429 with a Retry-After up to this is tried once more after it. */
+const RETRY_AFTER_MAX_S = 5;
 
 /** A REST error in the contract's envelope: `code`, `message`, `fields`, `status`, `retryAfter`. */
 export class ApiError extends Error {
@@ -53,6 +60,8 @@ function query(params) {
 export class Api {
   #token = null;
   #refreshing = null;
+  #running = 0;
+  #waiting = [];
   /** The signed-in user (own view), or null. */
   user = null;
   /** Called when the session is gone (refresh refused): show the sign-in page. */
@@ -139,9 +148,22 @@ export class Api {
 
   /**
    * A REST call; resolves with the whole envelope ({data, pagination}) or null (204).
-   * A 401 with a token refreshes it once and tries again.
+   * A 401 with a token refreshes it once and tries again; a GET refused 429 with a
+   * Retry-After of at most 5 s is tried once more after it. At most 6 calls run at once.
    */
-  async request(method, path, { body, params, auth = true, retry = true, headers = {} } = {}) {
+  async request(method, path, options = {}) {
+    if (this.#running >= MAX_RUNNING) await new Promise((resolve) => this.#waiting.push(resolve));
+    else this.#running += 1;
+    try {
+      return await this.#call(method, path, options);
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next(); // the place passes on
+      else this.#running -= 1;
+    }
+  }
+
+  async #call(method, path, { body, params, auth = true, retry = true, headers = {} } = {}) {
     const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json', ...headers } };
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
@@ -157,7 +179,12 @@ export class Api {
     if (response.ok) return payload;
     if (response.status === 401 && auth && retry && payload?.error?.code === 'UNAUTHORIZED') {
       await this.refresh();
-      return this.request(method, path, { body, params, auth, retry: false, headers });
+      return this.#call(method, path, { body, params, auth, retry: false, headers });
+    }
+    const wait = retryAfter(response);
+    if (response.status === 429 && method === 'GET' && retry && wait !== null && wait <= RETRY_AFTER_MAX_S) {
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      return this.#call(method, path, { body, params, auth, retry: false, headers });
     }
     throw new ApiError(response.status, payload, retryAfter(response));
   }

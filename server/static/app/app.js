@@ -23,7 +23,8 @@ const state = {
   stores: new Map(), // id -> Map seq -> message
   members: new Map(), // id -> Map user id -> member
   names: new Map(), // user id -> display name (unescaped)
-  lookups: new Set(),
+  lookups: new Map(), // user id -> the name lookup in flight
+  lookupAgainAt: new Map(), // user id -> when a failed lookup may be tried again
   room: null,
   panels: null, // opens a dialog for a view link (#/notifications, #/settings/notifications)
   everReady: false,
@@ -312,7 +313,7 @@ async function leave() {
 // --- the room ---
 
 async function route() {
-  const view = /^#\/(notifications|settings\/notifications)$/.exec(location.hash)?.[1];
+  const view = /^#\/(invites|notifications|settings\/notifications)$/.exec(location.hash)?.[1];
   if (view) { // a link from a notification email
     history.replaceState(null, '', '#/');
     state.panels?.open(view);
@@ -362,26 +363,33 @@ function nameOf(userId) {
   if (userId === state.me.id) return 'You';
   const known = state.names.get(userId);
   if (known) return known;
-  if (!state.lookups.has(userId)) {
-    state.lookups.add(userId);
-    api.get(`/users/${userId}`).then((result) => {
-      state.names.set(userId, unescapeHtml(result.data.display_name || result.data.username));
-      state.room?.renderHeader();
-    }).catch(() => state.names.set(userId, 'Former member'));
-  }
+  lookUp(userId).then((found) => { if (found) state.room?.renderHeader(); });
   return 'Someone';
+}
+
+/**
+ * Look a user's name up once: callers at the same time share one request, a 404 is a former
+ * member, and another failure (a 429 among them) may be tried again after 10 s. Resolves
+ * true when a name was learnt.
+ */
+function lookUp(userId) {
+  if (state.lookups.has(userId)) return state.lookups.get(userId);
+  if ((state.lookupAgainAt.get(userId) ?? 0) > Date.now()) return Promise.resolve(false);
+  const lookup = api.get(`/users/${userId}`).then((result) => {
+    state.names.set(userId, unescapeHtml(result.data.display_name || result.data.username));
+    return true;
+  }, (error) => {
+    if (error.status === 404) state.names.set(userId, 'Former member');
+    else state.lookupAgainAt.set(userId, Date.now() + 10_000);
+    return error.status === 404;
+  }).finally(() => state.lookups.delete(userId));
+  state.lookups.set(userId, lookup);
+  return lookup;
 }
 
 /** A user's name, looked up first when it is not known yet. */
 async function nameLater(userId) {
-  if (userId && userId !== state.me.id && !state.names.has(userId)) {
-    try {
-      const result = await api.get(`/users/${userId}`);
-      state.names.set(userId, unescapeHtml(result.data.display_name || result.data.username));
-    } catch {
-      state.names.set(userId, 'Former member');
-    }
-  }
+  if (userId && userId !== state.me.id && !state.names.has(userId)) await lookUp(userId);
   return nameOf(userId);
 }
 

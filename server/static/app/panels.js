@@ -7,7 +7,7 @@ import { $, h, announce, formatDateTime, onSubmit, openDialog, unescapeHtml } fr
 
 /**
  * Wire every dialog once the person is signed in. Returns `open(view)`, which opens the
- * dialog of a link from an email: `notifications` or `settings/notifications`.
+ * dialog of a link from an email: `invites`, `notifications` or `settings/notifications`.
  */
 export function wirePanels(app) {
   wireFind(app);
@@ -19,6 +19,7 @@ export function wirePanels(app) {
   return {
     open(view) {
       if (view === 'settings/notifications') account.open($('email-settings-form'));
+      else if (view === 'invites') $('invites-button').click();
       else notifications.then(() => { if (!$('notifications-button').hidden) $('notifications-button').click(); });
     },
   };
@@ -376,11 +377,15 @@ function renderEmail(app) {
   $('resend-button').hidden = Boolean(user.email_verified);
 }
 
+/** The switches as stored; Save waits for them (saving unloaded switches turned emails off). */
 async function loadEmailSettings(app) {
   renderEmail(app);
-  const settings = (await app.api.get('/users/me/notification-settings')).data;
   const form = $('email-settings-form');
+  const save = form.querySelector('button[type="submit"]');
+  save.disabled = true;
+  const settings = (await app.api.get('/users/me/notification-settings')).data;
   for (const kind of EMAIL_KINDS) form.elements.namedItem(kind).checked = Boolean(settings.email?.[kind]);
+  save.disabled = false;
 }
 
 function wireEmail(app) {

@@ -260,7 +260,8 @@ export class Room {
     input.value = unescapeHtml(message.body);
     const error = h('p', { class: 'form-error', role: 'alert' });
     const finish = () => {
-      this.editing = null;
+      if (this.editing?.seq === message.seq) this.editing = null; // not another's lock
+      if (!this.items.has(message.seq)) return; // deleted meanwhile: nothing to show again
       this.#place(this.app.store(this.id).get(message.seq) ?? message);
       this.items.get(message.seq)?.querySelector('button')?.focus();
     };

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from tests.factories.groups import (
     post_message,
     public_group,
 )
+from tests.factories.rows import many_messages
 from tests.factories.users import Account, account, login
 from tests.fixtures.server import RunningServer, serve
 from tests.fixtures.services import migrate
@@ -195,24 +195,6 @@ async def test_export_needs_a_signed_in_user(http: httpx.AsyncClient) -> None:
     assert response.json()["error"]["code"] == "UNAUTHORIZED"
 
 
-async def _many_long_messages(node: RunningServer, who: Account, group_id: str) -> None:
-    """Megabytes of the user's messages, straight into the database (posting is slow)."""
-    from server.store.models import Message
-
-    async with node.node.resources.db.session() as session, session.begin():
-        session.add_all(
-            Message(
-                id=uuid.uuid4(),
-                group_id=uuid.UUID(group_id),
-                seq=seq,
-                author_id=uuid.UUID(who.id),
-                body="x" * 4000,
-                client_msg_id=f"bulk-{seq}",
-            )
-            for seq in range(1, 1501)
-        )
-
-
 async def _stalled_export(base_url: str, who: Account) -> socket.socket:
     """Ask for the export with a tiny receive window, read the head, and stop reading."""
     host, port = base_url.removeprefix("http://").split(":")
@@ -237,7 +219,8 @@ async def test_exports_are_one_per_user_and_a_stalled_one_is_given_up(
     """
     alice = await account(http)
     group = str((await create_group(http, alice))["id"])
-    await _many_long_messages(export_node, alice, group)
+    db = export_node.node.resources.db
+    await many_messages(db, group, alice.id, 1500, lambda _seq: "x" * 4000)  # megabytes
     stalled = await _stalled_export(export_node.base_url, alice)
     try:
         second = await http.get(EXPORT, headers=alice.headers)

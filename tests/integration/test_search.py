@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from tests.factories.groups import GROUPS, create_group, post_message
+from tests.factories.rows import many_messages
 from tests.factories.users import Account, account
 from tests.fixtures.server import RunningServer, serve
 from tests.fixtures.services import migrate
@@ -137,24 +137,12 @@ async def test_searches_fired_together_by_one_user_cannot_take_the_node(
     A hundred slow searches fired together by one user held the whole database pool:
     other users waited seconds or got 503.
     """
-    from server.store.models import Message
-
     gate = search_node.server.lifespan.state["gate"]  # type: ignore[attr-defined]
     async with httpx.AsyncClient(base_url=search_node.base_url, timeout=60) as http:
         greedy, other = await account(http), await account(http)
         group = str((await create_group(http, greedy))["id"])
-        async with search_node.node.resources.db.session() as session, session.begin():
-            session.add_all(
-                Message(
-                    id=uuid.uuid4(),
-                    group_id=uuid.UUID(group),
-                    seq=seq,
-                    author_id=uuid.UUID(greedy.id),
-                    body=f"line {seq} of a long study log",
-                    client_msg_id=f"log-{seq}",
-                )
-                for seq in range(1, 20_001)
-            )
+        db = search_node.node.resources.db
+        await many_messages(db, group, greedy.id, 20_000, lambda seq: f"line {seq} of a study log")
         gate.running_per_user = 2
         try:
             answers = await asyncio.gather(

@@ -57,10 +57,16 @@ def _closed_under_a_command(exc: BaseException) -> bool:
     return str(trace.tb_frame.f_globals.get("__name__", "")).startswith("redis.")
 
 
+def sqlstate(exc: sa_errors.DBAPIError) -> str | None:
+    """The SQLSTATE PostgreSQL answered with (asyncpg's, as SQLAlchemy carries it), if any."""
+    state = getattr(exc.orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
 def _refused(exc: sa_errors.DBAPIError) -> bool:
     """PostgreSQL refused the connection or the work for its own state (see :data:`REFUSING`)."""
-    state = getattr(exc.orig, "sqlstate", None)
-    if not isinstance(state, str) or state == QUERY_CANCELED:
+    state = sqlstate(exc)
+    if state is None or state == QUERY_CANCELED:
         return False
     return state[:2] in REFUSING or state == NOT_ACCEPTING
 

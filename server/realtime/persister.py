@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.aio import cancel_and_wait
+from server.infra import sqlstate
 from server.observability.metrics import (
     PERSISTER_BATCHES,
     PERSISTER_LAG_SECONDS,
@@ -294,8 +295,8 @@ class Persister:
 
 def refused_data(exc: DBAPIError) -> bool:
     """Whether the database refused the data itself (see :data:`REFUSED_DATA`)."""
-    state = getattr(exc.orig, "sqlstate", None)
-    return isinstance(state, str) and state[:2] in REFUSED_DATA
+    state = sqlstate(exc)
+    return state is not None and state[:2] in REFUSED_DATA
 
 
 def _set_aside(entry: PersistEntry, exc: DBAPIError) -> None:

@@ -10,11 +10,11 @@ accepted, which servers answer with a bare HTTP 403).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from protocol.errors import ErrorCode
+from server.api.responses import error_body
 from server.middleware.request_context import request_id_from
 
 if TYPE_CHECKING:
@@ -46,10 +46,7 @@ async def refuse(
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": close_code, "reason": message[:120]})
         return
-    error: dict[str, Any] = {"code": code.value, "message": message}
-    if details:
-        error["details"] = details
-    body = json.dumps({"error": error}).encode()
+    body = error_body(code, message, details)
     await send(
         {
             "type": "websocket.http.response.start",

@@ -16,7 +16,6 @@ contract's envelope and closed.
 
 from __future__ import annotations
 
-import json
 import uuid
 from http import HTTPStatus
 from typing import Any
@@ -26,6 +25,7 @@ from websockets.exceptions import HeaderLineTooLong, RequestLineTooLong, TooMany
 from websockets.http11 import Request
 
 from protocol.errors import ErrorCode
+from server.api.responses import error_body
 
 EXTENSION = "studybuddy.frames"
 
@@ -94,8 +94,7 @@ def unparsed_answer(refused: Exception) -> bytes:
     else:
         what = "not an HTTP request"
     message = f"The WebSocket upgrade request was refused: {what} ({refused})"
-    error = {"code": ErrorCode.VALIDATION_ERROR.value, "message": message}
-    body = json.dumps({"error": error}).encode()
+    body = error_body(ErrorCode.VALIDATION_ERROR, message)
     head = (
         f"HTTP/1.1 {status.value} {status.phrase}\r\n"
         "Content-Type: application/json\r\n"
